@@ -1,0 +1,486 @@
+//! `external_providers.json`: what the host loads and how requests are routed.
+//!
+//! Parsing is strict: unknown fields are errors, and every error names the file, the
+//! JSON path and the problem. `${VAR}` (or `${VAR:-default}`) inside any string value is
+//! replaced by the environment variable before the config is checked; `$$` is a `$`.
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The default config file name, looked up in the working directory.
+pub const DEFAULT_CONFIG_FILE: &str = "external_providers.json";
+
+/// The whole config file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the server listens on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Folders scanned for drop-in plugins, served under their manifest's name.
+    #[serde(default)]
+    pub plugin_dirs: Vec<PathBuf>,
+    /// Where loaded plugin files are copied to (one content-addressed copy per version).
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
+    /// The configured providers.
+    #[serde(default)]
+    pub providers: Vec<ProviderEntry>,
+    /// Model aliases: a name clients use, mapped to `provider/model` targets.
+    #[serde(default)]
+    pub models: BTreeMap<String, Alias>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+/// One provider: a name (the routing prefix) over a plugin library.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderEntry {
+    /// Routing prefix: `name/model`.
+    pub name: String,
+    /// The plugin file; relative paths resolve from the config file's folder.
+    pub library: PathBuf,
+    /// Disabled entries are listed but not loaded.
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+    /// Upstream base URL; the plugin's default when absent.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Environment variable holding the API key; the plugin's default when absent.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Allow upstream addresses in private, loopback and link-local ranges.
+    #[serde(default)]
+    pub allow_private_network: bool,
+    /// Provider-specific options, handed to the plugin as they are.
+    #[serde(default)]
+    pub options: Value,
+}
+
+/// A model alias and its targets, tried in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alias {
+    /// `provider/model` targets, first preferred.
+    pub targets: Vec<String>,
+}
+
+/// A config that could not be used, with where and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    /// The config file.
+    pub file: PathBuf,
+    /// Where in the file: a JSON path (`providers[1].name`) or `line:column`.
+    pub location: String,
+    /// What is wrong, and what to do.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.location.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(
+                f,
+                "{}: at {}: {}",
+                self.file.display(),
+                self.location,
+                self.message
+            )
+        }
+    }
+}
+
+impl Config {
+    /// Reads and checks the config at `path`, resolving relative paths against its folder.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_owned(),
+            location: String::new(),
+            message: format!("cannot read the config: {e}"),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::parse(&text, path, base, &|name| std::env::var(name).ok())
+    }
+
+    /// Parses config text. `file` is only used in errors; relative paths resolve from
+    /// `base`; `env` looks up `${VAR}` references.
+    pub fn parse(
+        text: &str,
+        file: &Path,
+        base: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let error = |location: String, message: String| ConfigError {
+            file: file.to_owned(),
+            location,
+            message,
+        };
+        let mut value: Value = serde_json::from_str(text).map_err(|e| {
+            error(
+                format!("line {} column {}", e.line(), e.column()),
+                format!("not valid JSON: {}", strip_position(&e.to_string())),
+            )
+        })?;
+        substitute_env(&mut value, &mut String::from("$"), env)
+            .map_err(|(path, message)| error(path, message))?;
+        let mut config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            error(
+                if path == "." { String::new() } else { path },
+                e.into_inner().to_string(),
+            )
+        })?;
+        config
+            .check()
+            .map_err(|(path, message)| error(path, message))?;
+        config.resolve_paths(base);
+        Ok(config)
+    }
+
+    /// The entry called `name`.
+    pub fn provider(&self, name: &str) -> Option<&ProviderEntry> {
+        self.providers.iter().find(|p| p.name == name)
+    }
+
+    fn check(&self) -> Result<(), (String, String)> {
+        let mut names = HashSet::new();
+        for (i, entry) in self.providers.iter().enumerate() {
+            if let Err(why) = check_name(&entry.name) {
+                return Err((format!("providers[{i}].name"), why));
+            }
+            if !names.insert(entry.name.as_str()) {
+                return Err((
+                    format!("providers[{i}].name"),
+                    format!("two providers are called `{}`: names are routing prefixes and must be unique", entry.name),
+                ));
+            }
+            if entry.library.as_os_str().is_empty() {
+                return Err((
+                    format!("providers[{i}].library"),
+                    "is empty: give the path of the plugin file".to_owned(),
+                ));
+            }
+            if let Some(url) = &entry.base_url {
+                match url::Url::parse(url) {
+                    Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                    Ok(u) => {
+                        return Err((
+                            format!("providers[{i}].base_url"),
+                            format!("`{url}` has scheme `{}`: use http or https", u.scheme()),
+                        ))
+                    }
+                    Err(e) => {
+                        return Err((
+                            format!("providers[{i}].base_url"),
+                            format!("`{url}` is not a URL: {e}"),
+                        ))
+                    }
+                }
+            }
+            if let Some(var) = &entry.api_key_env {
+                if !is_env_name(var) {
+                    return Err((
+                        format!("providers[{i}].api_key_env"),
+                        format!(
+                            "`{var}` is not an environment variable name (letters, digits, `_`)"
+                        ),
+                    ));
+                }
+            }
+            if !(entry.options.is_object() || entry.options.is_null()) {
+                return Err((
+                    format!("providers[{i}].options"),
+                    "must be an object".to_owned(),
+                ));
+            }
+        }
+        for (alias, target) in &self.models {
+            if alias.is_empty() {
+                return Err(("models".to_owned(), "an alias name is empty".to_owned()));
+            }
+            if target.targets.is_empty() {
+                return Err((
+                    format!("models.{alias}.targets"),
+                    "is empty: list at least one `provider/model`".to_owned(),
+                ));
+            }
+            for (j, t) in target.targets.iter().enumerate() {
+                let location = format!("models.{alias}.targets[{j}]");
+                let Some((provider, model)) = t.split_once('/') else {
+                    return Err((location, format!("`{t}` is not `provider/model`")));
+                };
+                if model.is_empty() {
+                    return Err((location, format!("`{t}` names no model after `/`")));
+                }
+                if !names.contains(provider) {
+                    return Err((location, format!("no provider is called `{provider}`: add it to `providers` or fix the target")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        for entry in &mut self.providers {
+            entry.library = base.join(&entry.library);
+        }
+        for dir in &mut self.plugin_dirs {
+            *dir = base.join(&*dir);
+        }
+        if let Some(dir) = &mut self.cache_dir {
+            *dir = base.join(&*dir);
+        }
+    }
+}
+
+/// Provider names become URL-ish routing prefixes: keep them simple.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("`{name}` is not a valid provider name: use 1 to 64 lowercase letters, digits, `-` or `_`"))
+    }
+}
+
+fn is_env_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// serde_json appends " at line L column C"; the caller reports the position itself.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// Replaces `${VAR}` and `${VAR:-default}` in every string of `value`.
+fn substitute_env(
+    value: &mut Value,
+    path: &mut String,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), (String, String)> {
+    match value {
+        Value::String(s) if s.contains('$') => {
+            *s = expand(s, env).map_err(|m| {
+                (
+                    path.trim_start_matches("$.")
+                        .trim_start_matches('$')
+                        .to_owned(),
+                    m,
+                )
+            })?;
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                substitute_env(item, path, env)?;
+                path.truncate(len);
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map.iter_mut() {
+                let len = path.len();
+                path.push('.');
+                path.push_str(key);
+                substitute_env(item, path, env)?;
+                path.truncate(len);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn expand(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(after) = after.strip_prefix('$') {
+            out.push('$');
+            rest = after;
+        } else if let Some(inner) = after.strip_prefix('{') {
+            let end = inner
+                .find('}')
+                .ok_or_else(|| format!("`{text}` has `${{` without a closing `}}`"))?;
+            let reference = &inner[..end];
+            let (name, default) = match reference.split_once(":-") {
+                Some((name, default)) => (name, Some(default)),
+                None => (reference, None),
+            };
+            if !is_env_name(name) {
+                return Err(format!(
+                    "`${{{reference}}}` does not name an environment variable"
+                ));
+            }
+            match (env(name), default) {
+                (Some(v), _) => out.push_str(&v),
+                (None, Some(d)) => out.push_str(d),
+                (None, None) => {
+                    return Err(format!("environment variable `{name}` is not set: set it, or write `${{{name}:-default}}`"))
+                }
+            }
+            rest = &inner[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        let env = |name: &str| (name == "HOME_URL").then(|| "http://10.0.0.2:8000/v1".to_owned());
+        Config::parse(
+            text,
+            Path::new("/etc/ph/external_providers.json"),
+            Path::new("/etc/ph"),
+            &env,
+        )
+    }
+
+    #[test]
+    fn the_documented_shape_parses_and_paths_resolve_from_the_config_folder() {
+        let config = parse(
+            r#"{
+              "listen": "127.0.0.1:8080",
+              "plugin_dirs": ["plugins"],
+              "providers": [
+                { "name": "mock",   "library": "target/release/libmock_provider.so" },
+                { "name": "openai", "library": "/opt/libopenai_provider.so",
+                  "base_url": "https://api.openai.com/v1", "api_key_env": "OPENAI_API_KEY",
+                  "allow_private_network": false, "enabled": true, "options": {} }
+              ],
+              "models": { "fast": { "targets": ["openai/gpt-4o-mini", "mock/echo"] } }
+            }"#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.providers[0].library,
+            Path::new("/etc/ph/target/release/libmock_provider.so")
+        );
+        assert_eq!(
+            config.providers[1].library,
+            Path::new("/opt/libopenai_provider.so")
+        );
+        assert_eq!(config.plugin_dirs, vec![PathBuf::from("/etc/ph/plugins")]);
+        assert_eq!(config.models["fast"].targets.len(), 2);
+        assert!(
+            config.providers[0].enabled,
+            "entries are enabled unless they say otherwise"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_errors_with_their_path() {
+        let e = parse(r#"{"providers": [{"name": "mock", "library": "x.so", "enabeld": false}]}"#)
+            .unwrap_err();
+        assert_eq!(e.location, "providers[0].enabeld");
+        assert!(e.message.contains("unknown field `enabeld`"), "{e}");
+        assert!(
+            e.to_string().starts_with(
+                "/etc/ph/external_providers.json: at providers[0].enabeld: unknown field"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn wrong_types_name_the_field() {
+        let e = parse(r#"{"providers": [{"name": "mock", "library": "x.so", "enabled": "yes"}]}"#)
+            .unwrap_err();
+        assert_eq!(e.location, "providers[0].enabled");
+    }
+
+    #[test]
+    fn broken_json_names_line_and_column() {
+        let e = parse("{\n  \"providers\": [\n}").unwrap_err();
+        assert_eq!(e.location, "line 3 column 1");
+        assert!(e.message.starts_with("not valid JSON"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_names_and_dangling_alias_targets_are_rejected() {
+        let e = parse(r#"{"providers": [{"name": "a", "library": "x.so"}, {"name": "a", "library": "y.so"}]}"#).unwrap_err();
+        assert_eq!(e.location, "providers[1].name");
+        let e = parse(r#"{"providers": [{"name": "a", "library": "x.so"}], "models": {"m": {"targets": ["b/x"]}}}"#).unwrap_err();
+        assert_eq!(e.location, "models.m.targets[0]");
+        assert!(e.message.contains("no provider is called `b`"), "{e}");
+    }
+
+    #[test]
+    fn env_references_are_substituted_or_reported() {
+        let config = parse(
+            r#"{"providers": [{"name": "vllm", "library": "x.so", "base_url": "${HOME_URL}",
+                "options": {"note": "costs $$5", "region": "${REGION:-eu}"}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.providers[0].base_url.as_deref(),
+            Some("http://10.0.0.2:8000/v1")
+        );
+        assert_eq!(config.providers[0].options["note"], "costs $5");
+        assert_eq!(config.providers[0].options["region"], "eu");
+        let e = parse(r#"{"providers": [{"name": "v", "library": "${NOPE}"}]}"#).unwrap_err();
+        assert_eq!(e.location, "providers[0].library");
+        assert!(e.message.contains("`NOPE` is not set"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_explained() {
+        let bad = [
+            (
+                r#"{"providers": [{"name": "Open AI", "library": "x.so"}]}"#,
+                "providers[0].name",
+            ),
+            (
+                r#"{"providers": [{"name": "a", "library": "x.so", "base_url": "ftp://x"}]}"#,
+                "providers[0].base_url",
+            ),
+            (
+                r#"{"providers": [{"name": "a", "library": "x.so", "api_key_env": "MY KEY"}]}"#,
+                "providers[0].api_key_env",
+            ),
+            (
+                r#"{"providers": [{"name": "a", "library": "x.so", "options": [1]}]}"#,
+                "providers[0].options",
+            ),
+            (r#"{"listen": "localhost"}"#, "listen"),
+            (r#"{"models": {"m": {"targets": []}}}"#, "models.m.targets"),
+        ];
+        for (text, location) in bad {
+            assert_eq!(parse(text).unwrap_err().location, location, "{text}");
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! provider-host: loads LLM provider plugins and serves them behind one API.
+//!
+//! A request travels top-down through the modules: [`config`] says what to load,
+//! [`load`] opens plugin files, [`validate`] checks them, [`registry`] holds what
+//! serves, [`dispatch`] routes a request to a provider, and [`transport`] does the I/O.
+//! [`Host`] ties them together for embedders and for the binary.
+
+pub mod config;
+pub mod dispatch;
+mod host;
+pub mod load;
+pub mod registry;
+pub mod transport;
+pub mod validate;
+
+pub use host::Host;
+pub use provider_sdk;

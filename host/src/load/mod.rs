@@ -1,0 +1,224 @@
+//! Turns a plugin file into a loaded library: content-addressed copy, then open.
+//!
+//! Every version of a plugin is opened from its own copy, `<cache>/<stem>-<sha256>.so`,
+//! never from the path an operator edits: the dynamic loader hands back an
+//! already-loaded library for a path it has seen, and copying first means a file being
+//! rewritten in place is never mapped half-written.
+
+use std::{
+    collections::HashMap,
+    fs,
+    io::Write,
+    path::{Path, PathBuf},
+    sync::Mutex,
+};
+
+mod elf;
+
+use provider_sdk::abi::load::{self as abi, OpenError, PluginLibrary};
+use sha2::{Digest, Sha256};
+
+/// Why a plugin file could not be loaded. `Display` is one line naming the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    /// The file is not there.
+    #[error("{path}: no such file: build the plugin (`cargo build --release`) or fix the path", path = .path.display())]
+    Missing {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file could not be read or copied.
+    #[error("{path}: {reason}", path = .path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+    /// The file is not a shared library at all.
+    #[error("{path}: not a shared library ({what}): point the config at the plugin's .so file", path = .path.display())]
+    NotALibrary {
+        /// The file.
+        path: PathBuf,
+        /// What it looks like instead.
+        what: String,
+    },
+    /// The file is a library the SDK cannot use.
+    #[error("{path}: {error}", path = .path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: OpenError,
+    },
+}
+
+/// A plugin file opened from its content-addressed copy.
+#[derive(Debug, Clone)]
+pub struct LoadedLibrary {
+    /// The file the operator named.
+    pub source: PathBuf,
+    /// The copy the library was opened from.
+    pub cached: PathBuf,
+    /// SHA-256 of the file, lowercase hex.
+    pub sha256: String,
+    /// The opened library.
+    pub library: PluginLibrary,
+}
+
+/// Opens plugin files, each distinct content once.
+#[derive(Debug)]
+pub struct Loader {
+    cache_dir: PathBuf,
+    opened: Mutex<HashMap<String, PluginLibrary>>,
+}
+
+impl Loader {
+    /// A loader that copies plugins into `cache_dir` (created if missing, private to
+    /// this user).
+    pub fn new(cache_dir: impl Into<PathBuf>) -> Loader {
+        Loader {
+            cache_dir: cache_dir.into(),
+            opened: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The cache directory used when the config names none: `$XDG_CACHE_HOME` or
+    /// `~/.cache`, else a folder beside the config.
+    pub fn default_cache_dir(config_dir: &Path) -> PathBuf {
+        std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .map(|d| d.join("provider-host").join("plugins"))
+            .unwrap_or_else(|| config_dir.join(".provider-host-cache"))
+    }
+
+    /// How many distinct library versions this loader has mapped.
+    pub fn mapped_libraries(&self) -> usize {
+        self.opened.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Loads `path`: reads it, copies it to its content-addressed path, and opens it.
+    pub fn load(&self, path: &Path) -> Result<LoadedLibrary, LoadError> {
+        let bytes = read_plugin(path)?;
+        let sha256 = hex(&Sha256::digest(&bytes));
+        if let Some(library) = self.opened.lock().expect("loader lock").get(&sha256) {
+            return Ok(LoadedLibrary {
+                source: path.to_owned(),
+                cached: self.cached_path(path, &sha256),
+                sha256,
+                library: *library,
+            });
+        }
+        let cached = self.cached_path(path, &sha256);
+        self.write_copy(&cached, &bytes, &sha256)
+            .map_err(|reason| LoadError::Io {
+                path: path.to_owned(),
+                reason,
+            })?;
+        // SAFETY: loading a plugin runs its code; the operator chose this file as a plugin.
+        let library = unsafe { abi::open(&cached) }.map_err(|error| LoadError::Open {
+            path: path.to_owned(),
+            error,
+        })?;
+        self.opened
+            .lock()
+            .expect("loader lock")
+            .insert(sha256.clone(), library);
+        Ok(LoadedLibrary {
+            source: path.to_owned(),
+            cached,
+            sha256,
+            library,
+        })
+    }
+
+    fn cached_path(&self, source: &Path, sha256: &str) -> PathBuf {
+        let stem = source
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("plugin");
+        let ext = source.extension().and_then(|s| s.to_str()).unwrap_or("so");
+        self.cache_dir
+            .join(format!("{stem}-{}.{ext}", &sha256[..16]))
+    }
+
+    /// Writes the copy unless an intact one is there, via a temporary file and a rename
+    /// so that no reader ever sees a partial copy.
+    fn write_copy(&self, cached: &Path, bytes: &[u8], sha256: &str) -> Result<(), String> {
+        if let Ok(existing) = fs::read(cached) {
+            if hex(&Sha256::digest(&existing)) == sha256 {
+                return Ok(());
+            }
+        }
+        create_private_dir(&self.cache_dir).map_err(|e| {
+            format!(
+                "cannot create the plugin cache {}: {e}",
+                self.cache_dir.display()
+            )
+        })?;
+        let tmp = cached.with_extension(format!("tmp{}", std::process::id()));
+        let write = || -> std::io::Result<()> {
+            let mut file = fs::File::create(&tmp)?;
+            file.write_all(bytes)?;
+            file.sync_all()?;
+            fs::rename(&tmp, cached)
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            format!("cannot copy the plugin to {}: {e}", cached.display())
+        })
+    }
+}
+
+fn read_plugin(path: &Path) -> Result<Vec<u8>, LoadError> {
+    let bytes = fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => LoadError::Missing {
+            path: path.to_owned(),
+        },
+        _ => LoadError::Io {
+            path: path.to_owned(),
+            reason: format!("cannot read: {e}"),
+        },
+    })?;
+    if let Some(what) = not_a_library(&bytes) {
+        return Err(LoadError::NotALibrary {
+            path: path.to_owned(),
+            what,
+        });
+    }
+    Ok(bytes)
+}
+
+/// Recognises files that are not a complete shared library before handing them to
+/// the dynamic loader.
+fn not_a_library(bytes: &[u8]) -> Option<String> {
+    if bytes.is_empty() {
+        return Some("the file is empty".to_owned());
+    }
+    if cfg!(target_os = "linux") {
+        return elf::check(bytes).err();
+    }
+    None
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}

@@ -1,0 +1,219 @@
+//! The `provider-host` command line.
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use futures_util::StreamExt;
+use provider_host::{
+    config::{Config, DEFAULT_CONFIG_FILE},
+    load::Loader,
+    registry::{Origin, State},
+    validate::validate_file,
+    Host,
+};
+use provider_sdk::{ChatRequest, Message, StreamEvent};
+
+#[derive(Parser)]
+#[command(
+    name = "provider-host",
+    version,
+    about = "Loads LLM provider plugins and serves them behind one API"
+)]
+struct Cli {
+    /// The config file.
+    #[arg(long, global = true, default_value = DEFAULT_CONFIG_FILE, env = "PROVIDER_HOST_CONFIG")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a plugin file, check by check; exits non-zero if it is not valid.
+    Validate {
+        /// The plugin (`.so`) to check.
+        plugin: PathBuf,
+    },
+    /// List the providers the config loads, and the state of each.
+    Providers,
+    /// Send one chat through the host's dispatch path and print the answer.
+    Chat {
+        /// `provider/model` or an alias.
+        #[arg(long, short)]
+        model: String,
+        /// A system prompt.
+        #[arg(long)]
+        system: Option<String>,
+        /// Wait for the whole answer instead of streaming it.
+        #[arg(long)]
+        no_stream: bool,
+        /// The user message.
+        prompt: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Validate { plugin } => validate(&cli.config, &plugin),
+        Command::Providers => providers(&cli.config),
+        Command::Chat {
+            model,
+            system,
+            no_stream,
+            prompt,
+        } => chat(&cli.config, model, system, prompt, !no_stream),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn validate(config_path: &Path, plugin: &Path) -> anyhow::Result<ExitCode> {
+    // The config only chooses the cache folder; validating needs no config.
+    let dir = config_path.parent().unwrap_or(Path::new("."));
+    let cache = match config_path.exists() {
+        true => Config::load(config_path)?.cache_dir,
+        false => None,
+    };
+    let loader = Loader::new(cache.unwrap_or_else(|| Loader::default_cache_dir(dir)));
+    let report = validate_file(&loader, plugin);
+    println!("{report}");
+    if let Some(reason) = report.failure() {
+        eprintln!("error: {reason}");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn providers(config_path: &Path) -> anyhow::Result<ExitCode> {
+    let host = Host::from_config_file(config_path)?;
+    let registry = host.registry();
+    println!("{:<14} {:<9} {:<22} LIBRARY", "NAME", "STATE", "PLUGIN");
+    for p in registry.providers() {
+        let plugin = p
+            .manifest
+            .as_ref()
+            .map(|m| format!("{} {} (sdk {})", m.name, m.version, m.sdk_version))
+            .unwrap_or_else(|| "-".to_owned());
+        let state = match &p.state {
+            State::Ready => "ready",
+            State::Disabled => "disabled",
+            State::Unavailable(_) => "unavail",
+            State::Failed(_) => "FAILED",
+        };
+        let origin = if p.origin == Origin::PluginDir {
+            " (drop-in)"
+        } else {
+            ""
+        };
+        println!(
+            "{:<14} {:<9} {:<22} {}{origin}",
+            p.name,
+            state,
+            plugin,
+            p.library.display()
+        );
+        if let State::Unavailable(why) | State::Failed(why) = &p.state {
+            println!("{:<14} └ {why}", "");
+        }
+    }
+    for (alias, targets) in registry.aliases() {
+        let list: Vec<String> = targets.iter().map(ToString::to_string).collect();
+        println!("alias {alias} -> {}", list.join(", "));
+    }
+    for problem in registry.problems() {
+        println!("problem: {problem}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn chat(
+    config_path: &Path,
+    model: String,
+    system: Option<String>,
+    prompt: String,
+    stream: bool,
+) -> anyhow::Result<ExitCode> {
+    let host = Host::from_config_file(config_path)?;
+    let mut messages = Vec::new();
+    messages.extend(system.map(Message::system));
+    messages.push(Message::user(prompt));
+    let request = ChatRequest::new(model, messages);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let mut out = std::io::stdout().lock();
+        if !stream {
+            let done = host.chat(request).await?;
+            let m = &done.response.message;
+            if let Some(text) = &m.content {
+                writeln!(out, "{text}")?;
+            }
+            for call in &m.tool_calls {
+                writeln!(
+                    out,
+                    "[tool call {} {}({})]",
+                    call.id, call.function.name, call.function.arguments
+                )?;
+            }
+            eprintln!(
+                "[{} finish={} usage={}]",
+                done.target,
+                done.response.finish_reason.as_str(),
+                usage_line(done.response.usage)
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        let mut events = host.chat_stream(request).await?;
+        let target = events.target.clone();
+        let (mut usage, mut finish) = (None, None);
+        while let Some(event) = events.next().await {
+            match event? {
+                StreamEvent::TextDelta { text } | StreamEvent::ReasoningDelta { text } => {
+                    write!(out, "{text}")?
+                }
+                StreamEvent::ToolCallStart { id, name, .. } => {
+                    write!(out, "[tool call {id} {name}(")?
+                }
+                StreamEvent::ToolCallDelta { arguments, .. } => write!(out, "{arguments}")?,
+                StreamEvent::Usage { usage: u } => usage = Some(u),
+                StreamEvent::Finish { reason } => finish = Some(reason),
+                StreamEvent::Start { .. } => {}
+            }
+            out.flush()?;
+        }
+        if finish == Some(provider_sdk::FinishReason::ToolCalls) {
+            write!(out, ")]")?;
+        }
+        writeln!(out)?;
+        let finish = finish.map(|f| f.as_str()).unwrap_or("none");
+        eprintln!("[{target} finish={finish} usage={}]", usage_line(usage));
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn usage_line(usage: Option<provider_sdk::Usage>) -> String {
+    match usage {
+        Some(u) => format!("{}+{} tokens", u.prompt_tokens, u.completion_tokens),
+        None => "not reported".to_owned(),
+    }
+}

@@ -1,0 +1,151 @@
+//! Helpers for the end-to-end suite: where the built artifacts are, scratch folders,
+//! configs, and running the `provider-host` binary.
+//!
+//! The suite uses the artifacts `cargo build --workspace` produced (the README's test
+//! command builds them first): plugins are real cdylibs, loaded by the real loader.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+pub use tempfile::TempDir;
+
+/// The cargo profile folder the test binary was built into (`target/debug`).
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<test-binary>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps")
+        .to_owned()
+}
+
+/// The path of a built artifact, failing with what to do if it is missing.
+fn artifact(file: String) -> PathBuf {
+    let path = target_dir().join(&file);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace` before the tests (the README's test command does)",
+        path.display()
+    );
+    path
+}
+
+/// The built plugin whose library is called `lib_name` (e.g. `mock_provider`).
+pub fn plugin(lib_name: &str) -> PathBuf {
+    artifact(format!(
+        "{}{lib_name}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ))
+}
+
+/// The mock provider plugin.
+pub fn mock_plugin() -> PathBuf {
+    plugin("mock_provider")
+}
+
+/// The `provider-host` binary.
+pub fn host_binary() -> PathBuf {
+    artifact(format!("provider-host{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// A scratch folder with a private plugin cache inside.
+pub struct Scratch {
+    /// The folder; removed on drop.
+    pub dir: TempDir,
+}
+
+impl Scratch {
+    /// A new empty scratch folder.
+    pub fn new() -> Scratch {
+        Scratch {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// A path inside the folder.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes `contents` to `name` and returns its path.
+    pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create parent");
+        }
+        std::fs::write(&path, contents).expect("write scratch file");
+        path
+    }
+
+    /// Writes a config whose `cache_dir` is inside this folder; `body` holds the rest
+    /// of the top-level fields.
+    pub fn config(&self, body: serde_json::Value) -> PathBuf {
+        let mut config = body;
+        config["cache_dir"] = serde_json::json!(self.path("cache"));
+        self.write(
+            "external_providers.json",
+            serde_json::to_vec_pretty(&config).expect("json"),
+        )
+    }
+
+    /// A config with one mock provider called `mock`.
+    pub fn mock_config(&self) -> PathBuf {
+        self.config(serde_json::json!({
+            "providers": [{"name": "mock", "library": mock_plugin()}]
+        }))
+    }
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Runs `provider-host` with `args` (and no inherited key variables).
+pub fn run_host(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    let mut command = Command::new(host_binary());
+    for arg in args {
+        command.arg(arg);
+    }
+    command
+        .env_remove("RUST_BACKTRACE")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run provider-host")
+}
+
+/// stdout and stderr of a finished command, as text.
+pub fn texts(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Every provider plugin of the workspace (`providers/*`), as built files.
+pub fn workspace_provider_plugins() -> Vec<PathBuf> {
+    let providers = Path::new(env!("CARGO_MANIFEST_DIR")).join("../providers");
+    let mut plugins: Vec<PathBuf> = std::fs::read_dir(&providers)
+        .expect("providers folder")
+        .filter_map(Result::ok)
+        .filter_map(|entry| std::fs::read_to_string(entry.path().join("Cargo.toml")).ok())
+        .filter_map(|manifest| lib_name(&manifest))
+        .map(|name| plugin(&name))
+        .collect();
+    plugins.sort();
+    plugins
+}
+
+/// The `name` of a Cargo manifest's `[lib]` section.
+fn lib_name(manifest: &str) -> Option<String> {
+    let lib = manifest.split("[lib]").nth(1)?;
+    let section = lib.split("\n[").next()?;
+    section.lines().find_map(|line| {
+        let value = line.trim().strip_prefix("name")?.trim().strip_prefix('=')?;
+        Some(value.trim().trim_matches('"').to_owned())
+    })
+}

@@ -1,0 +1,129 @@
+//! The `chat` and `providers` commands, and how the binary reports a bad config.
+
+use e2e::{mock_plugin, run_host, texts, Scratch};
+
+#[test]
+fn chat_prints_the_mock_answer_streamed_and_whole() {
+    let scratch = Scratch::new();
+    let config = scratch.mock_config();
+    for extra in [None, Some("--no-stream")] {
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
+            vec![&"--config", &config, &"chat", &"--model", &"mock/echo"];
+        if let Some(flag) = &extra {
+            args.push(flag);
+        }
+        args.push(&"hello from the cli");
+        let output = run_host(&args);
+        let (stdout, stderr) = texts(&output);
+        assert!(output.status.success(), "{stderr}");
+        assert_eq!(stdout, "hello from the cli\n");
+        assert!(
+            stderr.contains("[mock/echo finish=stop usage=4+4 tokens]"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn chat_reports_a_provider_error_in_one_line_and_fails() {
+    let scratch = Scratch::new();
+    let config = scratch.mock_config();
+    let output = run_host(&[
+        &"--config",
+        &config,
+        &"chat",
+        &"--model",
+        &"mock/fail",
+        &"authentication",
+    ]);
+    let (_, stderr) = texts(&output);
+    assert!(!output.status.success());
+    assert!(stderr.contains("error: mock/fail: authentication: mock failure on purpose: authentication (status 401)"), "{stderr}");
+}
+
+#[test]
+fn providers_lists_each_entry_with_its_state() {
+    let scratch = Scratch::new();
+    let config = scratch.config(serde_json::json!({
+        "providers": [
+            {"name": "mock", "library": mock_plugin()},
+            {"name": "off", "library": "nowhere.so", "enabled": false},
+            {"name": "broken", "library": "nowhere.so"}
+        ],
+        "models": {"fast": {"targets": ["mock/echo"]}}
+    }));
+    let output = run_host(&[&"--config", &config, &"providers"]);
+    let (stdout, stderr) = texts(&output);
+    assert!(output.status.success(), "{stderr}");
+    let line = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} in:\n{stdout}"))
+            .to_owned()
+    };
+    assert!(line("mock ").contains("ready"), "{stdout}");
+    assert!(line("mock ").contains("mock 1.0.0 (sdk 1.0.0)"), "{stdout}");
+    assert!(line("off ").contains("disabled"), "{stdout}");
+    assert!(line("broken ").contains("FAILED"), "{stdout}");
+    assert!(stdout.contains("nowhere.so: no such file"), "{stdout}");
+    assert!(stdout.contains("alias fast -> mock/echo"), "{stdout}");
+}
+
+#[test]
+fn a_malformed_config_is_reported_with_file_and_position() {
+    let scratch = Scratch::new();
+    let config = scratch.write(
+        "external_providers.json",
+        "{\n  \"providers\": [\n    {\"name\": \"mock\",}\n  ]\n}\n",
+    );
+    let output = run_host(&[&"--config", &config, &"providers"]);
+    let (_, stderr) = texts(&output);
+    assert!(!output.status.success());
+    let expected = format!(
+        "error: {}: at line 3 column 21: not valid JSON: trailing comma",
+        config.display()
+    );
+    assert!(stderr.starts_with(&expected), "{stderr}");
+}
+
+#[test]
+fn a_schema_invalid_config_is_reported_with_file_and_json_path() {
+    let scratch = Scratch::new();
+    let config = scratch.write(
+        "external_providers.json",
+        r#"{"providers": [{"name": "mock", "library": "x.so", "api_key": "sk-123"}]}"#,
+    );
+    let output = run_host(&[
+        &"--config",
+        &config,
+        &"chat",
+        &"--model",
+        &"mock/echo",
+        &"hi",
+    ]);
+    let (_, stderr) = texts(&output);
+    assert!(!output.status.success());
+    let expected = format!(
+        "error: {}: at providers[0].api_key: unknown field `api_key`",
+        config.display()
+    );
+    assert!(stderr.starts_with(&expected), "{stderr}");
+    assert!(
+        !stderr.contains("sk-123"),
+        "config values are not echoed: {stderr}"
+    );
+}
+
+#[test]
+fn a_missing_config_file_is_named() {
+    let scratch = Scratch::new();
+    let missing = scratch.path("absent.json");
+    let output = run_host(&[&"--config", &missing, &"providers"]);
+    let (_, stderr) = texts(&output);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains(&format!("{}: cannot read the config", missing.display())),
+        "{stderr}"
+    );
+}
