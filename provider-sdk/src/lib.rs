@@ -9,7 +9,7 @@
 //! Writing a provider means implementing [`Provider`] over these plain Rust types and
 //! calling [`export_provider!`] once:
 //!
-//! ```ignore
+//! ```text
 //! use provider_sdk::*;
 //!
 //! pub struct MyProvider { base_url: String }
