@@ -36,6 +36,29 @@ pub struct Config {
     /// Model aliases: a name clients use, mapped to `provider/model` targets.
     #[serde(default)]
     pub models: BTreeMap<String, Alias>,
+    /// Largest request body the server accepts, in bytes.
+    #[serde(default = "default_max_request_bytes")]
+    pub max_request_bytes: usize,
+    /// Who may call the server.
+    #[serde(default)]
+    pub auth: ClientAuth,
+}
+
+/// Bearer keys clients must present. With none configured, the server is open (and
+/// warns when it listens beyond loopback).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientAuth {
+    /// Accepted keys (prefer `${VAR}` references to literal keys).
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// An environment variable holding more keys, comma-separated.
+    #[serde(default)]
+    pub keys_env: Option<String>,
+}
+
+fn default_max_request_bytes() -> usize {
+    8 * 1024 * 1024
 }
 
 fn default_listen() -> SocketAddr {
@@ -209,6 +232,26 @@ impl Config {
                     "must be an object".to_owned(),
                 ));
             }
+        }
+        if let Some(var) = &self.auth.keys_env {
+            if !is_env_name(var) {
+                return Err((
+                    "auth.keys_env".to_owned(),
+                    format!("`{var}` is not an environment variable name (letters, digits, `_`)"),
+                ));
+            }
+        }
+        if self.auth.keys.iter().any(|k| k.trim().is_empty()) {
+            return Err((
+                "auth.keys".to_owned(),
+                "an empty key would let anyone in: remove it".to_owned(),
+            ));
+        }
+        if self.max_request_bytes < 1024 {
+            return Err((
+                "max_request_bytes".to_owned(),
+                "is below 1024 bytes: no chat request fits".to_owned(),
+            ));
         }
         for (alias, target) in &self.models {
             if alias.is_empty() {

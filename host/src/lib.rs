@@ -2,7 +2,8 @@
 //!
 //! A request travels top-down through the modules: [`config`] says what to load,
 //! [`load`] opens plugin files, [`validate`] checks them, [`registry`] holds what
-//! serves, [`dispatch`] routes a request to a provider, and [`transport`] does the I/O.
+//! serves, [`dispatch`] routes a request to a provider, [`transport`] does the I/O, and
+//! [`serve`] puts it all behind an OpenAI-compatible HTTP API.
 //! [`Host`] ties them together for embedders and for the binary.
 
 pub mod config;
@@ -10,6 +11,7 @@ pub mod dispatch;
 mod host;
 pub mod load;
 pub mod registry;
+pub mod serve;
 pub mod transport;
 pub mod validate;
 

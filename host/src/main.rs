@@ -34,6 +34,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the OpenAI-compatible API until SIGTERM or Ctrl-C.
+    Serve {
+        /// Address to listen on, instead of the config's `listen`.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Check a plugin file, check by check; exits non-zero if it is not valid.
     Validate {
         /// The plugin (`.so`) to check.
@@ -61,12 +67,19 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                let level = if matches!(cli.command, Command::Serve { .. }) {
+                    "info"
+                } else {
+                    "warn"
+                };
+                tracing_subscriber::EnvFilter::new(level)
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
+        Command::Serve { listen } => serve(&cli.config, listen),
         Command::Validate { plugin } => validate(&cli.config, &plugin),
         Command::Providers => providers(&cli.config),
         Command::Chat {
@@ -83,6 +96,43 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn serve(config_path: &Path, listen: Option<std::net::SocketAddr>) -> anyhow::Result<ExitCode> {
+    let host = std::sync::Arc::new(Host::from_config_file(config_path)?);
+    let address = listen.unwrap_or(host.config().listen);
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen on {address}"))?;
+        provider_host::serve::serve(host, listener, shutdown_signal()).await?;
+        tracing::info!("stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
 }
 
 fn validate(config_path: &Path, plugin: &Path) -> anyhow::Result<ExitCode> {

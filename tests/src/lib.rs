@@ -149,3 +149,56 @@ fn lib_name(manifest: &str) -> Option<String> {
         Some(value.trim().trim_matches('"').to_owned())
     })
 }
+
+/// A host serving on an ephemeral loopback port inside the test process.
+pub struct Server {
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Server {
+    /// Loads `config` and serves it. Call from within a tokio runtime.
+    pub async fn start(config: &Path) -> Server {
+        let host = std::sync::Arc::new(
+            provider_host::Host::from_config_file(config).expect("config loads"),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(provider_host::serve::serve(host, listener, async {
+            let _ = rx.await;
+        }));
+        Server {
+            url,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// The URL of `path` on this server.
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// Asks the server to stop and waits until requests in flight have finished.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server ran");
+        }
+    }
+}
+
+/// Splits an SSE body into its `data:` payloads.
+pub fn sse_data(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter_map(|event| event.strip_prefix("data: "))
+        .map(str::to_owned)
+        .collect()
+}

@@ -1,0 +1,162 @@
+//! Errors as the client sees them: an OpenAI error body with the matching status.
+
+use axum::{
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    Json,
+};
+use provider_sdk::ErrorKind;
+use serde::Serialize;
+
+use crate::dispatch::DispatchError;
+
+/// An error response: status, OpenAI `type`, `code` and a message.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// OpenAI error `type`.
+    pub kind: &'static str,
+    /// Machine-readable code.
+    pub code: &'static str,
+    /// For humans.
+    pub message: String,
+}
+
+impl ApiError {
+    /// 400: the request is malformed.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            kind: "invalid_request_error",
+            code: "invalid_request",
+            message: message.into(),
+        }
+    }
+
+    /// 401: no or a wrong client key.
+    pub fn unauthorized() -> Self {
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            kind: "authentication_error",
+            code: "invalid_api_key",
+            message: "missing or invalid API key: send `Authorization: Bearer <key>` with a key from the host's config".to_owned(),
+        }
+    }
+
+    /// 413: the body exceeds the configured cap.
+    pub fn too_large(limit: usize) -> Self {
+        ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            kind: "invalid_request_error",
+            code: "request_too_large",
+            message: format!("the request body is larger than {limit} bytes (max_request_bytes)"),
+        }
+    }
+
+    /// The client-facing form of a dispatch failure.
+    pub fn from_dispatch(error: &DispatchError) -> Self {
+        let (status, kind, code) = match error.kind() {
+            ErrorKind::InvalidRequest => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_request",
+            ),
+            ErrorKind::ContextWindowExceeded => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "context_length_exceeded",
+            ),
+            ErrorKind::ModelNotFound => (
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "model_not_found",
+            ),
+            ErrorKind::RateLimited => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "rate_limit_exceeded",
+            ),
+            ErrorKind::QuotaExceeded => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "insufficient_quota",
+                "insufficient_quota",
+            ),
+            // The host's key for the upstream was refused: not the client's doing.
+            ErrorKind::Authentication => (
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                "upstream_authentication_failed",
+            ),
+            ErrorKind::Timeout => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_error",
+                "upstream_timeout",
+            ),
+            ErrorKind::Connection => (
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                "upstream_connection_failed",
+            ),
+            ErrorKind::ProviderService => match error {
+                DispatchError::NotReady { .. } => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "server_error",
+                    "provider_unavailable",
+                ),
+                _ => (StatusCode::BAD_GATEWAY, "upstream_error", "upstream_error"),
+            },
+            ErrorKind::PluginFault => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "plugin_fault",
+            ),
+        };
+        ApiError {
+            status,
+            kind,
+            code,
+            message: error.to_string(),
+        }
+    }
+
+    /// The `{"error": {...}}` body.
+    pub fn body(&self) -> ErrorBody<'_> {
+        ErrorBody {
+            error: ErrorObject {
+                message: &self.message,
+                kind: self.kind,
+                param: None,
+                code: self.code,
+            },
+        }
+    }
+}
+
+/// `{"error": {"message", "type", "param", "code"}}`.
+#[derive(Serialize)]
+pub struct ErrorBody<'a> {
+    error: ErrorObject<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorObject<'a> {
+    message: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    param: Option<&'a str>,
+    code: &'a str,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(self.body())).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                "www-authenticate",
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}

@@ -1,0 +1,283 @@
+//! The OpenAI-compatible service, spoken to over real HTTP on loopback.
+
+use e2e::{mock_plugin, sse_data, Scratch, Server};
+use serde_json::{json, Value};
+
+fn config(scratch: &Scratch, extra: Value) -> std::path::PathBuf {
+    let mut body = json!({
+        "providers": [{"name": "mock", "library": mock_plugin()}],
+        "models": {"fast": {"targets": ["mock/echo"]}}
+    });
+    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+        body.extend(extra.clone());
+    }
+    scratch.config(body)
+}
+
+async fn post(server: &Server, body: Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(server.at("/v1/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .expect("request sent")
+}
+
+#[tokio::test]
+async fn a_plain_chat_comes_back_in_openai_shape() {
+    let scratch = Scratch::new();
+    let server = Server::start(&config(&scratch, json!({}))).await;
+    let response = post(
+        &server,
+        json!({"model": "mock/echo", "messages": [{"role": "user", "content": "hello there"}]}),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-provider"], "mock");
+    assert_eq!(response.headers()["x-model"], "echo");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["object"], "chat.completion");
+    assert!(body["id"].as_str().unwrap().starts_with("chatcmpl-"));
+    assert_eq!(body["model"], "mock/echo");
+    assert_eq!(
+        body["choices"][0]["message"],
+        json!({"role": "assistant", "content": "hello there", "refusal": null})
+    );
+    assert_eq!(body["choices"][0]["finish_reason"], "stop");
+    assert_eq!(
+        body["usage"],
+        json!({"prompt_tokens": 2, "completion_tokens": 2, "total_tokens": 4,
+               "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}})
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_streamed_tool_call_arrives_as_indexed_argument_deltas_with_usage_last() {
+    let scratch = Scratch::new();
+    let server = Server::start(&config(&scratch, json!({}))).await;
+    let response = post(
+        &server,
+        json!({
+            "model": "mock/tool", "stream": true, "stream_options": {"include_usage": true},
+            "tools": [{"type": "function", "function": {"name": "lookup", "parameters": {
+                "type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}}}],
+            "messages": [{"role": "user", "content": "rust abi"}]
+        }),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let data = sse_data(&response.text().await.unwrap());
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert!(chunks
+        .iter()
+        .all(|c| c["object"] == "chat.completion.chunk"));
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let calls: Vec<&Value> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["tool_calls"].get(0))
+        .collect();
+    assert_eq!(
+        calls[0]["id"].as_str().map(|id| id.starts_with("call_")),
+        Some(true)
+    );
+    assert_eq!(calls[0]["function"]["name"], "lookup");
+    let arguments: String = calls
+        .iter()
+        .map(|c| c["function"]["arguments"].as_str().unwrap())
+        .collect();
+    assert_eq!(arguments, r#"{"q":"rust abi"}"#);
+    assert!(calls.iter().all(|c| c["index"] == 0));
+    let finish = &chunks[chunks.len() - 2];
+    assert_eq!(finish["choices"][0]["finish_reason"], "tool_calls");
+    let usage = chunks.last().unwrap();
+    assert_eq!(usage["choices"], json!([]));
+    assert_eq!(usage["usage"]["total_tokens"], 4);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn without_include_usage_no_usage_chunk_is_sent() {
+    let scratch = Scratch::new();
+    let server = Server::start(&config(&scratch, json!({}))).await;
+    let response = post(&server, json!({"model": "fast", "stream": true, "messages": [{"role": "user", "content": "a b c"}]})).await;
+    let data = sse_data(&response.text().await.unwrap());
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert!(
+        chunks.iter().all(|c| c.get("usage").is_none()),
+        "{chunks:?}"
+    );
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, "a b c");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn errors_are_openai_bodies_with_the_right_status() {
+    let scratch = Scratch::new();
+    let server = Server::start(&config(&scratch, json!({"max_request_bytes": 2048}))).await;
+    let client = reqwest::Client::new();
+    let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
+        (client.post(server.at("/v1/chat/completions")).body("{not json"), 400, "invalid_request"),
+        (client.post(server.at("/v1/chat/completions")).json(&json!({"model": "mock/echo"})), 400, "invalid_request"),
+        (client.post(server.at("/v1/chat/completions")).json(&json!({"model": "mock/echo", "messages": [{"role": "user", "content": "x"}], "n": 2})), 400, "invalid_request"),
+        (client.post(server.at("/v1/chat/completions")).json(&json!({"model": "nobody/x", "messages": [{"role": "user", "content": "x"}]})), 404, "model_not_found"),
+        (client.post(server.at("/v1/chat/completions")).body("x".repeat(4096)), 413, "request_too_large"),
+        (client.post(server.at("/v1/chat/completions")).json(&json!({"model": "mock/fail", "messages": [{"role": "user", "content": "rate_limited"}]})), 429, "rate_limit_exceeded"),
+        (client.post(server.at("/v1/chat/completions")).json(&json!({"model": "mock/fail", "messages": [{"role": "user", "content": "timeout"}]})), 504, "upstream_timeout"),
+        (client.post(server.at("/v1/chat/completions")).json(&json!({"model": "mock/fail", "messages": [{"role": "user", "content": "connection"}]})), 502, "upstream_connection_failed"),
+        (client.post(server.at("/v1/chat/completions")).json(&json!({"model": "mock/fail", "stream": true, "messages": [{"role": "user", "content": "provider_service"}]})), 502, "upstream_error"),
+        (client.post(server.at("/v1/chat/completions")).json(&json!({"model": "mock/fail", "messages": [{"role": "user", "content": "plugin_fault"}]})), 500, "plugin_fault"),
+    ];
+    for (request, status, code) in cases {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), status, "{code}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{body}"
+        );
+        assert!(body["error"]["type"].is_string(), "{body}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn models_lists_every_routable_model_and_alias() {
+    let scratch = Scratch::new();
+    let server = Server::start(&config(&scratch, json!({}))).await;
+    let body: Value = reqwest::get(server.at("/v1/models"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["mock/echo", "mock/tool", "mock/long", "mock/fail", "fast"]
+    );
+    assert_eq!(body["object"], "list");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let scratch = Scratch::new();
+    let server = Server::start(&config(&scratch, json!({}))).await;
+    assert_eq!(
+        reqwest::get(server.at("/healthz")).await.unwrap().status(),
+        200
+    );
+    let ready = reqwest::get(server.at("/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    server.stop().await;
+
+    let empty = scratch.config(json!({"providers": [{"name": "broken", "library": "missing.so"}]}));
+    let server = Server::start(&empty).await;
+    assert_eq!(
+        reqwest::get(server.at("/healthz")).await.unwrap().status(),
+        200,
+        "the process is up"
+    );
+    assert_eq!(
+        reqwest::get(server.at("/readyz")).await.unwrap().status(),
+        503,
+        "but nothing serves"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn client_keys_are_required_when_configured() {
+    let scratch = Scratch::new();
+    let server = Server::start(&config(&scratch, json!({"auth": {"keys": ["sk-host-1"]}}))).await;
+    let client = reqwest::Client::new();
+    let body = json!({"model": "mock/echo", "messages": [{"role": "user", "content": "x"}]});
+    for key in [None, Some("sk-host-2"), Some("sk-host-1x")] {
+        let mut request = client.post(server.at("/v1/chat/completions")).json(&body);
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401, "{key:?}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["code"], "invalid_api_key");
+    }
+    let ok = client
+        .post(server.at("/v1/chat/completions"))
+        .bearer_auth("sk-host-1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(
+        client
+            .get(server.at("/v1/models"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        client
+            .get(server.at("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "health stays open"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_lets_a_stream_in_flight_finish() {
+    let scratch = Scratch::new();
+    let config = scratch.config(json!({
+        "providers": [{"name": "mock", "library": mock_plugin(), "options": {"long_interval_ms": 5}}]
+    }));
+    let server = Server::start(&config).await;
+    let response = post(&server, json!({"model": "mock/long", "stream": true, "max_tokens": 60, "messages": [{"role": "user", "content": "go"}]})).await;
+    assert_eq!(response.status(), 200);
+    let url = server.url.clone();
+    let stopping = tokio::spawn(server.stop());
+    let data = sse_data(&response.text().await.unwrap());
+    assert_eq!(
+        data.last().map(String::as_str),
+        Some("[DONE]"),
+        "the stream finished"
+    );
+    let words = data
+        .iter()
+        .filter(|d| d.contains("\"content\":\"word"))
+        .count();
+    assert_eq!(words, 60);
+    stopping.await.unwrap();
+    assert!(
+        reqwest::get(format!("{url}/healthz")).await.is_err(),
+        "new connections are refused after shutdown"
+    );
+}
