@@ -86,7 +86,8 @@ pub struct ReadyProvider {
     pub manifest: Arc<Manifest>,
     /// The API key, when the entry has one.
     pub api_key: Option<ApiKey>,
-    /// The upstream base URL in effect.
+    /// The upstream base URL: the entry's, else the manifest's default (for display;
+    /// the plugin builds the URLs).
     pub base_url: Option<String>,
     /// Whether upstream addresses in private ranges are allowed.
     pub allow_private_network: bool,
@@ -340,7 +341,7 @@ fn build_entry(
         plugin,
         manifest: manifest.clone(),
         api_key,
-        base_url,
+        base_url: entry.base_url.clone().or_else(|| manifest.defaults.base_url.clone()),
         allow_private_network: entry.allow_private_network,
     }));
     status

@@ -285,7 +285,7 @@ fn round_trip(run: &mut Run, library: &PluginLibrary, manifest: &Manifest) {
         let conformance = library.conformance().map_err(|e| e.to_string())?;
         let config = ProviderConfig {
             name: manifest.name.clone(),
-            base_url: manifest.defaults.base_url.clone(),
+            base_url: None,
             options: conformance.options.clone(),
         };
         let provider = library.construct(&config).map_err(|e| e.to_string())?;

@@ -64,7 +64,8 @@ pub trait StreamDecoder: Send + 'static {
 pub struct ProviderConfig {
     /// The entry's name: the routing prefix (`openrouter` in `openrouter/...`).
     pub name: String,
-    /// The upstream base URL: the entry's, or else the manifest's default.
+    /// The entry's upstream base URL, when the operator set one; otherwise the plugin
+    /// uses its own default (the manifest's, or a preset's).
     #[serde(default)]
     pub base_url: Option<String>,
     /// Provider-specific options from the entry, as written there.
