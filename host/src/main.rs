@@ -247,7 +247,7 @@ fn chat(
                 StreamEvent::ToolCallDelta { arguments, .. } => write!(out, "{arguments}")?,
                 StreamEvent::Usage { usage: u } => usage = Some(u),
                 StreamEvent::Finish { reason } => finish = Some(reason),
-                StreamEvent::Start { .. } => {}
+                StreamEvent::Start { .. } | StreamEvent::ReasoningDetail { .. } => {}
             }
             out.flush()?;
         }

@@ -341,7 +341,10 @@ fn build_entry(
         plugin,
         manifest: manifest.clone(),
         api_key,
-        base_url: entry.base_url.clone().or_else(|| manifest.defaults.base_url.clone()),
+        base_url: entry
+            .base_url
+            .clone()
+            .or_else(|| manifest.defaults.base_url.clone()),
         allow_private_network: entry.allow_private_network,
     }));
     status

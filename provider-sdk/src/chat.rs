@@ -156,6 +156,11 @@ pub enum Message {
         /// Reasoning text the model produced on this turn, for providers that take it back.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reasoning_content: Option<String>,
+        /// The exact reasoning blocks of this turn (with signatures, or encrypted), as the
+        /// answer carried them; providers that verify reasoning (Anthropic's thinking)
+        /// need them back on later turns.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        reasoning_details: Vec<ReasoningDetail>,
         /// Tools the assistant called on this turn.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         tool_calls: Vec<ToolCall>,
@@ -197,6 +202,7 @@ impl Message {
         Message::Assistant {
             content: Some(Content::Text(text.into())),
             reasoning_content: None,
+            reasoning_details: Vec::new(),
             tool_calls: Vec::new(),
             refusal: None,
             name: None,
@@ -401,12 +407,37 @@ pub struct AssistantMessage {
     /// The model's visible reasoning, for models that expose it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning: Option<String>,
+    /// The exact reasoning blocks, to be sent back on later turns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasoning_details: Vec<ReasoningDetail>,
     /// Tools the model called.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCall>,
     /// A refusal message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refusal: Option<String>,
+}
+
+/// One reasoning block, in the shape OpenAI-compatible gateways use for
+/// `reasoning_details` (`reasoning.text` with an optional signature, or
+/// `reasoning.encrypted` with opaque data), so clients can echo it back unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReasoningDetail {
+    /// `reasoning.text`, `reasoning.encrypted` or `reasoning.summary`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The reasoning text (`reasoning.text`, `reasoning.summary`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The provider's signature over the text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+    /// Opaque reasoning (`reasoning.encrypted`, Anthropic's redacted thinking).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    /// Which provider format the block is in (e.g. `anthropic-claude-v1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
 }
 
 /// Why the model stopped.

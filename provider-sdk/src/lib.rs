@@ -42,8 +42,8 @@ mod stream;
 
 pub use chat::{
     AssistantMessage, ChatRequest, ChatResponse, Content, ContentPart, FinishReason, FunctionCall,
-    FunctionDefinition, ImageUrl, Message, NamedFunction, ResponseFormat, StopSequences,
-    StreamOptions, Tool, ToolCall, ToolChoice, ToolChoiceMode, Usage,
+    FunctionDefinition, ImageUrl, Message, NamedFunction, ReasoningDetail, ResponseFormat,
+    StopSequences, StreamOptions, Tool, ToolCall, ToolChoice, ToolChoiceMode, Usage,
 };
 pub use error::{ErrorKind, ProviderError};
 pub use http::{Header, HttpRequest, HttpResponse, LocalResponse, Outbound};

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{FinishReason, Usage};
+use crate::{chat::ReasoningDetail, FinishReason, Usage};
 
 /// One event of a streamed answer, in the order the upstream produced it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,6 +26,12 @@ pub enum StreamEvent {
     ReasoningDelta {
         /// The new reasoning text.
         text: String,
+    },
+    /// A complete reasoning block (text with its signature, or encrypted data), sent
+    /// when the block ends so the client can echo it back on the next turn.
+    ReasoningDetail {
+        /// The block.
+        detail: ReasoningDetail,
     },
     /// The model starts calling a tool; `index` identifies the call in later deltas.
     ToolCallStart {

@@ -1,6 +1,6 @@
 //! The OpenAI chat-completions response shapes: a whole answer, and stream chunks.
 
-use provider_sdk::{ChatResponse, FinishReason, StreamEvent, ToolCall, Usage};
+use provider_sdk::{ChatResponse, FinishReason, ReasoningDetail, StreamEvent, ToolCall, Usage};
 use serde::Serialize;
 
 /// `chat.completion`.
@@ -29,6 +29,8 @@ struct MessageOut<'a> {
     content: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reasoning_content: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[ReasoningDetail]>::is_empty")]
+    reasoning_details: &'a [ReasoningDetail],
     #[serde(skip_serializing_if = "<[ToolCall]>::is_empty")]
     tool_calls: &'a [ToolCall],
     refusal: Option<&'a str>,
@@ -85,6 +87,7 @@ impl<'a> Completion<'a> {
                     role: "assistant",
                     content: m.content.as_deref(),
                     reasoning_content: m.reasoning.as_deref(),
+                    reasoning_details: &m.reasoning_details,
                     tool_calls: &m.tool_calls,
                     refusal: m.refusal.as_deref(),
                 },
@@ -134,6 +137,8 @@ struct Delta<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     reasoning_content: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_details: Option<[&'a ReasoningDetail; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     tool_calls: Option<[ToolCallDelta<'a>; 1]>,
 }
 
@@ -177,6 +182,10 @@ impl ChunkWriter {
             },
             StreamEvent::ReasoningDelta { text } => Delta {
                 reasoning_content: Some(text),
+                ..Delta::default()
+            },
+            StreamEvent::ReasoningDetail { detail } => Delta {
+                reasoning_details: Some([detail]),
                 ..Delta::default()
             },
             StreamEvent::ToolCallStart { index, id, name } => Delta {
