@@ -42,6 +42,56 @@ pub struct Config {
     /// Who may call the server.
     #[serde(default)]
     pub auth: ClientAuth,
+    /// Upstream timeouts, in seconds.
+    #[serde(default)]
+    pub timeouts: Timeouts,
+}
+
+/// Upstream timeouts in seconds (fractions allowed).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Timeouts {
+    /// Establishing the connection.
+    pub connect: f64,
+    /// From sending the request to the response headers.
+    pub first_byte: f64,
+    /// Between two chunks of a response body.
+    pub idle: f64,
+    /// The whole upstream call, body included.
+    pub total: f64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: 10.0,
+            first_byte: 120.0,
+            idle: 60.0,
+            total: 600.0,
+        }
+    }
+}
+
+impl Timeouts {
+    /// The connect timeout.
+    pub fn connect(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.connect)
+    }
+
+    /// The first-byte timeout.
+    pub fn first_byte(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.first_byte)
+    }
+
+    /// The idle timeout between body chunks.
+    pub fn idle(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.idle)
+    }
+
+    /// The total timeout.
+    pub fn total(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.total)
+    }
 }
 
 /// Bearer keys clients must present. With none configured, the server is open (and
@@ -246,6 +296,20 @@ impl Config {
                 "auth.keys".to_owned(),
                 "an empty key would let anyone in: remove it".to_owned(),
             ));
+        }
+        let t = &self.timeouts;
+        for (name, value) in [
+            ("connect", t.connect),
+            ("first_byte", t.first_byte),
+            ("idle", t.idle),
+            ("total", t.total),
+        ] {
+            if !(value.is_finite() && value > 0.0 && value <= 86_400.0) {
+                return Err((
+                    format!("timeouts.{name}"),
+                    format!("{value} is not a number of seconds between 0 and 86400"),
+                ));
+            }
         }
         if self.max_request_bytes < 1024 {
             return Err((

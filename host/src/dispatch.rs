@@ -15,7 +15,7 @@ use provider_sdk::{
 
 use crate::{
     registry::{ReadyProvider, Registry, Target},
-    transport::{self, BodyStream, UpstreamResponse, ERROR_BODY_CAP, RESPONSE_BODY_CAP},
+    transport::{self, BodyStream, Transport, UpstreamResponse, ERROR_BODY_CAP, RESPONSE_BODY_CAP},
 };
 
 /// Why a request was not answered. `Display` is one line for the client and the log.
@@ -93,17 +93,18 @@ fn route(registry: &Registry, model: &str) -> Result<(Arc<ReadyProvider>, Target
 /// Sends the request to its provider and returns the upstream response, failing on
 /// a non-2xx status with the plugin's classification of it.
 async fn call(
+    transport: &Transport,
     provider: &ReadyProvider,
     target: &Target,
     mut request: ChatRequest,
 ) -> Result<UpstreamResponse, DispatchError> {
     let fail = |error: ProviderError| DispatchError::Provider {
         target: target.to_string(),
-        error,
+        error: redact(error, provider),
     };
     request.model.clone_from(&target.model);
     let outbound = provider.plugin.build_request(&request).map_err(fail)?;
-    let response = transport::send(provider, outbound).await.map_err(fail)?;
+    let response = transport.send(provider, outbound).await.map_err(fail)?;
     if (200..300).contains(&response.status) {
         return Ok(response);
     }
@@ -119,13 +120,18 @@ async fn call(
 }
 
 /// Answers `request` (whose `model` is the client's model string) in one piece.
-pub async fn chat(registry: &Registry, request: ChatRequest) -> Result<Completion, DispatchError> {
+pub async fn chat(
+    registry: &Registry,
+    transport: &Transport,
+    request: ChatRequest,
+) -> Result<Completion, DispatchError> {
     let (provider, target) = route(registry, &request.model)?;
     let fail = |error: ProviderError| DispatchError::Provider {
         target: target.to_string(),
         error,
     };
     let response = call(
+        transport,
         &provider,
         &target,
         ChatRequest {
@@ -175,10 +181,12 @@ impl Stream for EventStream {
 /// plain error.
 pub async fn chat_stream(
     registry: &Registry,
+    transport: &Transport,
     request: ChatRequest,
 ) -> Result<EventStream, DispatchError> {
     let (provider, target) = route(registry, &request.model)?;
     let response = call(
+        transport,
         &provider,
         &target,
         ChatRequest {
@@ -215,8 +223,7 @@ pub async fn chat_stream(
 }
 
 struct Decoding {
-    /// Keeps the plugin version this stream started on alive until it ends.
-    #[allow(dead_code)]
+    /// The plugin version this stream started on, kept alive until it ends.
     provider: Arc<ReadyProvider>,
     target: String,
     body: BodyStream,
@@ -253,11 +260,21 @@ impl Decoding {
                 self.done = true;
                 self.failure = Some(DispatchError::Provider {
                     target: self.target.clone(),
-                    error,
+                    error: redact(error, &self.provider),
                 });
             }
         }
     }
+}
+
+/// Upstreams sometimes quote the key they were sent; it never goes further.
+fn redact(mut error: ProviderError, provider: &ReadyProvider) -> ProviderError {
+    if let Some(key) = &provider.api_key {
+        if !key.expose().is_empty() && error.message.contains(key.expose()) {
+            error.message = error.message.replace(key.expose(), "***");
+        }
+    }
+    error
 }
 
 fn header_views(headers: &[(String, String)]) -> Vec<Header<'_>> {

@@ -15,5 +15,5 @@ pub mod serve;
 pub mod transport;
 pub mod validate;
 
-pub use host::Host;
+pub use host::{Host, HostBuilder, KeyLookup};
 pub use provider_sdk;

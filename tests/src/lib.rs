@@ -9,6 +9,8 @@ use std::{
     process::{Command, Output},
 };
 
+pub mod fake;
+
 pub use tempfile::TempDir;
 
 /// The cargo profile folder the test binary was built into (`target/debug`).

@@ -281,3 +281,72 @@ async fn shutdown_lets_a_stream_in_flight_finish() {
         "new connections are refused after shutdown"
     );
 }
+
+#[tokio::test]
+async fn an_embedder_mounts_the_api_under_a_prefix_beside_its_own_routes() {
+    let scratch = Scratch::new();
+    let text = json!({
+        "cache_dir": scratch.path("cache"),
+        "providers": [{"name": "mock", "library": mock_plugin(), "api_key_env": "FROM_MY_VAULT"}]
+    })
+    .to_string();
+    let config = provider_host::config::Config::parse(
+        &text,
+        std::path::Path::new("(memory)"),
+        scratch.dir.path(),
+        &|_| None,
+    )
+    .unwrap();
+    let host = provider_host::Host::builder()
+        .config(config, scratch.dir.path())
+        .api_keys(|name| (name == "FROM_MY_VAULT").then(|| "vault-key".to_owned()))
+        .build()
+        .unwrap();
+    assert!(
+        host.registry().provider("mock").unwrap().ready.is_some(),
+        "the key came from the embedder's lookup"
+    );
+
+    let direct = host
+        .chat(provider_sdk::ChatRequest::new(
+            "mock/echo",
+            vec![provider_sdk::Message::user("direct")],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(direct.response.message.content.as_deref(), Some("direct"));
+
+    let app = axum::Router::new()
+        .route("/own", axum::routing::get(|| async { "mine" }))
+        .nest("/llm", host.router());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move { axum::serve(listener, app).await });
+    assert_eq!(
+        reqwest::get(format!("{url}/own"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "mine"
+    );
+    let models: Value = reqwest::get(format!("{url}/llm/v1/models"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(models["data"][0]["id"], "mock/echo");
+    let answer: Value = reqwest::Client::new()
+        .post(format!("{url}/llm/v1/chat/completions"))
+        .json(&json!({"model": "mock/echo", "messages": [{"role": "user", "content": "mounted"}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["choices"][0]["message"]["content"], "mounted");
+    task.abort();
+}

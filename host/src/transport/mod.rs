@@ -1,0 +1,267 @@
+//! Executes what a provider asked for and hands back the upstream's status, headers
+//! and body as a stream of byte chunks.
+//!
+//! One pooled HTTP client serves every provider (two, in fact: one whose resolver
+//! refuses private addresses, one for entries that allow them). The API key is added
+//! here, the only place it touches the wire. `Outbound::Local` answers are replayed
+//! chunk by chunk with the pauses the plugin asked for, so a local provider travels the
+//! same decode path as a remote one.
+
+pub mod guard;
+
+use std::{error::Error as _, pin::Pin, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use futures_util::{stream, Stream, StreamExt};
+use provider_sdk::{AuthScheme, ErrorKind, HttpRequest, LocalResponse, Outbound, ProviderError};
+use tokio::time::Instant;
+
+use crate::{config::Timeouts, registry::ReadyProvider};
+use guard::{GuardedResolver, Policy, Refused};
+
+/// An upstream body, chunk by chunk.
+pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, ProviderError>> + Send>>;
+
+/// The most of an upstream error body that is read; the rest is dropped.
+pub const ERROR_BODY_CAP: usize = 64 * 1024;
+
+/// The most of a successful non-streamed body that is read.
+pub const RESPONSE_BODY_CAP: usize = 32 * 1024 * 1024;
+
+/// An upstream response whose body has not been read yet.
+pub struct UpstreamResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: BodyStream,
+}
+
+/// The host's HTTP side: pooled clients, timeouts and the address guard.
+#[derive(Clone)]
+pub struct Transport {
+    public_only: reqwest::Client,
+    allow_private: reqwest::Client,
+    timeouts: Timeouts,
+}
+
+impl Transport {
+    /// Clients with the given timeouts.
+    pub fn new(timeouts: Timeouts) -> Transport {
+        let client = |policy| {
+            reqwest::Client::builder()
+                .connect_timeout(timeouts.connect())
+                .pool_idle_timeout(Duration::from_secs(90))
+                .dns_resolver(Arc::new(GuardedResolver { policy }))
+                // Redirects would bypass the checks on the URL the plugin built.
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("the HTTP client builds")
+        };
+        Transport {
+            public_only: client(Policy::PublicOnly),
+            allow_private: client(Policy::AllowPrivate),
+            timeouts,
+        }
+    }
+
+    /// Performs `outbound` for `provider`.
+    pub async fn send(
+        &self,
+        provider: &ReadyProvider,
+        outbound: Outbound,
+    ) -> Result<UpstreamResponse, ProviderError> {
+        match outbound {
+            Outbound::Local(local) => Ok(replay(local)),
+            Outbound::Http(http) => self.send_http(provider, http).await,
+        }
+    }
+
+    async fn send_http(
+        &self,
+        provider: &ReadyProvider,
+        http: HttpRequest,
+    ) -> Result<UpstreamResponse, ProviderError> {
+        let started = Instant::now();
+        let policy = if provider.allow_private_network {
+            Policy::AllowPrivate
+        } else {
+            Policy::PublicOnly
+        };
+        let mut url = reqwest::Url::parse(&http.url).map_err(|e| {
+            ProviderError::plugin_fault(format!(
+                "the plugin built an invalid URL `{}`: {e}",
+                http.url
+            ))
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(ProviderError::plugin_fault(format!(
+                "the plugin built a non-HTTP URL `{}`",
+                http.url
+            )));
+        }
+        // Literal IPs never reach the resolver: check them here.
+        if let Some(host) = url.host() {
+            let ip = match host {
+                url::Host::Ipv4(v4) => Some(std::net::IpAddr::V4(v4)),
+                url::Host::Ipv6(v6) => Some(std::net::IpAddr::V6(v6)),
+                url::Host::Domain(_) => None,
+            };
+            if let Some((ip, why)) = ip.and_then(|ip| guard::refusal(ip, policy).map(|w| (ip, w))) {
+                return Err(ProviderError::new(
+                    ErrorKind::Connection,
+                    Refused {
+                        host: ip.to_string(),
+                        ip,
+                        why,
+                    }
+                    .to_string(),
+                ));
+            }
+        }
+        let method = reqwest::Method::from_bytes(http.method.as_bytes()).map_err(|_| {
+            ProviderError::plugin_fault(format!(
+                "the plugin built an invalid method `{}`",
+                http.method
+            ))
+        })?;
+        if let (Some(key), AuthScheme::Query { name }) = (&provider.api_key, provider.plugin.auth())
+        {
+            url.query_pairs_mut().append_pair(name, key.expose());
+        }
+        let client = match policy {
+            Policy::PublicOnly => &self.public_only,
+            Policy::AllowPrivate => &self.allow_private,
+        };
+        let mut request = client.request(method, url).body(http.body);
+        for (name, value) in &http.headers {
+            request = request.header(name, value);
+        }
+        if let Some(key) = &provider.api_key {
+            request = match provider.plugin.auth() {
+                AuthScheme::Bearer => request.bearer_auth(key.expose()),
+                AuthScheme::Header { name } => request.header(name, key.expose()),
+                AuthScheme::Query { .. } | AuthScheme::None => request,
+            };
+        }
+        let deadline = started + self.timeouts.total();
+        let first_byte = self.timeouts.first_byte().min(self.timeouts.total());
+        let response = match tokio::time::timeout(first_byte, request.send()).await {
+            Err(_) => {
+                return Err(ProviderError::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "{} sent no response within {:.1}s",
+                        provider.name,
+                        first_byte.as_secs_f64()
+                    ),
+                ))
+            }
+            Ok(Err(e)) => return Err(transport_error(e)),
+            Ok(Ok(response)) => response,
+        };
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect();
+        let body = timed_body(response.bytes_stream(), self.timeouts.idle(), deadline);
+        Ok(UpstreamResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+/// Maps a client error to a kind. The URL is stripped: it may carry a key in its query.
+fn transport_error(error: reqwest::Error) -> ProviderError {
+    let mut source = error.source();
+    while let Some(cause) = source {
+        if let Some(refused) = cause.downcast_ref::<Refused>() {
+            return ProviderError::new(ErrorKind::Connection, refused.to_string());
+        }
+        source = cause.source();
+    }
+    let kind = if error.is_timeout() {
+        ErrorKind::Timeout
+    } else {
+        ErrorKind::Connection
+    };
+    let error = error.without_url();
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    ProviderError::new(kind, message)
+}
+
+/// Wraps a body so a gap longer than `idle` between chunks, or reaching `deadline`,
+/// ends it with a timeout error.
+fn timed_body(
+    body: impl Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
+    idle: Duration,
+    deadline: Instant,
+) -> BodyStream {
+    let body = Box::pin(body);
+    Box::pin(stream::unfold(Some(body), move |state| async move {
+        let mut body = state?;
+        let wait = idle.min(deadline.saturating_duration_since(Instant::now()));
+        match tokio::time::timeout(wait, body.next()).await {
+            Ok(Some(Ok(bytes))) => Some((Ok(bytes), Some(body))),
+            Ok(Some(Err(e))) => Some((Err(transport_error(e)), None)),
+            Ok(None) => None,
+            Err(_) => {
+                let message = if Instant::now() >= deadline {
+                    "the request ran past its total timeout".to_owned()
+                } else {
+                    format!(
+                        "the upstream sent nothing for {:.1}s mid-response",
+                        idle.as_secs_f64()
+                    )
+                };
+                Some((Err(ProviderError::new(ErrorKind::Timeout, message)), None))
+            }
+        }
+    }))
+}
+
+fn replay(local: LocalResponse) -> UpstreamResponse {
+    let interval = Duration::from_millis(u64::from(local.interval_ms));
+    let body =
+        stream::iter(local.chunks.into_iter().enumerate()).then(move |(i, chunk)| async move {
+            if i > 0 && !interval.is_zero() {
+                tokio::time::sleep(interval).await;
+            }
+            Ok(Bytes::from(chunk))
+        });
+    UpstreamResponse {
+        status: local.status,
+        headers: local.headers,
+        body: Box::pin(body),
+    }
+}
+
+/// Reads a body up to `cap` bytes; what lies beyond is not read. The flag tells
+/// whether the body was cut.
+pub async fn read_capped(
+    mut body: BodyStream,
+    cap: usize,
+) -> Result<(Vec<u8>, bool), ProviderError> {
+    let mut out = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk?;
+        let room = cap - out.len();
+        if chunk.len() > room {
+            out.extend_from_slice(&chunk[..room]);
+            return Ok((out, true));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok((out, false))
+}
