@@ -127,3 +127,64 @@ fn a_missing_config_file_is_named() {
         "{stderr}"
     );
 }
+
+#[test]
+fn serve_answers_over_http_and_stops_cleanly_on_sigterm() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let scratch = Scratch::new();
+    let config = scratch.mock_config();
+    let mut child = std::process::Command::new(e2e::host_binary())
+        .args([
+            "--config".as_ref(),
+            config.as_os_str(),
+            "serve".as_ref(),
+            "--listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+        ])
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start serve");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut log = String::new();
+    let address = loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "serve exited early:\n{log}"
+        );
+        log.push_str(&line);
+        if let Some(at) = line.find("address=") {
+            break line[at + "address=".len()..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_owned();
+        }
+    };
+    assert!(
+        log.contains("provider=mock") && log.contains("state=ready"),
+        "one line per provider:\n{log}"
+    );
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    let body = r#"{"model":"mock/echo","messages":[{"role":"user","content":"over the wire"}]}"#;
+    write!(stream, "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        response.contains(r#""content":"over the wire""#),
+        "{response}"
+    );
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "SIGTERM is a clean stop: {status}");
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert!(rest.contains("shutting down"), "{rest}");
+}
