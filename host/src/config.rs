@@ -142,6 +142,10 @@ pub struct ProviderEntry {
     /// Provider-specific options, handed to the plugin as they are.
     #[serde(default)]
     pub options: Value,
+    /// Pins the plugin file's SHA-256 (hex): a file with other content is refused
+    /// before it is loaded.
+    #[serde(default)]
+    pub sha256: Option<String>,
 }
 
 /// A model alias and its targets, tried in order.
@@ -273,6 +277,14 @@ impl Config {
                         format!(
                             "`{var}` is not an environment variable name (letters, digits, `_`)"
                         ),
+                    ));
+                }
+            }
+            if let Some(pin) = &entry.sha256 {
+                if pin.len() != 64 || !pin.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err((
+                        format!("providers[{i}].sha256"),
+                        "must be 64 hex digits (`sha256sum <plugin>` prints it)".to_owned(),
                     ));
                 }
             }

@@ -1,18 +1,25 @@
-//! The host as a library: one handle that owns the loader and the current registry.
+//! The host as a library: one handle that owns the loader and the current snapshot
+//! (config, registry, transport), and swaps a new snapshot in on reload.
 
 use std::{
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    time::Instant,
 };
 
 use arc_swap::ArcSwap;
 use provider_sdk::ChatRequest;
+use serde::Serialize;
 
 use crate::{
     config::{Config, ConfigError},
     dispatch::{self, Completion, DispatchError, EventStream},
     load::Loader,
-    registry::Registry,
+    registry::{Changes, Registry},
+    serve::ClientKeys,
     transport::Transport,
 };
 
@@ -37,7 +44,7 @@ pub struct HostBuilder {
 }
 
 impl HostBuilder {
-    /// Reads the config from `path`.
+    /// Reads the config from `path` (and re-reads it on reload).
     pub fn config_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.file = Some(path.into());
         self
@@ -61,32 +68,80 @@ impl HostBuilder {
     /// Loads every provider. Only a bad config fails; failed providers are recorded
     /// in the registry with their reason.
     pub fn build(self) -> Result<Arc<Host>, ConfigError> {
-        let (config, dir, path) = match (self.config, self.file) {
-            (Some((config, dir)), _) => (config, dir, None),
+        let keys = self
+            .keys
+            .unwrap_or_else(|| Box::new(|name: &str| std::env::var(name).ok()));
+        let host = match (self.config, self.file) {
+            (Some((config, dir)), _) => Host::assemble(config, dir, None, keys),
             (None, file) => {
                 let path =
                     file.unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_CONFIG_FILE));
                 let config = Config::load(&path)?;
                 let dir = path.parent().unwrap_or(Path::new(".")).to_owned();
-                (config, dir, Some(path))
+                Host::assemble(config, dir, Some(path), keys)
             }
         };
-        let keys = self
-            .keys
-            .unwrap_or_else(|| Box::new(|name: &str| std::env::var(name).ok()));
-        let mut host = Host::assemble(config, &dir, keys);
-        host.config_path = path;
         Ok(Arc::new(host))
     }
 }
 
+/// Everything a request needs, swapped as one.
+pub struct Snapshot {
+    /// The config in effect.
+    pub config: Arc<Config>,
+    /// The providers.
+    pub registry: Arc<Registry>,
+    /// The HTTP side, built for this config's timeouts.
+    pub transport: Transport,
+    /// Accepted client keys.
+    pub client_keys: ClientKeys,
+    /// Increments with every published snapshot.
+    pub generation: u64,
+}
+
+/// What one reload did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadReport {
+    /// What asked for it (`watch`, `sighup`, `admin`, ...).
+    pub trigger: String,
+    /// The snapshot generation in effect afterwards.
+    pub generation: u64,
+    /// Why the config was not used, when it was not (the previous one stays).
+    pub config_error: Option<String>,
+    /// What happened to each provider.
+    #[serde(flatten)]
+    pub changes: Changes,
+    /// How long it took.
+    pub duration_ms: f64,
+}
+
+impl ReloadReport {
+    /// Whether anything failed.
+    pub fn has_failures(&self) -> bool {
+        self.config_error.is_some() || !self.changes.failed.is_empty()
+    }
+}
+
+/// Reload counters, for the status endpoint and metrics.
+#[derive(Debug, Default)]
+pub struct ReloadStats {
+    /// Reloads run.
+    pub reloads: AtomicU64,
+    /// Failures seen (a bad config, or a provider whose new version was refused).
+    pub failures: AtomicU64,
+    /// The last reload's report.
+    pub last: Mutex<Option<ReloadReport>>,
+}
+
 /// A running set of providers. Cheap to share: wrap it in an `Arc`.
 pub struct Host {
-    config: Config,
     config_path: Option<PathBuf>,
+    config_dir: PathBuf,
+    keys: Box<KeyLookup>,
     loader: Loader,
-    registry: ArcSwap<Registry>,
-    transport: Transport,
+    current: ArcSwap<Snapshot>,
+    reloading: Mutex<()>,
+    stats: ReloadStats,
 }
 
 impl Host {
@@ -100,31 +155,40 @@ impl Host {
     /// reason; only a bad config fails.
     pub fn from_config_file(path: &Path) -> Result<Host, ConfigError> {
         let config = Config::load(path)?;
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let mut host = Host::assemble(config, dir, Box::new(|name: &str| std::env::var(name).ok()));
-        host.config_path = Some(path.to_owned());
-        Ok(host)
+        let dir = path.parent().unwrap_or(Path::new(".")).to_owned();
+        let keys: Box<KeyLookup> = Box::new(|name: &str| std::env::var(name).ok());
+        Ok(Host::assemble(config, dir, Some(path.to_owned()), keys))
     }
 
-    fn assemble(config: Config, dir: &Path, keys: Box<KeyLookup>) -> Host {
+    fn assemble(config: Config, dir: PathBuf, path: Option<PathBuf>, keys: Box<KeyLookup>) -> Host {
         let cache_dir = config
             .cache_dir
             .clone()
-            .unwrap_or_else(|| Loader::default_cache_dir(dir));
+            .unwrap_or_else(|| Loader::default_cache_dir(&dir));
         let loader = Loader::new(cache_dir);
         let registry = Registry::build(&config, &loader, &*keys);
+        let transport = Transport::new(config.timeouts);
+        let snapshot = snapshot(config, registry, transport, 1, &*keys);
         Host {
-            transport: Transport::new(config.timeouts),
-            config,
-            config_path: None,
+            config_path: path,
+            config_dir: dir,
+            keys,
             loader,
-            registry: ArcSwap::from_pointee(registry),
+            current: ArcSwap::from_pointee(snapshot),
+            reloading: Mutex::new(()),
+            stats: ReloadStats::default(),
         }
     }
 
+    /// The current snapshot. A request holds it for its whole life, so it finishes on
+    /// the versions it started with.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
     /// The config in effect.
-    pub fn config(&self) -> &Config {
-        &self.config
+    pub fn config(&self) -> Arc<Config> {
+        self.current.load().config.clone()
     }
 
     /// The config file, when the host was built from one.
@@ -137,9 +201,104 @@ impl Host {
         &self.loader
     }
 
-    /// The current registry snapshot. Requests hold it for their whole life.
+    /// The current registry.
     pub fn registry(&self) -> Arc<Registry> {
-        self.registry.load_full()
+        self.current.load().registry.clone()
+    }
+
+    /// Reload counters.
+    pub fn reload_stats(&self) -> &ReloadStats {
+        &self.stats
+    }
+
+    /// Plugin library versions still mapped that no ready provider uses any more.
+    /// Libraries are never unloaded (see DESIGN.md); this counts what that costs.
+    pub fn retired_libraries(&self) -> usize {
+        let registry = self.registry();
+        let in_use: std::collections::HashSet<&str> = registry.libraries_in_use().collect();
+        self.loader
+            .mapped_shas()
+            .iter()
+            .filter(|sha| !in_use.contains(sha.as_str()))
+            .count()
+    }
+
+    /// Re-reads the config (if the host has a file), reloads what changed, and
+    /// publishes the result in one swap. A bad config keeps the whole previous one;
+    /// a provider whose new version fails keeps its previous version serving.
+    /// Blocking: it loads libraries; call it from a blocking context.
+    pub fn reload(&self, trigger: &str) -> ReloadReport {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
+        let started = Instant::now();
+        let current = self.current.load_full();
+        let mut report = ReloadReport {
+            trigger: trigger.to_owned(),
+            generation: current.generation,
+            config_error: None,
+            changes: Changes::default(),
+            duration_ms: 0.0,
+        };
+        let config = match &self.config_path {
+            Some(path) => Config::load(path),
+            None => Ok((*current.config).clone()),
+        };
+        match config {
+            Err(e) => {
+                tracing::warn!(error = %e, "config reload refused; the previous config stays in effect");
+                report.config_error = Some(e.to_string());
+            }
+            Ok(config) => {
+                let (registry, changes) =
+                    Registry::rebuild(Some(&current.registry), &config, &self.loader, &*self.keys);
+                for (name, reason) in &changes.failed {
+                    tracing::warn!(provider = %name, %reason, "reload failed; the previous version serves on");
+                }
+                for name in changes.added.iter().chain(&changes.reloaded) {
+                    if let Some(p) = registry.provider(name) {
+                        tracing::info!(provider = %name, generation = p.generation, state = %p.state, "provider loaded");
+                    }
+                }
+                for name in &changes.removed {
+                    tracing::info!(provider = %name, "provider removed");
+                }
+                let generation = current.generation + 1;
+                let transport = if config.timeouts == current.config.timeouts {
+                    current.transport.clone()
+                } else {
+                    Transport::new(config.timeouts)
+                };
+                self.current.store(Arc::new(snapshot(
+                    config,
+                    registry,
+                    transport,
+                    generation,
+                    &*self.keys,
+                )));
+                report.generation = generation;
+                report.changes = changes;
+            }
+        }
+        report.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        self.stats.reloads.fetch_add(1, Ordering::Relaxed);
+        let failures =
+            report.changes.failed.len() as u64 + u64::from(report.config_error.is_some());
+        self.stats.failures.fetch_add(failures, Ordering::Relaxed);
+        *self.stats.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(report.clone());
+        report
+    }
+
+    /// [`Host::reload`] on a blocking thread.
+    pub async fn reload_async(self: &Arc<Self>, trigger: &str) -> ReloadReport {
+        let host = self.clone();
+        let trigger = trigger.to_owned();
+        tokio::task::spawn_blocking(move || host.reload(&trigger))
+            .await
+            .expect("reload does not panic")
+    }
+
+    /// The folder relative paths of the config resolve from.
+    pub fn config_dir(&self) -> &Path {
+        &self.config_dir
     }
 
     /// The HTTP API as an axum `Router`, to serve or to mount under a prefix.
@@ -149,11 +308,29 @@ impl Host {
 
     /// Answers a chat request in one piece; `request.model` is `provider/model` or an alias.
     pub async fn chat(&self, request: ChatRequest) -> Result<Completion, DispatchError> {
-        dispatch::chat(&self.registry(), &self.transport, request).await
+        let now = self.snapshot();
+        dispatch::chat(&now.registry, &now.transport, request).await
     }
 
     /// Answers a chat request as a stream of events.
     pub async fn chat_stream(&self, request: ChatRequest) -> Result<EventStream, DispatchError> {
-        dispatch::chat_stream(&self.registry(), &self.transport, request).await
+        let now = self.snapshot();
+        dispatch::chat_stream(&now.registry, &now.transport, request).await
+    }
+}
+
+fn snapshot(
+    config: Config,
+    registry: Registry,
+    transport: Transport,
+    generation: u64,
+    keys: &KeyLookup,
+) -> Snapshot {
+    Snapshot {
+        transport,
+        client_keys: crate::serve::client_keys(&config, keys),
+        config: Arc::new(config),
+        registry: Arc::new(registry),
+        generation,
     }
 }

@@ -14,6 +14,7 @@ pub mod registry;
 pub mod serve;
 pub mod transport;
 pub mod validate;
+pub mod watch;
 
 pub use host::{Host, HostBuilder, KeyLookup};
 pub use provider_sdk;

@@ -99,17 +99,42 @@ fn main() -> ExitCode {
 }
 
 fn serve(config_path: &Path, listen: Option<std::net::SocketAddr>) -> anyhow::Result<ExitCode> {
-    let host = std::sync::Arc::new(Host::from_config_file(config_path)?);
+    let host = Host::builder().config_file(config_path).build()?;
     let address = listen.unwrap_or(host.config().listen);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(address)
             .await
             .with_context(|| format!("cannot listen on {address}"))?;
+        let _watcher = provider_host::watch::watch(host.clone())
+            .context("cannot watch the config and plugin files")?;
+        reload_on_sighup(host.clone());
         provider_host::serve::serve(host, listener, shutdown_signal()).await?;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Reloads on every SIGHUP, like `POST /admin/reload`.
+fn reload_on_sighup(host: std::sync::Arc<Host>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!("cannot listen for SIGHUP; use POST /admin/reload");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let report = host.reload_async("sighup").await;
+            tracing::info!(
+                generation = report.generation,
+                failures = report.has_failures(),
+                "reloaded on SIGHUP"
+            );
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = host;
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -143,7 +168,7 @@ fn validate(config_path: &Path, plugin: &Path) -> anyhow::Result<ExitCode> {
         false => None,
     };
     let loader = Loader::new(cache.unwrap_or_else(|| Loader::default_cache_dir(dir)));
-    let report = validate_file(&loader, plugin);
+    let report = validate_file(&loader, plugin, None);
     println!("{report}");
     if let Some(reason) = report.failure() {
         eprintln!("error: {reason}");

@@ -9,9 +9,11 @@ use std::{
     fmt,
     path::{Path, PathBuf},
     sync::Arc,
+    time::SystemTime,
 };
 
 use provider_sdk::{abi::load::PluginProvider, Manifest, ProviderConfig};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::{
@@ -100,6 +102,8 @@ pub struct ProviderStatus {
     pub name: String,
     /// Config entry or drop-in.
     pub origin: Origin,
+    /// The entry this status was built from (synthesized for drop-ins).
+    pub entry: ProviderEntry,
     /// The plugin file.
     pub library: PathBuf,
     /// SHA-256 of the plugin file, when it was read.
@@ -110,6 +114,17 @@ pub struct ProviderStatus {
     pub state: State,
     /// The serving instance, when ready.
     pub ready: Option<Arc<ReadyProvider>>,
+    /// How many versions have been published under this name (1 for the first).
+    pub generation: u64,
+    /// When this version was loaded.
+    pub loaded_at: SystemTime,
+    /// Why the last reload of this provider failed, while the version above serves on.
+    pub last_reload_error: Option<String>,
+    /// The key this version was built with, to notice a rotated key.
+    key: Option<ApiKey>,
+    /// The entry and file hash of the last replacement that failed, so the same bad
+    /// version is tried (and reported) once, not on every reload.
+    rejected: Option<(ProviderEntry, Option<String>)>,
 }
 
 /// A `provider/model` pair a request can be sent to.
@@ -138,6 +153,21 @@ impl fmt::Display for Target {
     }
 }
 
+/// What a rebuild did to each provider.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Changes {
+    /// New names.
+    pub added: Vec<String>,
+    /// Names whose new version was published.
+    pub reloaded: Vec<String>,
+    /// Names no longer configured or found.
+    pub removed: Vec<String>,
+    /// Names kept as they were (same file, same entry, same key).
+    pub unchanged: Vec<String>,
+    /// Names whose new version failed, with the reason; a previous version serves on.
+    pub failed: Vec<(String, String)>,
+}
+
 /// An immutable snapshot of every provider and alias.
 #[derive(Debug, Default)]
 pub struct Registry {
@@ -155,13 +185,74 @@ impl Registry {
         loader: &Loader,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Registry {
+        Registry::rebuild(None, config, loader, env).0
+    }
+
+    /// Builds the registry for `config`, keeping from `previous` every provider whose
+    /// file, entry and key did not change, and keeping a previous version serving
+    /// when its replacement fails.
+    pub fn rebuild(
+        previous: Option<&Registry>,
+        config: &Config,
+        loader: &Loader,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> (Registry, Changes) {
         let mut registry = Registry::default();
-        for entry in &config.providers {
-            let status = build_entry(entry, Origin::Config, loader, env);
+        let mut changes = Changes::default();
+        let mut wanted: Vec<(ProviderEntry, Origin)> = config
+            .providers
+            .iter()
+            .map(|e| (e.clone(), Origin::Config))
+            .collect();
+        for dir in &config.plugin_dirs {
+            registry.discover(dir, &mut wanted, loader);
+        }
+        for (entry, origin) in wanted {
+            let old = previous.and_then(|p| p.providers.get(&entry.name));
+            let status = match old {
+                Some(old) if old.is_current(&entry, env) => {
+                    changes.unchanged.push(entry.name.clone());
+                    old.clone()
+                }
+                _ => {
+                    let mut new = build_entry(&entry, origin, loader, env);
+                    match (old, &new.state) {
+                        (Some(old), State::Failed(reason)) if old.ready.is_some() => {
+                            changes.failed.push((entry.name.clone(), reason.clone()));
+                            let mut kept = old.clone();
+                            kept.last_reload_error = Some(reason.clone());
+                            let file = new
+                                .sha256
+                                .clone()
+                                .or_else(|| crate::load::file_sha256(&entry.library).ok());
+                            kept.rejected = Some((entry.clone(), file));
+                            kept
+                        }
+                        (old, state) => {
+                            if let State::Failed(reason) = state {
+                                changes.failed.push((entry.name.clone(), reason.clone()));
+                            }
+                            match old {
+                                Some(old) => {
+                                    new.generation = old.generation + 1;
+                                    changes.reloaded.push(entry.name.clone());
+                                }
+                                None => changes.added.push(entry.name.clone()),
+                            }
+                            new
+                        }
+                    }
+                }
+            };
             registry.providers.insert(entry.name.clone(), status);
         }
-        for dir in &config.plugin_dirs {
-            registry.discover(dir, loader, env);
+        if let Some(previous) = previous {
+            changes.removed = previous
+                .providers
+                .keys()
+                .filter(|name| !registry.providers.contains_key(*name))
+                .cloned()
+                .collect();
         }
         for (alias, spec) in &config.models {
             let targets = spec
@@ -171,7 +262,7 @@ impl Registry {
                 .collect();
             registry.aliases.insert(alias.clone(), targets);
         }
-        registry
+        (registry, changes)
     }
 
     /// Every provider, by name.
@@ -199,6 +290,14 @@ impl Registry {
         self.providers.values().any(|p| p.ready.is_some())
     }
 
+    /// The SHA-256 of every plugin file a provider of this snapshot uses.
+    pub fn libraries_in_use(&self) -> impl Iterator<Item = &str> {
+        self.providers
+            .values()
+            .filter(|p| p.ready.is_some())
+            .filter_map(|p| p.sha256.as_deref())
+    }
+
     /// The targets a model string stands for: an alias's targets, or `provider/model`.
     pub fn targets(&self, model: &str) -> Option<Vec<Target>> {
         if let Some(targets) = self.aliases.get(model) {
@@ -210,8 +309,9 @@ impl Registry {
             .then(|| vec![target])
     }
 
-    /// Loads every plugin file in `dir`, serving each under its manifest's name.
-    fn discover(&mut self, dir: &Path, loader: &Loader, env: &dyn Fn(&str) -> Option<String>) {
+    /// Adds an entry for every plugin file in `dir`, named after its manifest. Only the
+    /// manifest is read here (the full check runs when the entry is built).
+    fn discover(&mut self, dir: &Path, wanted: &mut Vec<(ProviderEntry, Origin)>, loader: &Loader) {
         let files = match plugin_files(dir) {
             Ok(files) => files,
             Err(e) => {
@@ -221,15 +321,19 @@ impl Registry {
             }
         };
         for file in files {
-            let report = validate_file(loader, &file);
-            let Some(manifest) = report.manifest.as_ref().filter(|_| report.passed()) else {
-                let reason = report
-                    .failure()
-                    .unwrap_or_else(|| "failed validation".to_owned());
-                self.problems.push(reason);
-                continue;
+            let manifest = match loader.load(&file, None).map(|l| l.library.manifest()) {
+                Ok(Ok(manifest)) => manifest,
+                Ok(Err(e)) => {
+                    self.problems
+                        .push(format!("{}: manifest: {e}", file.display()));
+                    continue;
+                }
+                Err(e) => {
+                    self.problems.push(e.to_string());
+                    continue;
+                }
             };
-            if let Some(existing) = self.providers.get(&manifest.name) {
+            if let Some((existing, _)) = wanted.iter().find(|(e, _)| e.name == manifest.name) {
                 self.problems.push(format!(
                     "{}: claims provider name `{}`, which {} already serves: remove one of them or give one its own config entry",
                     file.display(),
@@ -246,15 +350,37 @@ impl Registry {
                 api_key_env: None,
                 allow_private_network: false,
                 options: Value::Null,
+                sha256: None,
             };
-            let status = build_entry(&entry, Origin::PluginDir, loader, env);
-            self.providers.insert(entry.name.clone(), status);
+            wanted.push((entry, Origin::PluginDir));
         }
+    }
+}
+
+impl ProviderStatus {
+    /// Whether this status is what building `entry` now would give: same entry, same
+    /// file content, same key.
+    fn is_current(&self, entry: &ProviderEntry, env: &dyn Fn(&str) -> Option<String>) -> bool {
+        let file = crate::load::file_sha256(&entry.library).ok();
+        if let Some((rejected_entry, rejected_sha)) = &self.rejected {
+            if rejected_entry == entry && *rejected_sha == file {
+                return true;
+            }
+        }
+        if &self.entry != entry {
+            return false;
+        }
+        if !entry.enabled {
+            return true;
+        }
+        let same_file = self.sha256 == file;
+        same_file && self.key == lookup_key(entry, self.manifest.as_deref(), env)
     }
 }
 
 /// Shared-library files directly inside `dir`, sorted so discovery is deterministic.
 fn plugin_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    crate::load::check_not_writable_by_others(dir)?;
     let read = std::fs::read_dir(dir).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => {
             "does not exist: create it or remove it from `plugin_dirs`".to_owned()
@@ -271,6 +397,22 @@ fn plugin_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
+/// The entry's API key, when it names a key variable and the variable is set.
+fn lookup_key(
+    entry: &ProviderEntry,
+    manifest: Option<&Manifest>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<ApiKey> {
+    let var = entry
+        .api_key_env
+        .clone()
+        .or_else(|| manifest.and_then(|m| m.defaults.api_key_env.clone()))?;
+    env(&var)
+        .map(|k| k.trim().to_owned())
+        .filter(|k| !k.is_empty())
+        .map(ApiKey::new)
+}
+
 fn build_entry(
     entry: &ProviderEntry,
     origin: Origin,
@@ -280,16 +422,22 @@ fn build_entry(
     let mut status = ProviderStatus {
         name: entry.name.clone(),
         origin,
+        entry: entry.clone(),
         library: entry.library.clone(),
         sha256: None,
         manifest: None,
         state: State::Disabled,
         ready: None,
+        generation: 1,
+        loaded_at: SystemTime::now(),
+        last_reload_error: None,
+        key: None,
+        rejected: None,
     };
     if !entry.enabled {
         return status;
     }
-    let report = validate_file(loader, &entry.library);
+    let report = validate_file(loader, &entry.library, entry.sha256.as_deref());
     status.sha256 = report.library.as_ref().map(|l| l.sha256.clone());
     status.manifest = report.manifest.clone().map(Arc::new);
     let (Some(loaded), Some(manifest), true) = (&report.library, &status.manifest, report.passed())
@@ -301,13 +449,9 @@ fn build_entry(
         );
         return status;
     };
-    let base_url = entry
-        .base_url
-        .clone()
-        .or_else(|| manifest.defaults.base_url.clone());
     let config = ProviderConfig {
         name: entry.name.clone(),
-        base_url: base_url.clone(),
+        base_url: entry.base_url.clone(),
         options: if entry.options.is_null() {
             Value::Object(Default::default())
         } else {
@@ -321,26 +465,23 @@ fn build_entry(
             return status;
         }
     };
-    let key_env = entry
-        .api_key_env
-        .clone()
-        .or_else(|| manifest.defaults.api_key_env.clone());
-    let api_key = match &key_env {
-        None => None,
-        Some(var) => match env(var).filter(|k| !k.trim().is_empty()) {
-            Some(key) => Some(ApiKey::new(key.trim())),
-            None => {
-                status.state = State::Unavailable(format!("missing key: set {var}"));
-                return status;
-            }
-        },
-    };
+    status.key = lookup_key(entry, Some(manifest), env);
+    if status.key.is_none() {
+        let var = entry
+            .api_key_env
+            .as_ref()
+            .or(manifest.defaults.api_key_env.as_ref());
+        if let Some(var) = var {
+            status.state = State::Unavailable(format!("missing key: set {var}"));
+            return status;
+        }
+    }
     status.state = State::Ready;
     status.ready = Some(Arc::new(ReadyProvider {
         name: entry.name.clone(),
         plugin,
         manifest: manifest.clone(),
-        api_key,
+        api_key: status.key.clone(),
         base_url: entry
             .base_url
             .clone()

@@ -97,12 +97,15 @@ impl fmt::Display for Report {
     }
 }
 
-/// Validates the plugin file at `path`.
-pub fn validate_file(loader: &Loader, path: &Path) -> Report {
+/// Validates the plugin file at `path`; `pinned_sha256` refuses other content before
+/// anything is loaded.
+pub fn validate_file(loader: &Loader, path: &Path, pinned_sha256: Option<&str>) -> Report {
     let mut run = Run::default();
     let library = run.check("file", || check_file(path)).and_then(|()| {
         run.check("load", || {
-            let loaded = loader.load(path).map_err(|e| e.to_string())?;
+            let loaded = loader
+                .load(path, pinned_sha256)
+                .map_err(|e| e.to_string())?;
             Ok(loaded)
         })
     });

@@ -1,39 +1,61 @@
 //! A minimal valid provider, shared by the test-only plugins through `#[path]`.
-//! `PANIC_AT` chooses where it panics on purpose: in `new` or in `build_request`.
+//!
+//! The including crate sets, at its root: `PANIC_AT` (where it panics on purpose:
+//! [`NOWHERE`], [`CONSTRUCT`] or [`BUILD_REQUEST`]) and `ANSWER` (the text it prefixes
+//! every answer with, so tests can tell versions apart) and `NAME` (the manifest name).
+//!
+//! Its wire format is plain text: a whole answer is the body; a stream is one line per
+//! text delta, `STREAM_LINES` lines `STREAM_INTERVAL_MS` apart (options override both).
 
 use provider_sdk::{
     AssistantMessage, CannedError, ChatRequest, ChatResponse, Conformance, ErrorKind, FinishReason,
     HttpResponse, LocalResponse, Manifest, ModelInfo, Outbound, Provider, ProviderConfig,
     ProviderError, StreamDecoder, StreamEvent,
 };
+use serde::Deserialize;
 
+#[allow(dead_code)]
+pub const NOWHERE: u8 = 0;
+#[allow(dead_code)]
 pub const CONSTRUCT: u8 = 1;
+#[allow(dead_code)]
 pub const BUILD_REQUEST: u8 = 2;
 
-pub struct Minimal<const PANIC_AT: u8>;
+/// The fixture provider.
+pub struct Minimal {
+    options: Options,
+}
 
-fn canned(status: u16, body: &str) -> LocalResponse {
-    LocalResponse {
-        status,
-        headers: vec![],
-        chunks: vec![body.as_bytes().to_vec()],
-        interval_ms: 0,
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Options {
+    stream_lines: u32,
+    stream_interval_ms: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { stream_lines: 3, stream_interval_ms: 0 }
     }
 }
 
-impl<const PANIC_AT: u8> Provider for Minimal<PANIC_AT> {
+fn canned(status: u16, chunks: Vec<String>, interval_ms: u32) -> LocalResponse {
+    LocalResponse {
+        status,
+        headers: vec![],
+        chunks: chunks.into_iter().map(String::into_bytes).collect(),
+        interval_ms,
+    }
+}
+
+impl Provider for Minimal {
     type Decoder = LineDecoder;
 
     fn manifest() -> Manifest {
         Manifest {
-            name: env!("CARGO_PKG_NAME")
-                .trim_start_matches("fixture-")
-                .to_owned(),
+            name: crate::NAME.to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
-            models: vec![ModelInfo {
-                id: "m".to_owned(),
-                ..ModelInfo::default()
-            }],
+            models: vec![ModelInfo { id: "m".to_owned(), ..ModelInfo::default() }],
             ..Manifest::default()
         }
     }
@@ -41,28 +63,38 @@ impl<const PANIC_AT: u8> Provider for Minimal<PANIC_AT> {
     fn conformance() -> Conformance {
         Conformance {
             options: Default::default(),
-            response: canned(200, "hello"),
-            stream: canned(200, "hel\nlo\n"),
+            response: canned(200, vec!["hello".to_owned()], 0),
+            stream: canned(200, vec!["hel\nlo\n".to_owned()], 0),
             error: Some(CannedError {
-                response: canned(500, "down"),
+                response: canned(500, vec!["down".to_owned()], 0),
                 kind: ErrorKind::ProviderService,
             }),
         }
     }
 
-    fn new(_config: ProviderConfig) -> Result<Self, ProviderError> {
-        if PANIC_AT == CONSTRUCT {
+    fn new(config: ProviderConfig) -> Result<Self, ProviderError> {
+        if crate::PANIC_AT == CONSTRUCT {
             panic!("fixture panics in construct on purpose");
         }
-        Ok(Minimal)
+        let options = match config.options {
+            serde_json::Value::Null => Options::default(),
+            o => serde_json::from_value(o).map_err(|e| ProviderError::invalid_request(e.to_string()))?,
+        };
+        Ok(Minimal { options })
     }
 
     fn build_request(&self, request: &ChatRequest) -> Result<Outbound, ProviderError> {
-        if PANIC_AT == BUILD_REQUEST {
+        if crate::PANIC_AT == BUILD_REQUEST {
             panic!("fixture panics in build_request on purpose");
         }
-        let text = request.last_user_text().unwrap_or_default();
-        Ok(Outbound::Local(canned(200, &text)))
+        let said = request.last_user_text().unwrap_or_default();
+        let answer = format!("{}: {said}", crate::ANSWER);
+        Ok(Outbound::Local(if request.stream {
+            let lines = (0..self.options.stream_lines).map(|i| format!("{} {i}\n", crate::ANSWER)).collect();
+            canned(200, lines, self.options.stream_interval_ms)
+        } else {
+            canned(200, vec![answer], 0)
+        }))
     }
 
     fn parse_response(&self, response: &HttpResponse<'_>) -> Result<ChatResponse, ProviderError> {
@@ -82,7 +114,7 @@ impl<const PANIC_AT: u8> Provider for Minimal<PANIC_AT> {
     }
 }
 
-/// Each line of the body is a text delta.
+/// Each line of the body is a text delta (newline included).
 #[derive(Default)]
 pub struct LineDecoder {
     buffer: Vec<u8>,
@@ -93,16 +125,13 @@ impl StreamDecoder for LineDecoder {
         self.buffer.extend_from_slice(bytes);
         while let Some(end) = self.buffer.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.buffer.drain(..=end).collect();
-            let text = String::from_utf8_lossy(&line[..end]).into_owned();
-            events.push(StreamEvent::TextDelta { text });
+            events.push(StreamEvent::TextDelta { text: String::from_utf8_lossy(&line).into_owned() });
         }
         Ok(())
     }
 
     fn finish(&mut self, events: &mut Vec<StreamEvent>) -> Result<(), ProviderError> {
-        events.push(StreamEvent::Finish {
-            reason: FinishReason::Stop,
-        });
+        events.push(StreamEvent::Finish { reason: FinishReason::Stop });
         Ok(())
     }
 }

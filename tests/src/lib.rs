@@ -156,28 +156,44 @@ fn lib_name(manifest: &str) -> Option<String> {
 pub struct Server {
     /// `http://127.0.0.1:<port>`.
     pub url: String,
+    /// The host behind it.
+    pub host: std::sync::Arc<provider_host::Host>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    _watcher: Option<provider_host::watch::Watcher>,
 }
 
 impl Server {
     /// Loads `config` and serves it. Call from within a tokio runtime.
     pub async fn start(config: &Path) -> Server {
-        let host = std::sync::Arc::new(
-            provider_host::Host::from_config_file(config).expect("config loads"),
-        );
+        Server::launch(config, false).await
+    }
+
+    /// Like [`Server::start`], and watches the config and plugin files as `serve` does.
+    pub async fn start_watching(config: &Path) -> Server {
+        Server::launch(config, true).await
+    }
+
+    async fn launch(config: &Path, watch: bool) -> Server {
+        let host = provider_host::Host::builder()
+            .config_file(config)
+            .build()
+            .expect("config loads");
+        let watcher = watch.then(|| provider_host::watch::watch(host.clone()).expect("watch"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
         let url = format!("http://{}", listener.local_addr().expect("address"));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(provider_host::serve::serve(host, listener, async {
+        let task = tokio::spawn(provider_host::serve::serve(host.clone(), listener, async {
             let _ = rx.await;
         }));
         Server {
             url,
+            host,
             shutdown: Some(tx),
             task: Some(task),
+            _watcher: watcher,
         }
     }
 

@@ -43,6 +43,24 @@ pub enum LoadError {
         /// What it looks like instead.
         what: String,
     },
+    /// The file's content is not the one the config pins.
+    #[error("{path}: sha256 is {actual}, the config pins {pinned}: refused; update the pin if this version is intended", path = .path.display())]
+    PinMismatch {
+        /// The file.
+        path: PathBuf,
+        /// Its hash.
+        actual: String,
+        /// The pinned hash.
+        pinned: String,
+    },
+    /// The file or its folder can be changed by other users.
+    #[error("{path}: {reason}: refused, since anyone who can write there can run code in the host; `chmod o-w` it", path = .path.display())]
+    Insecure {
+        /// The file or folder.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// The file is a library the SDK cannot use.
     #[error("{path}: {error}", path = .path.display())]
     Open {
@@ -98,10 +116,32 @@ impl Loader {
         self.opened.lock().map(|m| m.len()).unwrap_or(0)
     }
 
-    /// Loads `path`: reads it, copies it to its content-addressed path, and opens it.
-    pub fn load(&self, path: &Path) -> Result<LoadedLibrary, LoadError> {
+    /// The SHA-256 of every library version this loader has mapped.
+    pub fn mapped_shas(&self) -> Vec<String> {
+        self.opened
+            .lock()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Loads `path`: checks who can write it, reads it, checks the pin, copies it to
+    /// its content-addressed path, and opens it.
+    pub fn load(
+        &self,
+        path: &Path,
+        pinned_sha256: Option<&str>,
+    ) -> Result<LoadedLibrary, LoadError> {
         let bytes = read_plugin(path)?;
         let sha256 = hex(&Sha256::digest(&bytes));
+        if let Some(pinned) = pinned_sha256 {
+            if !pinned.eq_ignore_ascii_case(&sha256) {
+                return Err(LoadError::PinMismatch {
+                    path: path.to_owned(),
+                    actual: sha256,
+                    pinned: pinned.to_owned(),
+                });
+            }
+        }
         if let Some(library) = self.opened.lock().expect("loader lock").get(&sha256) {
             return Ok(LoadedLibrary {
                 source: path.to_owned(),
@@ -171,7 +211,48 @@ impl Loader {
     }
 }
 
+/// The SHA-256 of a file, lowercase hex.
+pub fn file_sha256(path: &Path) -> std::io::Result<String> {
+    Ok(hex(&Sha256::digest(fs::read(path)?)))
+}
+
+/// Refuses a file or folder that users other than its owner (and root) may write, and
+/// a file whose folder they may write (they could swap the file).
+pub fn check_not_writable_by_others(path: &Path) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let writable = |p: &Path| -> Option<String> {
+            let meta = fs::metadata(p).ok()?;
+            let mode = meta.permissions().mode();
+            // A sticky folder (like /tmp) lets others add files but not replace ours.
+            let sticky_dir = meta.is_dir() && mode & 0o1000 != 0;
+            (mode & 0o002 != 0 && !sticky_dir).then(|| {
+                format!(
+                    "{} is writable by every user (mode {:o})",
+                    p.display(),
+                    mode & 0o7777
+                )
+            })
+        };
+        if let Some(reason) = writable(path) {
+            return Err(reason);
+        }
+        if path.is_file() {
+            if let Some(reason) = path.parent().and_then(writable) {
+                return Err(reason);
+            }
+        }
+    }
+    let _ = path;
+    Ok(())
+}
+
 fn read_plugin(path: &Path) -> Result<Vec<u8>, LoadError> {
+    check_not_writable_by_others(path).map_err(|reason| LoadError::Insecure {
+        path: path.to_owned(),
+        reason,
+    })?;
     let bytes = fs::read(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => LoadError::Missing {
             path: path.to_owned(),

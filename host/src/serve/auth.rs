@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 use super::error::ApiError;
+use crate::Host;
 
 /// The accepted keys, kept only as SHA-256 digests.
 #[derive(Debug, Clone, Default)]
@@ -47,12 +48,11 @@ fn digest(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
 }
 
-/// Middleware: refuses requests without an accepted bearer key.
-pub async fn require_key(
-    State(keys): State<Arc<ClientKeys>>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// Middleware: refuses requests without an accepted bearer key (the keys of the
+/// current snapshot, so a reload that changes them applies at once).
+pub async fn require_key(State(host): State<Arc<Host>>, request: Request, next: Next) -> Response {
+    let snapshot = host.snapshot();
+    let keys = &snapshot.client_keys;
     if !keys.enabled() {
         return next.run(request).await;
     }

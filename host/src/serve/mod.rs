@@ -3,6 +3,7 @@
 //! `router` gives an axum `Router` an embedder can mount under any prefix; `serve`
 //! runs it on a listener until a shutdown signal, letting requests in flight finish.
 
+mod admin;
 mod auth;
 mod chat;
 pub mod error;
@@ -20,17 +21,22 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::Host;
+use crate::{config::Config, Host, KeyLookup};
 pub use auth::ClientKeys;
 
-/// The service's routes: `/v1/chat/completions`, `/v1/models` (behind client auth when
-/// keys are configured), `/healthz` and `/readyz`.
+/// The service's routes: `/v1/chat/completions`, `/v1/models`, `/admin/providers` and
+/// `/admin/reload` (behind client auth when keys are configured), `/healthz` and
+/// `/readyz`.
 pub fn router(host: Arc<Host>) -> Router {
-    let keys = Arc::new(client_keys(&host));
     let api = Router::new()
         .route("/v1/chat/completions", post(chat::completions))
         .route("/v1/models", get(models))
-        .layer(middleware::from_fn_with_state(keys, auth::require_key));
+        .route("/admin/providers", get(admin::providers))
+        .route("/admin/reload", post(admin::reload))
+        .layer(middleware::from_fn_with_state(
+            host.clone(),
+            auth::require_key,
+        ));
     Router::new()
         .merge(api)
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
@@ -38,13 +44,13 @@ pub fn router(host: Arc<Host>) -> Router {
         .with_state(host)
 }
 
-/// The client keys in effect: the config's, plus those in `auth.keys_env`.
-pub fn client_keys(host: &Host) -> ClientKeys {
-    let auth = &host.config().auth;
+/// The client keys a config asks for: its own, plus those in `auth.keys_env`.
+pub fn client_keys(config: &Config, env: &KeyLookup) -> ClientKeys {
+    let auth = &config.auth;
     let from_env = auth
         .keys_env
         .as_ref()
-        .and_then(|var| std::env::var(var).ok())
+        .and_then(|var| env(var))
         .unwrap_or_default();
     let keys = auth
         .keys
@@ -62,7 +68,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let address = listener.local_addr()?;
-    let open = !client_keys(&host).enabled();
+    let open = !host.snapshot().client_keys.enabled();
     if open && !address.ip().is_loopback() {
         tracing::warn!(%address, "listening beyond loopback with client authentication off: anyone who can reach this address can spend your provider keys; set `auth.keys` in the config");
     }

@@ -3,4 +3,8 @@
 #[path = "../../minimal.rs"]
 mod minimal;
 
-provider_sdk::export_provider!(minimal::Minimal<{ minimal::BUILD_REQUEST }>);
+const PANIC_AT: u8 = minimal::BUILD_REQUEST;
+const NAME: &str = "panic-in-build";
+const ANSWER: &str = "build";
+
+provider_sdk::export_provider!(minimal::Minimal);

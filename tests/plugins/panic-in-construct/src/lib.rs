@@ -3,4 +3,8 @@
 #[path = "../../minimal.rs"]
 mod minimal;
 
-provider_sdk::export_provider!(minimal::Minimal<{ minimal::CONSTRUCT }>);
+const PANIC_AT: u8 = minimal::CONSTRUCT;
+const NAME: &str = "panic-in-construct";
+const ANSWER: &str = "construct";
+
+provider_sdk::export_provider!(minimal::Minimal);

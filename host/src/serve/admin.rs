@@ -1,0 +1,61 @@
+//! `GET /admin/providers` (status of every provider and of reloads) and
+//! `POST /admin/reload` (the same reload the watcher and SIGHUP run).
+
+use std::{
+    sync::{atomic::Ordering, Arc},
+    time::UNIX_EPOCH,
+};
+
+use axum::{extract::State, response::IntoResponse, Json};
+use serde_json::{json, Value};
+
+use crate::{
+    registry::{Origin, State as ProviderState},
+    Host,
+};
+
+/// Every provider with its plugin, file, hash, generation, state and last reload error.
+pub async fn providers(State(host): State<Arc<Host>>) -> impl IntoResponse {
+    let snapshot = host.snapshot();
+    let providers: Vec<Value> = snapshot
+        .registry
+        .providers()
+        .map(|p| {
+            let (state, reason) = match &p.state {
+                ProviderState::Ready => ("ready", None),
+                ProviderState::Disabled => ("disabled", None),
+                ProviderState::Unavailable(why) => ("unavailable", Some(why.as_str())),
+                ProviderState::Failed(why) => ("failed", Some(why.as_str())),
+            };
+            json!({
+                "name": p.name,
+                "origin": if p.origin == Origin::PluginDir { "plugin_dir" } else { "config" },
+                "state": state,
+                "reason": reason,
+                "plugin": p.manifest.as_ref().map(|m| json!({"name": m.name, "version": m.version, "sdk_version": m.sdk_version})),
+                "library": p.library,
+                "sha256": p.sha256,
+                "generation": p.generation,
+                "loaded_at": p.loaded_at.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
+                "last_reload_error": p.last_reload_error,
+            })
+        })
+        .collect();
+    let stats = host.reload_stats();
+    let last = stats.last.lock().map(|l| l.clone()).unwrap_or(None);
+    Json(json!({
+        "generation": snapshot.generation,
+        "providers": providers,
+        "problems": snapshot.registry.problems(),
+        "reloads": stats.reloads.load(Ordering::Relaxed),
+        "reload_failures": stats.failures.load(Ordering::Relaxed),
+        "last_reload": last,
+        "mapped_libraries": host.loader().mapped_libraries(),
+        "retired_libraries": host.retired_libraries(),
+    }))
+}
+
+/// Reloads now and answers with what changed and what failed.
+pub async fn reload(State(host): State<Arc<Host>>) -> impl IntoResponse {
+    Json(host.reload_async("admin").await)
+}

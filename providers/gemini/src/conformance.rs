@@ -1,0 +1,68 @@
+//! Canned Gemini bytes for the host's conformance check (`provider-host validate`).
+//!
+//! All three are real upstream bytes, copied unchanged into `fixtures/` (sources in
+//! `fixtures/README.md`), never produced by this crate's encoder:
+//! - a `generateContent` answer captured from the Gemini API (gemini-2.0-flash);
+//! - a `streamGenerateContent?alt=sse` body of three `data:` events, the last with
+//!   `finishReason` and the final `usageMetadata`;
+//! - a `429 RESOURCE_EXHAUSTED` body with a `RetryInfo` detail (`retryDelay: "26s"`).
+
+use provider_sdk::{serde_json::json, CannedError, Conformance, ErrorKind, LocalResponse};
+
+/// A `generateContent` response.
+pub(crate) const RESPONSE: &[u8] = include_bytes!("../fixtures/generate-content-basic-reply.json");
+
+/// A `streamGenerateContent?alt=sse` body.
+pub(crate) const STREAM: &[u8] = include_bytes!("../fixtures/stream-basic-reply.sse");
+
+/// A 429 error body.
+pub(crate) const RATE_LIMITED: &[u8] =
+    include_bytes!("../fixtures/error-429-resource-exhausted.json");
+
+fn headers(content_type: &str) -> Vec<(String, String)> {
+    vec![("content-type".to_owned(), content_type.to_owned())]
+}
+
+/// The stream body cut after each event, as a network would deliver it.
+fn events(body: &[u8]) -> Vec<Vec<u8>> {
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    for end in 1..=body.len() {
+        if body[..end].ends_with(b"\n\n") || body[..end].ends_with(b"\r\n\r\n") {
+            chunks.push(body[start..end].to_vec());
+            start = end;
+        }
+    }
+    if start < body.len() {
+        chunks.push(body[start..].to_vec());
+    }
+    chunks
+}
+
+/// The material `Provider::conformance` returns.
+pub(crate) fn conformance() -> Conformance {
+    Conformance {
+        options: json!({}),
+        response: LocalResponse {
+            status: 200,
+            headers: headers("application/json; charset=UTF-8"),
+            chunks: vec![RESPONSE.to_vec()],
+            interval_ms: 0,
+        },
+        stream: LocalResponse {
+            status: 200,
+            headers: headers("text/event-stream"),
+            chunks: events(STREAM),
+            interval_ms: 0,
+        },
+        error: Some(CannedError {
+            response: LocalResponse {
+                status: 429,
+                headers: headers("application/json; charset=UTF-8"),
+                chunks: vec![RATE_LIMITED.to_vec()],
+                interval_ms: 0,
+            },
+            kind: ErrorKind::RateLimited,
+        }),
+    }
+}

@@ -1,0 +1,183 @@
+//! The Google Gemini provider: the Gemini API's `generateContent` and
+//! `streamGenerateContent?alt=sse` endpoints (<https://ai.google.dev/api/generate-content>).
+//!
+//! Like every provider it only translates, never does I/O:
+//! - `request` turns a canonical chat into a `GenerateContentRequest`
+//!   (`systemInstruction`, `contents`, `tools`, `toolConfig`, `generationConfig`), and
+//!   `schema` narrows JSON schemas to the subset Gemini accepts;
+//! - `response` turns a `GenerateContentResponse` into a canonical answer;
+//! - `stream` decodes the SSE stream, one `GenerateContentResponse` per `data:` event;
+//! - `error` classifies Google's `{"error": {"code", "message", "status", "details"}}`;
+//! - `conformance` ships real Gemini bytes (see `fixtures/README.md`) for `validate`.
+//!
+//! The host adds the API key as the `x-goog-api-key` header.
+//!
+//! Options (`options` of the config entry):
+//! - `include_thoughts` (bool, default false): ask thinking models for thought summaries
+//!   (they come back as reasoning) even when the request sets no `reasoning_effort`.
+
+mod conformance;
+mod error;
+mod request;
+mod response;
+mod schema;
+mod stream;
+#[cfg(test)]
+mod tests;
+
+use provider_sdk::{
+    export_provider, serde_json, AuthScheme, Capabilities, ChatRequest, ChatResponse, Conformance,
+    Defaults, HttpResponse, Manifest, ModelInfo, Outbound, Pricing, Provider, ProviderConfig,
+    ProviderError,
+};
+use serde::Deserialize;
+use serde_json::Value;
+
+pub use stream::GeminiDecoder;
+
+/// The Gemini API's base URL, used when the config entry sets none.
+pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com/v1beta";
+
+/// The environment variable that holds the API key by default.
+pub const API_KEY_ENV: &str = "GEMINI_API_KEY";
+
+/// The header the host puts the API key in.
+pub const API_KEY_HEADER: &str = "x-goog-api-key";
+
+/// The Gemini provider, one instance per config entry.
+#[derive(Debug, Clone)]
+pub struct Gemini {
+    base_url: String,
+    options: GeminiOptions,
+}
+
+/// The provider's options, from the config entry's `options`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GeminiOptions {
+    /// Ask thinking models for thought summaries on every request.
+    pub include_thoughts: bool,
+}
+
+impl Gemini {
+    /// The base URL requests go to, without a trailing `/`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The options this instance was built with.
+    pub fn options(&self) -> &GeminiOptions {
+        &self.options
+    }
+}
+
+/// One known model. Prices are US dollars per million tokens on the paid tier, for text
+/// input and prompts up to 200k tokens (2.5 Pro and 3 Pro charge more above that).
+fn model(
+    id: &str,
+    context_window: u32,
+    max_output_tokens: u32,
+    input: f64,
+    output: f64,
+    cached_input: Option<f64>,
+) -> ModelInfo {
+    ModelInfo {
+        id: id.to_owned(),
+        context_window: Some(context_window),
+        max_output_tokens: Some(max_output_tokens),
+        pricing: Some(Pricing {
+            input_per_mtok: input,
+            output_per_mtok: output,
+            cached_input_per_mtok: cached_input,
+        }),
+    }
+}
+
+impl Provider for Gemini {
+    type Decoder = GeminiDecoder;
+
+    fn manifest() -> Manifest {
+        // Context windows and output limits: https://ai.google.dev/gemini-api/docs/models
+        // Prices (standard paid tier, text, prompts <= 200k tokens; output includes
+        // thinking tokens; "context caching price" is the cached-input price):
+        // https://ai.google.dev/gemini-api/docs/pricing
+        #[rustfmt::skip]
+        let models = vec![
+            model("gemini-2.5-pro", 1_048_576, 65_536, 1.25, 10.00, Some(0.125)),
+            model("gemini-2.5-flash", 1_048_576, 65_536, 0.30, 2.50, Some(0.03)),
+            model("gemini-2.5-flash-lite", 1_048_576, 65_536, 0.10, 0.40, Some(0.01)),
+            model("gemini-2.0-flash", 1_048_576, 8_192, 0.10, 0.40, Some(0.025)),
+            // No context caching for 2.0 Flash-Lite: cached input costs the input price.
+            model("gemini-2.0-flash-lite", 1_048_576, 8_192, 0.075, 0.30, None),
+            model("gemini-3-pro-preview", 1_048_576, 65_536, 2.00, 12.00, Some(0.20)),
+            model("gemini-3-flash-preview", 1_048_576, 65_536, 0.50, 3.00, Some(0.05)),
+        ];
+        Manifest {
+            name: "gemini".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            description: "Google Gemini API: generateContent and streamGenerateContent (SSE)"
+                .to_owned(),
+            capabilities: Capabilities {
+                streaming: true,
+                tools: true,
+                vision: true,
+                reasoning: true,
+                embeddings: false,
+            },
+            defaults: Defaults {
+                base_url: Some(DEFAULT_BASE_URL.to_owned()),
+                api_key_env: Some(API_KEY_ENV.to_owned()),
+                auth: AuthScheme::Header {
+                    name: API_KEY_HEADER.to_owned(),
+                },
+            },
+            models,
+            ..Manifest::default()
+        }
+    }
+
+    fn conformance() -> Conformance {
+        conformance::conformance()
+    }
+
+    fn new(config: ProviderConfig) -> Result<Self, ProviderError> {
+        let options = match config.options {
+            Value::Null => GeminiOptions::default(),
+            options => serde_json::from_value(options).map_err(|e| {
+                ProviderError::invalid_request(format!(
+                    "gemini options: {e} (known options: include_thoughts)"
+                ))
+            })?,
+        };
+        let base_url = match config.base_url.as_deref().map(str::trim) {
+            None | Some("") => DEFAULT_BASE_URL.to_owned(),
+            Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+                url.trim_end_matches('/').to_owned()
+            }
+            Some(url) => {
+                return Err(ProviderError::invalid_request(format!(
+                    "gemini base_url `{url}` is not an http(s) URL"
+                )))
+            }
+        };
+        Ok(Gemini { base_url, options })
+    }
+
+    fn build_request(&self, request: &ChatRequest) -> Result<Outbound, ProviderError> {
+        request::build(&self.base_url, &self.options, request).map(Outbound::Http)
+    }
+
+    fn parse_response(&self, response: &HttpResponse<'_>) -> Result<ChatResponse, ProviderError> {
+        response::parse(response.body)
+    }
+
+    fn stream_decoder(&self) -> GeminiDecoder {
+        GeminiDecoder::new()
+    }
+
+    fn classify_error(&self, response: &HttpResponse<'_>) -> ProviderError {
+        error::classify(response)
+    }
+}
+
+export_provider!(Gemini);
