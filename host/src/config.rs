@@ -133,7 +133,8 @@ pub struct ProviderEntry {
     /// Upstream base URL; the plugin's default when absent.
     #[serde(default)]
     pub base_url: Option<String>,
-    /// Environment variable holding the API key; the plugin's default when absent.
+    /// Environment variable holding the API key; the plugin's default when absent,
+    /// none at all when `""` (local servers that take no key).
     #[serde(default)]
     pub api_key_env: Option<String>,
     /// Allow upstream addresses in private, loopback and link-local ranges.
@@ -270,7 +271,7 @@ impl Config {
                     }
                 }
             }
-            if let Some(var) = &entry.api_key_env {
+            if let Some(var) = entry.api_key_env.as_ref().filter(|v| !v.is_empty()) {
                 if !is_env_name(var) {
                     return Err((
                         format!("providers[{i}].api_key_env"),

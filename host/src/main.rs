@@ -180,7 +180,7 @@ fn validate(config_path: &Path, plugin: &Path) -> anyhow::Result<ExitCode> {
 fn providers(config_path: &Path) -> anyhow::Result<ExitCode> {
     let host = Host::from_config_file(config_path)?;
     let registry = host.registry();
-    println!("{:<14} {:<9} {:<22} LIBRARY", "NAME", "STATE", "PLUGIN");
+    println!("{:<14} {:<9} {:<30} LIBRARY", "NAME", "STATE", "PLUGIN");
     for p in registry.providers() {
         let plugin = p
             .manifest
@@ -199,7 +199,7 @@ fn providers(config_path: &Path) -> anyhow::Result<ExitCode> {
             ""
         };
         println!(
-            "{:<14} {:<9} {:<22} {}{origin}",
+            "{:<14} {:<9} {:<30} {}{origin}",
             p.name,
             state,
             plugin,

@@ -397,16 +397,22 @@ fn plugin_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
+/// The variable that holds the entry's key: its own, else the manifest's; `""` says none.
+fn key_var(entry: &ProviderEntry, manifest: Option<&Manifest>) -> Option<String> {
+    match &entry.api_key_env {
+        Some(var) if var.is_empty() => None,
+        Some(var) => Some(var.clone()),
+        None => manifest.and_then(|m| m.defaults.api_key_env.clone()),
+    }
+}
+
 /// The entry's API key, when it names a key variable and the variable is set.
 fn lookup_key(
     entry: &ProviderEntry,
     manifest: Option<&Manifest>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Option<ApiKey> {
-    let var = entry
-        .api_key_env
-        .clone()
-        .or_else(|| manifest.and_then(|m| m.defaults.api_key_env.clone()))?;
+    let var = key_var(entry, manifest)?;
     env(&var)
         .map(|k| k.trim().to_owned())
         .filter(|k| !k.is_empty())
@@ -467,11 +473,7 @@ fn build_entry(
     };
     status.key = lookup_key(entry, Some(manifest), env);
     if status.key.is_none() {
-        let var = entry
-            .api_key_env
-            .as_ref()
-            .or(manifest.defaults.api_key_env.as_ref());
-        if let Some(var) = var {
+        if let Some(var) = key_var(entry, Some(manifest)) {
             status.state = State::Unavailable(format!("missing key: set {var}"));
             return status;
         }

@@ -35,7 +35,10 @@ struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { stream_lines: 3, stream_interval_ms: 0 }
+        Options {
+            stream_lines: 3,
+            stream_interval_ms: 0,
+        }
     }
 }
 
@@ -55,7 +58,10 @@ impl Provider for Minimal {
         Manifest {
             name: crate::NAME.to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
-            models: vec![ModelInfo { id: "m".to_owned(), ..ModelInfo::default() }],
+            models: vec![ModelInfo {
+                id: "m".to_owned(),
+                ..ModelInfo::default()
+            }],
             ..Manifest::default()
         }
     }
@@ -78,7 +84,8 @@ impl Provider for Minimal {
         }
         let options = match config.options {
             serde_json::Value::Null => Options::default(),
-            o => serde_json::from_value(o).map_err(|e| ProviderError::invalid_request(e.to_string()))?,
+            o => serde_json::from_value(o)
+                .map_err(|e| ProviderError::invalid_request(e.to_string()))?,
         };
         Ok(Minimal { options })
     }
@@ -90,7 +97,9 @@ impl Provider for Minimal {
         let said = request.last_user_text().unwrap_or_default();
         let answer = format!("{}: {said}", crate::ANSWER);
         Ok(Outbound::Local(if request.stream {
-            let lines = (0..self.options.stream_lines).map(|i| format!("{} {i}\n", crate::ANSWER)).collect();
+            let lines = (0..self.options.stream_lines)
+                .map(|i| format!("{} {i}\n", crate::ANSWER))
+                .collect();
             canned(200, lines, self.options.stream_interval_ms)
         } else {
             canned(200, vec![answer], 0)
@@ -125,13 +134,17 @@ impl StreamDecoder for LineDecoder {
         self.buffer.extend_from_slice(bytes);
         while let Some(end) = self.buffer.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.buffer.drain(..=end).collect();
-            events.push(StreamEvent::TextDelta { text: String::from_utf8_lossy(&line).into_owned() });
+            events.push(StreamEvent::TextDelta {
+                text: String::from_utf8_lossy(&line).into_owned(),
+            });
         }
         Ok(())
     }
 
     fn finish(&mut self, events: &mut Vec<StreamEvent>) -> Result<(), ProviderError> {
-        events.push(StreamEvent::Finish { reason: FinishReason::Stop });
+        events.push(StreamEvent::Finish {
+            reason: FinishReason::Stop,
+        });
         Ok(())
     }
 }

@@ -160,3 +160,21 @@ fn a_drop_in_cannot_take_a_configured_name_and_a_missing_folder_is_reported() {
     );
     assert!(problems.contains("absent: does not exist"), "{problems}");
 }
+
+#[test]
+fn an_empty_api_key_env_means_the_upstream_takes_no_key() {
+    let scratch = Scratch::new();
+    let config = scratch.config(serde_json::json!({
+        "providers": [
+            {"name": "local", "library": plugin("openai_provider"), "api_key_env": "", "options": {"preset": "ollama"}},
+            {"name": "cloud", "library": plugin("openai_provider"), "options": {"preset": "groq"}, "api_key_env": "E2E_SURELY_UNSET_GROQ"}
+        ]
+    }));
+    let host = Host::from_config_file(&config).unwrap();
+    let registry = host.registry();
+    assert_eq!(registry.provider("local").unwrap().state, State::Ready);
+    assert_eq!(
+        registry.provider("cloud").unwrap().state,
+        State::Unavailable("missing key: set E2E_SURELY_UNSET_GROQ".to_owned())
+    );
+}
