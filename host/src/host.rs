@@ -15,12 +15,16 @@ use provider_sdk::ChatRequest;
 use serde::Serialize;
 
 use crate::{
+    breaker::Breakers,
     config::{Config, ConfigError},
     dispatch::{self, Completion, DispatchError, EventStream},
     load::Loader,
     registry::{Changes, Registry},
     serve::ClientKeys,
-    transport::Transport,
+    transport::{
+        rawlog::{RawLog, RecordCallback, UpstreamRecord},
+        Transport,
+    },
 };
 
 /// Looks up an API key by the name of its environment variable.
@@ -41,6 +45,7 @@ pub struct HostBuilder {
     file: Option<PathBuf>,
     config: Option<(Config, PathBuf)>,
     keys: Option<Box<KeyLookup>>,
+    records: Option<Arc<RecordCallback>>,
 }
 
 impl HostBuilder {
@@ -65,6 +70,16 @@ impl HostBuilder {
         self
     }
 
+    /// Receives every raw upstream request and response record (credentials
+    /// redacted, bodies capped by `raw_log.max_body_bytes`, 4 KiB by default).
+    pub fn on_upstream_record(
+        mut self,
+        callback: impl Fn(&UpstreamRecord) + Send + Sync + 'static,
+    ) -> Self {
+        self.records = Some(Arc::new(callback));
+        self
+    }
+
     /// Loads every provider. Only a bad config fails; failed providers are recorded
     /// in the registry with their reason.
     pub fn build(self) -> Result<Arc<Host>, ConfigError> {
@@ -72,13 +87,13 @@ impl HostBuilder {
             .keys
             .unwrap_or_else(|| Box::new(|name: &str| std::env::var(name).ok()));
         let host = match (self.config, self.file) {
-            (Some((config, dir)), _) => Host::assemble(config, dir, None, keys),
+            (Some((config, dir)), _) => Host::assemble(config, dir, None, keys, self.records),
             (None, file) => {
                 let path =
                     file.unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_CONFIG_FILE));
                 let config = Config::load(&path)?;
                 let dir = path.parent().unwrap_or(Path::new(".")).to_owned();
-                Host::assemble(config, dir, Some(path), keys)
+                Host::assemble(config, dir, Some(path), keys, self.records)
             }
         };
         Ok(Arc::new(host))
@@ -138,10 +153,12 @@ pub struct Host {
     config_path: Option<PathBuf>,
     config_dir: PathBuf,
     keys: Box<KeyLookup>,
+    records: Option<Arc<RecordCallback>>,
     loader: Loader,
     current: ArcSwap<Snapshot>,
     reloading: Mutex<()>,
     stats: ReloadStats,
+    breakers: Arc<Breakers>,
 }
 
 impl Host {
@@ -157,26 +174,40 @@ impl Host {
         let config = Config::load(path)?;
         let dir = path.parent().unwrap_or(Path::new(".")).to_owned();
         let keys: Box<KeyLookup> = Box::new(|name: &str| std::env::var(name).ok());
-        Ok(Host::assemble(config, dir, Some(path.to_owned()), keys))
+        Ok(Host::assemble(
+            config,
+            dir,
+            Some(path.to_owned()),
+            keys,
+            None,
+        ))
     }
 
-    fn assemble(config: Config, dir: PathBuf, path: Option<PathBuf>, keys: Box<KeyLookup>) -> Host {
+    fn assemble(
+        config: Config,
+        dir: PathBuf,
+        path: Option<PathBuf>,
+        keys: Box<KeyLookup>,
+        records: Option<Arc<RecordCallback>>,
+    ) -> Host {
         let cache_dir = config
             .cache_dir
             .clone()
             .unwrap_or_else(|| Loader::default_cache_dir(&dir));
         let loader = Loader::new(cache_dir);
         let registry = Registry::build(&config, &loader, &*keys);
-        let transport = Transport::new(config.timeouts);
+        let transport = Transport::new(config.timeouts, raw_log(&config, &records));
         let snapshot = snapshot(config, registry, transport, 1, &*keys);
         Host {
             config_path: path,
             config_dir: dir,
             keys,
+            records,
             loader,
             current: ArcSwap::from_pointee(snapshot),
             reloading: Mutex::new(()),
             stats: ReloadStats::default(),
+            breakers: Arc::default(),
         }
     }
 
@@ -204,6 +235,11 @@ impl Host {
     /// The current registry.
     pub fn registry(&self) -> Arc<Registry> {
         self.current.load().registry.clone()
+    }
+
+    /// The circuit breakers.
+    pub fn breakers(&self) -> &Breakers {
+        &self.breakers
     }
 
     /// Reload counters.
@@ -262,10 +298,11 @@ impl Host {
                     tracing::info!(provider = %name, "provider removed");
                 }
                 let generation = current.generation + 1;
+                let raw = raw_log(&config, &self.records);
                 let transport = if config.timeouts == current.config.timeouts {
-                    current.transport.clone()
+                    current.transport.with_raw_log(raw)
                 } else {
-                    Transport::new(config.timeouts)
+                    Transport::new(config.timeouts, raw)
                 };
                 self.current.store(Arc::new(snapshot(
                     config,
@@ -296,6 +333,13 @@ impl Host {
             .expect("reload does not panic")
     }
 
+    fn ctx<'a>(&'a self, snapshot: &'a Snapshot) -> dispatch::Ctx<'a> {
+        dispatch::Ctx {
+            snapshot,
+            breakers: &self.breakers,
+        }
+    }
+
     /// The folder relative paths of the config resolve from.
     pub fn config_dir(&self) -> &Path {
         &self.config_dir
@@ -309,13 +353,30 @@ impl Host {
     /// Answers a chat request in one piece; `request.model` is `provider/model` or an alias.
     pub async fn chat(&self, request: ChatRequest) -> Result<Completion, DispatchError> {
         let now = self.snapshot();
-        dispatch::chat(&now.registry, &now.transport, request).await
+        dispatch::chat(self.ctx(&now), request).await
     }
 
     /// Answers a chat request as a stream of events.
     pub async fn chat_stream(&self, request: ChatRequest) -> Result<EventStream, DispatchError> {
         let now = self.snapshot();
-        dispatch::chat_stream(&now.registry, &now.transport, request).await
+        dispatch::chat_stream(self.ctx(&now), request).await
+    }
+}
+
+/// The raw log the config and the embedder's callback ask for.
+fn raw_log(config: &Config, records: &Option<Arc<RecordCallback>>) -> Option<Arc<RawLog>> {
+    let to = config.raw_log.as_ref().map(|r| r.to.as_path());
+    let cap = config
+        .raw_log
+        .as_ref()
+        .map(|r| r.max_body_bytes)
+        .unwrap_or(4096);
+    match RawLog::new(to, cap, records.clone()) {
+        Ok(log) => log.map(Arc::new),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot open the raw log; upstream traffic is not logged");
+            None
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 //! [`serve`] puts it all behind an OpenAI-compatible HTTP API.
 //! [`Host`] ties them together for embedders and for the binary.
 
+pub mod breaker;
 pub mod config;
 pub mod dispatch;
 mod host;

@@ -134,6 +134,8 @@ pub struct Target {
     pub provider: String,
     /// The provider's model id.
     pub model: String,
+    /// A context-window error may fall back to this target.
+    pub larger_context: bool,
 }
 
 impl Target {
@@ -143,6 +145,7 @@ impl Target {
         (!provider.is_empty() && !model.is_empty()).then(|| Target {
             provider: provider.to_owned(),
             model: model.to_owned(),
+            larger_context: false,
         })
     }
 }
@@ -258,7 +261,13 @@ impl Registry {
             let targets = spec
                 .targets
                 .iter()
-                .filter_map(|t| Target::parse(t))
+                .filter_map(|t| {
+                    let target = Target::parse(t.target())?;
+                    Some(Target {
+                        larger_context: t.larger_context(),
+                        ..target
+                    })
+                })
                 .collect();
             registry.aliases.insert(alias.clone(), targets);
         }
@@ -351,6 +360,7 @@ impl Registry {
                 allow_private_network: false,
                 options: Value::Null,
                 sha256: None,
+                retry: None,
             };
             wanted.push((entry, Origin::PluginDir));
         }

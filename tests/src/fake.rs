@@ -93,6 +93,8 @@ pub struct Received {
     pub headers: Vec<(String, String)>,
     /// The body.
     pub body: Vec<u8>,
+    /// When the request arrived.
+    pub at: std::time::Instant,
 }
 
 impl Received {
@@ -275,6 +277,7 @@ async fn read_request(socket: &mut TcpStream) -> Option<Received> {
         target,
         headers,
         body,
+        at: std::time::Instant::now(),
     })
 }
 

@@ -9,7 +9,10 @@ use provider_sdk::{samples, ChatRequest, ErrorKind, FinishReason, Message, Strea
 fn host(scratch: &Scratch) -> Host {
     let config = scratch.config(serde_json::json!({
         "providers": [{"name": "mock", "library": e2e::mock_plugin()}],
-        "models": {"fast": {"targets": ["mock/echo"]}}
+        "models": {"fast": {"targets": ["mock/echo"]}},
+        // These tests are about single answers and errors: no retries, no breakers.
+        "retry": {"max_retries": 0},
+        "circuit_breaker": {"enabled": false}
     }));
     Host::from_config_file(&config).unwrap()
 }

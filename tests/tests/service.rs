@@ -6,7 +6,10 @@ use serde_json::{json, Value};
 fn config(scratch: &Scratch, extra: Value) -> std::path::PathBuf {
     let mut body = json!({
         "providers": [{"name": "mock", "library": mock_plugin()}],
-        "models": {"fast": {"targets": ["mock/echo"]}}
+        "models": {"fast": {"targets": ["mock/echo"]}},
+        // These tests are about single answers and errors: no retries, no breakers.
+        "retry": {"max_retries": 0},
+        "circuit_breaker": {"enabled": false}
     });
     if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
         body.extend(extra.clone());

@@ -38,6 +38,7 @@ pub async fn providers(State(host): State<Arc<Host>>) -> impl IntoResponse {
                 "generation": p.generation,
                 "loaded_at": p.loaded_at.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
                 "last_reload_error": p.last_reload_error,
+                "circuit": host.breakers().state(&p.name).to_string(),
             })
         })
         .collect();
@@ -50,6 +51,7 @@ pub async fn providers(State(host): State<Arc<Host>>) -> impl IntoResponse {
         "reloads": stats.reloads.load(Ordering::Relaxed),
         "reload_failures": stats.failures.load(Ordering::Relaxed),
         "last_reload": last,
+        "circuit_breakers": host.breakers().statuses(std::time::Instant::now()),
         "mapped_libraries": host.loader().mapped_libraries(),
         "retired_libraries": host.retired_libraries(),
     }))

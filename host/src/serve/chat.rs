@@ -23,7 +23,7 @@ use super::{
     error::ApiError,
     wire::{ChunkWriter, Completion},
 };
-use crate::Host;
+use crate::{dispatch::Route, Host};
 
 /// Answers a chat completion, whole or as SSE.
 pub async fn completions(State(host): State<Arc<Host>>, body: Body) -> Response {
@@ -52,7 +52,7 @@ async fn answer(host: Arc<Host>, body: Body) -> Result<Response, ApiError> {
         let model = done.target.to_string();
         let mut response =
             Json(Completion::new(&id, created, &model, &done.response)).into_response();
-        annotate(&mut response, &model);
+        annotate(&mut response, &done.route);
         return Ok(response);
     }
     let include_usage = request
@@ -64,6 +64,7 @@ async fn answer(host: Arc<Host>, body: Body) -> Result<Response, ApiError> {
         .await
         .map_err(|e| ApiError::from_dispatch(&e))?;
     let model = events.target.to_string();
+    let route = events.route.clone();
     let mut writer = ChunkWriter::new(id, created, model.clone(), include_usage);
     let mut chunks = Vec::new();
     let sse = events
@@ -88,7 +89,7 @@ async fn answer(host: Arc<Host>, body: Body) -> Result<Response, ApiError> {
         });
     let sse = Sse::new(sse.chain(stream::once(async { Ok(Event::default().data("[DONE]")) })));
     let mut response = sse.into_response();
-    annotate(&mut response, &model);
+    annotate(&mut response, &route);
     Ok(response)
 }
 
@@ -121,20 +122,21 @@ fn parse(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
     Ok(request)
 }
 
-/// Tells the client which provider and model answered.
-fn annotate(response: &mut Response, target: &str) {
-    if let Some((provider, model)) = target.split_once('/') {
-        let headers = response.headers_mut();
-        if let Ok(v) = HeaderValue::from_str(provider) {
-            headers.insert("x-provider", v);
-        }
-        if let Ok(v) = HeaderValue::from_str(model) {
-            headers.insert("x-model", v);
-        }
-        headers
-            .entry(header::CACHE_CONTROL)
-            .or_insert(HeaderValue::from_static("no-cache"));
+/// Tells the client which provider and model answered, which target of the fallback
+/// chain that was, and how many attempts it took.
+fn annotate(response: &mut Response, route: &Route) {
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&route.target.provider) {
+        headers.insert("x-provider", v);
     }
+    if let Ok(v) = HeaderValue::from_str(&route.target.model) {
+        headers.insert("x-model", v);
+    }
+    headers.insert("x-fallback-index", HeaderValue::from(route.fallback_index));
+    headers.insert("x-attempts", HeaderValue::from(route.attempts));
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-cache"));
 }
 
 /// A unique id for a completion: time and a process-wide counter.

@@ -8,16 +8,18 @@
 //! same decode path as a remote one.
 
 pub mod guard;
+pub mod rawlog;
 
 use std::{error::Error as _, pin::Pin, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use futures_util::{stream, Stream, StreamExt};
 use provider_sdk::{AuthScheme, ErrorKind, HttpRequest, LocalResponse, Outbound, ProviderError};
-use tokio::time::Instant;
+use std::time::Instant;
 
 use crate::{config::Timeouts, registry::ReadyProvider};
 use guard::{GuardedResolver, Policy, Refused};
+use rawlog::RawLog;
 
 /// An upstream body, chunk by chunk.
 pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, ProviderError>> + Send>>;
@@ -44,11 +46,12 @@ pub struct Transport {
     public_only: reqwest::Client,
     allow_private: reqwest::Client,
     timeouts: Timeouts,
+    raw: Option<Arc<RawLog>>,
 }
 
 impl Transport {
     /// Clients with the given timeouts.
-    pub fn new(timeouts: Timeouts) -> Transport {
+    pub fn new(timeouts: Timeouts, raw: Option<Arc<RawLog>>) -> Transport {
         let client = |policy| {
             reqwest::Client::builder()
                 .connect_timeout(timeouts.connect())
@@ -63,18 +66,29 @@ impl Transport {
             public_only: client(Policy::PublicOnly),
             allow_private: client(Policy::AllowPrivate),
             timeouts,
+            raw,
         }
     }
 
-    /// Performs `outbound` for `provider`.
+    /// The same clients (and connection pools) with another raw log.
+    pub fn with_raw_log(&self, raw: Option<Arc<RawLog>>) -> Transport {
+        Transport {
+            raw,
+            ..self.clone()
+        }
+    }
+
+    /// Performs `outbound` for `provider`; nothing of it outlives `deadline` (the
+    /// request's, retries included).
     pub async fn send(
         &self,
         provider: &ReadyProvider,
         outbound: Outbound,
+        deadline: Instant,
     ) -> Result<UpstreamResponse, ProviderError> {
         match outbound {
             Outbound::Local(local) => Ok(replay(local)),
-            Outbound::Http(http) => self.send_http(provider, http).await,
+            Outbound::Http(http) => self.send_http(provider, http, deadline).await,
         }
     }
 
@@ -82,6 +96,7 @@ impl Transport {
         &self,
         provider: &ReadyProvider,
         http: HttpRequest,
+        request_deadline: Instant,
     ) -> Result<UpstreamResponse, ProviderError> {
         let started = Instant::now();
         let policy = if provider.allow_private_network {
@@ -134,6 +149,33 @@ impl Transport {
             Policy::PublicOnly => &self.public_only,
             Policy::AllowPrivate => &self.allow_private,
         };
+        let secret = provider.api_key.as_ref().map(|k| k.expose().to_owned());
+        let exchange = self.raw.as_ref().map(|log| {
+            let id = RawLog::exchange();
+            let secrets: Vec<&str> = secret.as_deref().into_iter().collect();
+            let mut headers = http.headers.clone();
+            match (provider.plugin.auth(), &provider.api_key) {
+                (AuthScheme::Bearer, Some(_)) => {
+                    headers.push(("authorization".to_owned(), "***".to_owned()))
+                }
+                (AuthScheme::Header { name }, Some(_)) => {
+                    headers.push((name.clone(), "***".to_owned()))
+                }
+                _ => {}
+            }
+            let mut record = log.record(
+                "request",
+                &provider.name,
+                id,
+                &headers,
+                &http.body,
+                &secrets,
+            );
+            record.method = Some(http.method.clone());
+            record.url = Some(rawlog::redact(url.as_str(), &secrets));
+            log.emit(&record);
+            id
+        });
         let mut request = client.request(method, url).body(http.body);
         for (name, value) in &http.headers {
             request = request.header(name, value);
@@ -145,8 +187,11 @@ impl Transport {
                 AuthScheme::Query { .. } | AuthScheme::None => request,
             };
         }
-        let deadline = started + self.timeouts.total();
-        let first_byte = self.timeouts.first_byte().min(self.timeouts.total());
+        let deadline = (started + self.timeouts.total()).min(request_deadline);
+        let first_byte = self
+            .timeouts
+            .first_byte()
+            .min(deadline.saturating_duration_since(started));
         let response = match tokio::time::timeout(first_byte, request.send()).await {
             Err(_) => {
                 return Err(ProviderError::new(
@@ -162,12 +207,18 @@ impl Transport {
             Ok(Ok(response)) => response,
         };
         let status = response.status().as_u16();
-        let headers = response
+        let headers: Vec<(String, String)> = response
             .headers()
             .iter()
             .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
             .collect();
-        let body = timed_body(response.bytes_stream(), self.timeouts.idle(), deadline);
+        let mut body = timed_body(response.bytes_stream(), self.timeouts.idle(), deadline);
+        if let (Some(log), Some(id)) = (&self.raw, exchange) {
+            let secrets: Vec<&str> = secret.as_deref().into_iter().collect();
+            let mut record = log.record("response", &provider.name, id, &headers, &[], &secrets);
+            record.status = Some(status);
+            body = Box::pin(rawlog::Teed::new(body, log.clone(), record, secret));
+        }
         Ok(UpstreamResponse {
             status,
             headers,

@@ -4,6 +4,10 @@
 //! JSON path and the problem. `${VAR}` (or `${VAR:-default}`) inside any string value is
 //! replaced by the environment variable before the config is checked; `$$` is a `$`.
 
+mod policy;
+
+pub use policy::{BreakerPolicy, RawLogConfig, RetryPolicy};
+
 use std::{
     collections::{BTreeMap, HashSet},
     fmt,
@@ -45,6 +49,22 @@ pub struct Config {
     /// Upstream timeouts, in seconds.
     #[serde(default)]
     pub timeouts: Timeouts,
+    /// The whole request's deadline in seconds, retries and fallbacks included.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout: f64,
+    /// Retries of failed attempts (each provider may override it).
+    #[serde(default)]
+    pub retry: RetryPolicy,
+    /// When a failing provider is taken out of rotation.
+    #[serde(default)]
+    pub circuit_breaker: BreakerPolicy,
+    /// Raw logging of upstream traffic; off when absent.
+    #[serde(default)]
+    pub raw_log: Option<RawLogConfig>,
+}
+
+fn default_request_timeout() -> f64 {
+    300.0
 }
 
 /// Upstream timeouts in seconds (fractions allowed).
@@ -147,14 +167,60 @@ pub struct ProviderEntry {
     /// before it is loaded.
     #[serde(default)]
     pub sha256: Option<String>,
+    /// This provider's retry policy, instead of the global one.
+    #[serde(default)]
+    pub retry: Option<RetryPolicy>,
 }
 
-/// A model alias and its targets, tried in order.
+/// A model alias and its targets, tried in order: a fallback chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Alias {
     /// `provider/model` targets, first preferred.
-    pub targets: Vec<String>,
+    pub targets: Vec<TargetSpec>,
+}
+
+/// One target of an alias: `"provider/model"`, or `{"target": "provider/model",
+/// "larger_context": true}` for a target that a context-window error may fall back to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TargetSpec {
+    /// `provider/model`.
+    Plain(String),
+    /// With options.
+    Detailed(DetailedTarget),
+}
+
+/// An alias target with options.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetailedTarget {
+    /// `provider/model`.
+    pub target: String,
+    /// Has a larger context window than the targets before it.
+    #[serde(default)]
+    pub larger_context: bool,
+}
+
+impl TargetSpec {
+    /// The `provider/model` text.
+    pub fn target(&self) -> &str {
+        match self {
+            TargetSpec::Plain(t) => t,
+            TargetSpec::Detailed(d) => &d.target,
+        }
+    }
+
+    /// Whether a context-window error may fall back to it.
+    pub fn larger_context(&self) -> bool {
+        matches!(self, TargetSpec::Detailed(d) if d.larger_context)
+    }
+}
+
+impl From<&str> for TargetSpec {
+    fn from(text: &str) -> Self {
+        TargetSpec::Plain(text.to_owned())
+    }
 }
 
 /// A config that could not be used, with where and why.
@@ -224,6 +290,8 @@ impl Config {
                 e.into_inner().to_string(),
             )
         })?;
+        policy::apply_env_overrides(&mut config.retry, &mut config.request_timeout, env)
+            .map_err(|(path, message)| error(path, message))?;
         config
             .check()
             .map_err(|(path, message)| error(path, message))?;
@@ -310,6 +378,47 @@ impl Config {
                 "an empty key would let anyone in: remove it".to_owned(),
             ));
         }
+        if !(self.request_timeout.is_finite() && self.request_timeout > 0.0) {
+            return Err((
+                "request_timeout".to_owned(),
+                format!(
+                    "{} is not a positive number of seconds",
+                    self.request_timeout
+                ),
+            ));
+        }
+        let retries = std::iter::once(("retry".to_owned(), &self.retry)).chain(
+            self.providers.iter().enumerate().filter_map(|(i, p)| {
+                p.retry
+                    .as_ref()
+                    .map(|r| (format!("providers[{i}].retry"), r))
+            }),
+        );
+        for (location, retry) in retries {
+            if !(retry.delay.is_finite()
+                && retry.delay >= 0.0
+                && retry.max_delay.is_finite()
+                && retry.max_delay >= retry.delay)
+            {
+                return Err((
+                    location,
+                    format!(
+                        "delay {} and max_delay {} must be seconds with delay <= max_delay",
+                        retry.delay, retry.max_delay
+                    ),
+                ));
+            }
+        }
+        let b = &self.circuit_breaker;
+        let positive = |x: f64| x.is_finite() && x > 0.0;
+        let sane = b.consecutive_failures > 0
+            && positive(b.error_ratio)
+            && b.error_ratio <= 1.0
+            && positive(b.window)
+            && positive(b.open_for);
+        if !sane {
+            return Err(("circuit_breaker".to_owned(), "needs consecutive_failures >= 1, 0 < error_ratio <= 1, and positive window and open_for".to_owned()));
+        }
         let t = &self.timeouts;
         for (name, value) in [
             ("connect", t.connect),
@@ -340,7 +449,7 @@ impl Config {
                     "is empty: list at least one `provider/model`".to_owned(),
                 ));
             }
-            for (j, t) in target.targets.iter().enumerate() {
+            for (j, t) in target.targets.iter().map(TargetSpec::target).enumerate() {
                 let location = format!("models.{alias}.targets[{j}]");
                 let Some((provider, model)) = t.split_once('/') else {
                     return Err((location, format!("`{t}` is not `provider/model`")));
@@ -365,6 +474,11 @@ impl Config {
         }
         if let Some(dir) = &mut self.cache_dir {
             *dir = base.join(&*dir);
+        }
+        if let Some(raw) = &mut self.raw_log {
+            if raw.to.as_os_str() != "stderr" {
+                raw.to = base.join(&raw.to);
+            }
         }
     }
 }
@@ -575,6 +689,53 @@ mod tests {
         let e = parse(r#"{"providers": [{"name": "v", "library": "${NOPE}"}]}"#).unwrap_err();
         assert_eq!(e.location, "providers[0].library");
         assert!(e.message.contains("`NOPE` is not set"), "{e}");
+    }
+
+    #[test]
+    fn llm_environment_variables_override_the_global_retry_policy_and_deadline() {
+        let env = |name: &str| match name {
+            "LLM_MAX_RETRIES" => Some("4".to_owned()),
+            "LLM_RETRY_DELAY" => Some("0.25".to_owned()),
+            "LLM_RETRY_MAX_DELAY" => Some("3".to_owned()),
+            "LLM_REQUEST_TIMEOUT" => Some("12.5".to_owned()),
+            _ => None,
+        };
+        let text = r#"{"retry": {"max_retries": 1}, "request_timeout": 60}"#;
+        let config = Config::parse(text, Path::new("c.json"), Path::new("/"), &env).unwrap();
+        assert_eq!(
+            config.retry,
+            RetryPolicy {
+                max_retries: 4,
+                delay: 0.25,
+                max_delay: 3.0
+            }
+        );
+        assert_eq!(config.request_timeout, 12.5);
+        let bad = |name: &str| (name == "LLM_RETRY_DELAY").then(|| "soon".to_owned());
+        let e = Config::parse("{}", Path::new("c.json"), Path::new("/"), &bad).unwrap_err();
+        assert_eq!(e.location, "environment variable LLM_RETRY_DELAY");
+        assert!(
+            e.message.contains("`soon` is not a number of seconds"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn alias_targets_may_be_marked_larger_context() {
+        let config = parse(
+            r#"{"providers": [{"name": "a", "library": "x.so"}],
+                "models": {"m": {"targets": ["a/small", {"target": "a/big", "larger_context": true}]}}}"#,
+        )
+        .unwrap();
+        let targets = &config.models["m"].targets;
+        assert_eq!(
+            (targets[0].target(), targets[0].larger_context()),
+            ("a/small", false)
+        );
+        assert_eq!(
+            (targets[1].target(), targets[1].larger_context()),
+            ("a/big", true)
+        );
     }
 
     #[test]

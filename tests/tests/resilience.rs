@@ -1,0 +1,462 @@
+//! Retries, fallback chains, deadlines, circuit breakers and raw logs, against a
+//! fault-injecting fake upstream that speaks OpenAI's wire format, with the mock
+//! provider as the healthy fallback.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use e2e::{
+    fake::{FakeUpstream, Reply},
+    mock_plugin, plugin, sse_data, Scratch, Server,
+};
+use serde_json::{json, Value};
+
+/// OpenAI's documented `chat.completion` body.
+const COMPLETION: &str = r#"{"id":"chatcmpl-123","object":"chat.completion","created":1677652288,"model":"gpt-4o-mini","system_fingerprint":"fp_44709d6fcb","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there, how may I assist you today?"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":12,"total_tokens":21}}"#;
+
+/// OpenAI's documented error bodies.
+const SERVER_ERROR: &str = r#"{"error":{"message":"The server had an error while processing your request. Sorry about that!","type":"server_error","param":null,"code":null}}"#;
+const RATE_LIMITED: &str = r#"{"error":{"message":"Rate limit reached for gpt-4o-mini in organization org-123 on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 20s.","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#;
+const OVERLOADED: &str = r#"{"error":{"message":"The engine is currently overloaded, please try again later","type":"server_error","param":null,"code":null}}"#;
+const BAD_REQUEST: &str = r#"{"error":{"message":"Invalid value for 'temperature': expected a number.","type":"invalid_request_error","param":"temperature","code":null}}"#;
+const CONTEXT: &str = r#"{"error":{"message":"This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#;
+const BAD_KEY: &str = r#"{"error":{"message":"Incorrect API key provided: sk-e2e-res****. You can find your API key at https://platform.openai.com/account/api-keys.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#;
+
+fn chunk(content: &str) -> String {
+    format!("data: {{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-mini\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{content}\"}},\"finish_reason\":null}}]}}\n\n")
+}
+
+/// A host whose `primary` entry is the openai plugin over `fake`, with `mock` beside it
+/// and an alias `chain` = primary, then mock. `extra` is merged into the top level.
+async fn host(scratch: &Scratch, fake: &FakeUpstream, extra: Value) -> Server {
+    std::env::set_var("E2E_RESILIENCE_KEY", "sk-e2e-resilience-secret");
+    let mut config = json!({
+        "providers": [
+            {"name": "primary", "library": plugin("openai_provider"), "base_url": format!("{}/v1", fake.url),
+             "api_key_env": "E2E_RESILIENCE_KEY", "allow_private_network": true},
+            {"name": "mock", "library": mock_plugin()}
+        ],
+        "models": {"chain": {"targets": ["primary/gpt-4o-mini", "mock/echo"]}},
+        "retry": {"max_retries": 2, "delay": 0.05, "max_delay": 0.2},
+        "timeouts": {"first_byte": 1.0, "idle": 1.0},
+        "circuit_breaker": {"enabled": false}
+    });
+    config
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    Server::start(&scratch.config(config)).await
+}
+
+async fn chat(server: &Server, model: &str, stream: bool) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(server.at("/v1/chat/completions"))
+        .json(&json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "ping"}]}))
+        .send()
+        .await
+        .unwrap()
+}
+
+fn header(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+fn gaps(fake: &FakeUpstream) -> Vec<Duration> {
+    let at: Vec<Instant> = fake.received().iter().map(|r| r.at).collect();
+    at.windows(2).map(|w| w[1] - w[0]).collect()
+}
+
+#[tokio::test]
+async fn a_transient_failure_is_retried_with_capped_jittered_backoff() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    fake.script([
+        Reply::status_json(500, SERVER_ERROR),
+        Reply::status_json(503, OVERLOADED),
+        Reply::json(COMPLETION),
+    ]);
+    let server = host(&scratch, &fake, json!({})).await;
+    let response = chat(&server, "primary/gpt-4o-mini", false).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "x-attempts"), "3");
+    assert_eq!(header(&response, "x-fallback-index"), "0");
+    assert_eq!(fake.received().len(), 3);
+    // Full jitter: retry n waits at most min(max_delay, delay * 2^n) = 50ms, then 100ms.
+    let gaps = gaps(&fake);
+    assert!(gaps[0] < Duration::from_millis(50 + 150), "{gaps:?}");
+    assert!(gaps[1] < Duration::from_millis(100 + 150), "{gaps:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    fake.script([
+        Reply::status_json(429, RATE_LIMITED).with_header("retry-after-ms", "180"),
+        Reply::json(COMPLETION),
+    ]);
+    let server = host(
+        &scratch,
+        &fake,
+        json!({"retry": {"max_retries": 2, "delay": 0.01, "max_delay": 1.0}}),
+    )
+    .await;
+    let response = chat(&server, "primary/gpt-4o-mini", false).await;
+    assert_eq!(response.status(), 200);
+    let gaps = gaps(&fake);
+    assert!(
+        gaps[0] >= Duration::from_millis(180),
+        "waited only {:?}",
+        gaps[0]
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_the_client_got_wrong_is_neither_retried_nor_sent_elsewhere() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    fake.always(Reply::status_json(400, BAD_REQUEST));
+    let server = host(&scratch, &fake, json!({})).await;
+    let response = chat(&server, "chain", false).await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("temperature"),
+        "{body}"
+    );
+    assert_eq!(fake.received().len(), 1, "one attempt, no retry");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn every_way_the_primary_fails_falls_back_to_the_healthy_target() {
+    let huge = Reply::Full {
+        status: 500,
+        headers: vec![],
+        body: vec![b'x'; 4 * 1024 * 1024],
+    };
+    let failures: Vec<(&str, Reply)> = vec![
+        (
+            "429 with retry-after",
+            Reply::status_json(429, RATE_LIMITED).with_header("retry-after", "0"),
+        ),
+        ("500", Reply::status_json(500, SERVER_ERROR)),
+        ("503", Reply::status_json(503, OVERLOADED)),
+        ("529", Reply::status_json(529, OVERLOADED)),
+        ("connection closed", Reply::Close),
+        ("hang past the timeout", Reply::Hang),
+        (
+            "malformed JSON",
+            Reply::json("{\"id\": \"chatcmpl-1\", \"choices\": ["),
+        ),
+        ("huge error body", huge),
+        ("rejected key", Reply::status_json(401, BAD_KEY)),
+    ];
+    for (what, reply) in failures {
+        let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+        fake.always(reply);
+        let server = host(&scratch, &fake, json!({"timeouts": {"first_byte": 0.3}, "retry": {"max_retries": 1, "delay": 0.01, "max_delay": 0.02}})).await;
+        let started = Instant::now();
+        let response = chat(&server, "chain", false).await;
+        assert_eq!(response.status(), 200, "{what}");
+        assert_eq!(header(&response, "x-provider"), "mock", "{what}");
+        assert_eq!(header(&response, "x-fallback-index"), "1", "{what}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["choices"][0]["message"]["content"], "ping", "{what}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{what} took {:?}",
+            started.elapsed()
+        );
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_context_window_error_falls_back_only_to_larger_context_targets() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    fake.always(Reply::status_json(400, CONTEXT));
+    let server = host(
+        &scratch,
+        &fake,
+        json!({"models": {"chain": {"targets": ["primary/gpt-4o-mini", "mock/echo", {"target": "mock/tool", "larger_context": true}]}}}),
+    )
+    .await;
+    let response = chat(&server, "chain", false).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        header(&response, "x-model"),
+        "tool",
+        "mock/echo is skipped: not larger-context"
+    );
+    assert_eq!(header(&response, "x-fallback-index"), "2");
+
+    let server2 = host(&scratch, &fake, json!({})).await;
+    let response = chat(&server2, "chain", false).await;
+    assert_eq!(
+        response.status(),
+        400,
+        "no larger-context target: the client learns its prompt is too long"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "context_length_exceeded");
+    server.stop().await;
+    server2.stop().await;
+}
+
+#[tokio::test]
+async fn a_stream_falls_back_before_its_first_byte_and_ends_cleanly_after() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    // Cut before any event: the client never saw a byte, so the mock answers instead.
+    fake.always(Reply::Stream {
+        status: 200,
+        pieces: vec![b"data: {\"id\":".to_vec()],
+        pause: Duration::ZERO,
+        then_hang: false,
+    });
+    let server = host(&scratch, &fake, json!({"retry": {"max_retries": 0}})).await;
+    let response = chat(&server, "chain", true).await;
+    assert_eq!(header(&response, "x-provider"), "mock");
+    let data = sse_data(&response.text().await.unwrap());
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+    assert!(
+        data.iter().any(|d| d.contains("\"content\":\"ping\"")),
+        "{data:?}"
+    );
+    server.stop().await;
+
+    // Cut after the first event: too late to switch; an error event ends the stream.
+    let fake = FakeUpstream::start().await;
+    let first = chunk("Hel");
+    fake.always(Reply::Stream {
+        status: 200,
+        pieces: vec![first.into_bytes(), b"data: {\"id\":".to_vec()],
+        pause: Duration::from_millis(5),
+        then_hang: false,
+    });
+    let server = host(&scratch, &fake, json!({"retry": {"max_retries": 0}})).await;
+    let response = chat(&server, "chain", true).await;
+    assert_eq!(header(&response, "x-provider"), "primary");
+    let data = sse_data(&response.text().await.unwrap());
+    assert!(
+        data.iter().any(|d| d.contains("\"content\":\"Hel\"")),
+        "{data:?}"
+    );
+    let error: Value = data
+        .iter()
+        .find_map(|d| {
+            serde_json::from_str::<Value>(d)
+                .ok()
+                .filter(|v| v.get("error").is_some())
+        })
+        .expect("an error event");
+    assert_eq!(
+        error["error"]["code"], "upstream_connection_failed",
+        "{error}"
+    );
+    assert_eq!(
+        data.last().map(String::as_str),
+        Some("[DONE]"),
+        "the stream still ends cleanly"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_request_timeout_bounds_retries_and_fallbacks() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    fake.always(Reply::Hang);
+    let server = host(
+        &scratch,
+        &fake,
+        json!({
+            "request_timeout": 0.8,
+            "timeouts": {"first_byte": 30.0},
+            "retry": {"max_retries": 5, "delay": 0.1, "max_delay": 0.2},
+            "models": {"chain": {"targets": ["primary/gpt-4o-mini", "primary/gpt-4o"]}}
+        }),
+    )
+    .await;
+    let started = Instant::now();
+    let response = chat(&server, "chain", false).await;
+    let took = started.elapsed();
+    assert_eq!(response.status(), 504);
+    assert!(
+        took >= Duration::from_millis(750) && took < Duration::from_millis(1500),
+        "took {took:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_failing_provider_trips_its_breaker_is_skipped_then_probed_back() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    fake.always(Reply::status_json(500, SERVER_ERROR));
+    let server = host(
+        &scratch,
+        &fake,
+        json!({
+            "retry": {"max_retries": 0},
+            "circuit_breaker": {"enabled": true, "consecutive_failures": 2, "open_for": 0.5, "min_calls": 100}
+        }),
+    )
+    .await;
+    for _ in 0..2 {
+        assert_eq!(
+            header(&chat(&server, "chain", false).await, "x-provider"),
+            "mock"
+        );
+    }
+    assert_eq!(fake.received().len(), 2);
+    let status: Value = reqwest::get(server.at("/admin/providers"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let primary = status["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "primary")
+        .unwrap();
+    assert_eq!(primary["circuit"], "open", "{status:#}");
+    let response = chat(&server, "chain", false).await;
+    assert_eq!(header(&response, "x-provider"), "mock");
+    assert_eq!(
+        fake.received().len(),
+        2,
+        "the open breaker skipped the primary"
+    );
+    let direct = chat(&server, "primary/gpt-4o-mini", false).await;
+    assert_eq!(
+        direct.status(),
+        503,
+        "no other target: the client is told the circuit is open"
+    );
+
+    fake.always(Reply::json(COMPLETION));
+    tokio::time::sleep(Duration::from_millis(550)).await;
+    let probe = chat(&server, "chain", false).await;
+    assert_eq!(
+        header(&probe, "x-provider"),
+        "primary",
+        "the probe went through and succeeded"
+    );
+    let status: Value = reqwest::get(server.at("/admin/providers"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let primary = status["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "primary")
+        .unwrap();
+    assert_eq!(primary["circuit"], "closed");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn raw_logs_record_every_attempt_with_credentials_redacted() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    fake.script([
+        Reply::status_json(
+            401,
+            BAD_KEY
+                .replace("sk-e2e-res****", "sk-e2e-resilience-secret")
+                .leak(),
+        ),
+        Reply::json(COMPLETION),
+    ]);
+    let log = scratch.path("raw.jsonl");
+    let server = host(
+        &scratch,
+        &fake,
+        json!({"raw_log": {"to": log, "max_body_bytes": 64}}),
+    )
+    .await;
+    assert_eq!(chat(&server, "chain", false).await.status(), 200);
+    assert_eq!(
+        chat(&server, "primary/gpt-4o-mini", false).await.status(),
+        200
+    );
+    server.stop().await;
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !text.contains("sk-e2e-resilience-secret"),
+        "the key never reaches the log:\n{text}"
+    );
+    let records: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 4, "request and response, twice:\n{text}");
+    assert_eq!(records[0]["direction"], "request");
+    assert_eq!(records[0]["method"], "POST");
+    assert!(
+        records[0]["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h[0] == "authorization" && h[1] == "***"),
+        "{}",
+        records[0]
+    );
+    assert_eq!(records[1]["status"], 401);
+    assert_eq!(records[1]["exchange"], records[0]["exchange"]);
+    assert!(
+        records
+            .iter()
+            .all(|r| r["body"].as_str().unwrap().len() <= 64),
+        "bodies are capped"
+    );
+    assert_eq!(records[1]["truncated"], true);
+}
+
+#[tokio::test]
+async fn embedders_receive_the_same_records_through_a_callback() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    fake.always(Reply::json(COMPLETION));
+    std::env::set_var("E2E_RESILIENCE_CB_KEY", "sk-callback-secret");
+    let config = scratch.config(json!({"providers": [
+        {"name": "primary", "library": plugin("openai_provider"), "base_url": format!("{}/v1", fake.url),
+         "api_key_env": "E2E_RESILIENCE_CB_KEY", "allow_private_network": true}
+    ]}));
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let sink = seen.clone();
+    let host = provider_host::Host::builder()
+        .config_file(&config)
+        .on_upstream_record(move |record| {
+            sink.lock()
+                .unwrap()
+                .push(serde_json::to_string(record).unwrap())
+        })
+        .build()
+        .unwrap();
+    let done = host
+        .chat(provider_sdk::ChatRequest::new(
+            "primary/gpt-4o-mini",
+            vec![provider_sdk::Message::user("hi")],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        done.response.message.content.as_deref(),
+        Some("Hello there, how may I assist you today?")
+    );
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(seen[1].contains("\"status\":200"));
+    assert!(seen.iter().all(|r| !r.contains("sk-callback-secret")));
+}
