@@ -19,12 +19,14 @@ use crate::{
     config::{Config, ConfigError},
     dispatch::{self, Completion, DispatchError, EventStream},
     load::Loader,
+    metrics::Metrics,
     registry::{Changes, Registry},
     serve::ClientKeys,
     transport::{
         rawlog::{RawLog, RecordCallback, UpstreamRecord},
         Transport,
     },
+    usage::{Meter, UsageRecord},
 };
 
 /// Looks up an API key by the name of its environment variable.
@@ -46,6 +48,7 @@ pub struct HostBuilder {
     config: Option<(Config, PathBuf)>,
     keys: Option<Box<KeyLookup>>,
     records: Option<Arc<RecordCallback>>,
+    no_ledger: bool,
 }
 
 impl HostBuilder {
@@ -70,6 +73,13 @@ impl HostBuilder {
         self
     }
 
+    /// Keeps usage in memory only, whatever the config says about the ledger (for
+    /// one-shot tools that should leave no files behind).
+    pub fn without_ledger(mut self) -> Self {
+        self.no_ledger = true;
+        self
+    }
+
     /// Receives every raw upstream request and response record (credentials
     /// redacted, bodies capped by `raw_log.max_body_bytes`, 4 KiB by default).
     pub fn on_upstream_record(
@@ -86,14 +96,24 @@ impl HostBuilder {
         let keys = self
             .keys
             .unwrap_or_else(|| Box::new(|name: &str| std::env::var(name).ok()));
+        let records = self.records;
+        let no_ledger = self.no_ledger;
+        let with_ledger = move |mut config: Config| {
+            if no_ledger {
+                config.usage.enabled = false;
+            }
+            config
+        };
         let host = match (self.config, self.file) {
-            (Some((config, dir)), _) => Host::assemble(config, dir, None, keys, self.records),
+            (Some((config, dir)), _) => {
+                Host::assemble(with_ledger(config), dir, None, keys, records)
+            }
             (None, file) => {
                 let path =
                     file.unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_CONFIG_FILE));
-                let config = Config::load(&path)?;
+                let config = with_ledger(Config::load(&path)?);
                 let dir = path.parent().unwrap_or(Path::new(".")).to_owned();
-                Host::assemble(config, dir, Some(path), keys, self.records)
+                Host::assemble(config, dir, Some(path), keys, records)
             }
         };
         Ok(Arc::new(host))
@@ -159,6 +179,8 @@ pub struct Host {
     reloading: Mutex<()>,
     stats: ReloadStats,
     breakers: Arc<Breakers>,
+    meter: Meter,
+    metrics: Metrics,
 }
 
 impl Host {
@@ -197,6 +219,7 @@ impl Host {
         let loader = Loader::new(cache_dir);
         let registry = Registry::build(&config, &loader, &*keys);
         let transport = Transport::new(config.timeouts, raw_log(&config, &records));
+        let meter = Meter::open(&config.usage);
         let snapshot = snapshot(config, registry, transport, 1, &*keys);
         Host {
             config_path: path,
@@ -208,6 +231,8 @@ impl Host {
             reloading: Mutex::new(()),
             stats: ReloadStats::default(),
             breakers: Arc::default(),
+            meter,
+            metrics: Metrics::new(),
         }
     }
 
@@ -240,6 +265,29 @@ impl Host {
     /// The circuit breakers.
     pub fn breakers(&self) -> &Breakers {
         &self.breakers
+    }
+
+    /// Usage, cost and budgets.
+    pub fn usage(&self) -> &Meter {
+        &self.meter
+    }
+
+    /// Counts a finished request in usage, budgets and metrics.
+    pub fn record(&self, record: UsageRecord) {
+        self.metrics.observe(&record);
+        self.meter.record(record, &self.config().budgets);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render_metrics(&self) -> String {
+        let breakers = self.breakers.statuses(std::time::Instant::now());
+        let loaded = self
+            .registry()
+            .libraries_in_use()
+            .collect::<std::collections::HashSet<_>>()
+            .len();
+        self.metrics
+            .render(&breakers, loaded, self.retired_libraries())
     }
 
     /// Reload counters.
@@ -320,6 +368,7 @@ impl Host {
         let failures =
             report.changes.failed.len() as u64 + u64::from(report.config_error.is_some());
         self.stats.failures.fetch_add(failures, Ordering::Relaxed);
+        self.metrics.reloaded(failures);
         *self.stats.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(report.clone());
         report
     }
@@ -337,6 +386,7 @@ impl Host {
         dispatch::Ctx {
             snapshot,
             breakers: &self.breakers,
+            meter: &self.meter,
         }
     }
 

@@ -11,9 +11,11 @@ pub mod config;
 pub mod dispatch;
 mod host;
 pub mod load;
+pub mod metrics;
 pub mod registry;
 pub mod serve;
 pub mod transport;
+pub mod usage;
 pub mod validate;
 pub mod watch;
 

@@ -28,8 +28,17 @@ struct Cli {
     /// The config file.
     #[arg(long, global = true, default_value = DEFAULT_CONFIG_FILE, env = "PROVIDER_HOST_CONFIG")]
     config: PathBuf,
+    /// Log lines as text or as JSON objects.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -65,19 +74,22 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                let level = if matches!(cli.command, Command::Serve { .. }) {
-                    "info"
-                } else {
-                    "warn"
-                };
-                tracing_subscriber::EnvFilter::new(level)
-            }),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        let level = if matches!(cli.command, Command::Serve { .. }) {
+            "info"
+        } else {
+            "warn"
+        };
+        tracing_subscriber::EnvFilter::new(level)
+    });
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        // One JSON object per line, with the request span (and its id) on each.
+        LogFormat::Json => logs.json().with_current_span(true).init(),
+    }
     let result = match cli.command {
         Command::Serve { listen } => serve(&cli.config, listen),
         Command::Validate { plugin } => validate(&cli.config, &plugin),
@@ -178,7 +190,10 @@ fn validate(config_path: &Path, plugin: &Path) -> anyhow::Result<ExitCode> {
 }
 
 fn providers(config_path: &Path) -> anyhow::Result<ExitCode> {
-    let host = Host::from_config_file(config_path)?;
+    let host = Host::builder()
+        .config_file(config_path)
+        .without_ledger()
+        .build()?;
     let registry = host.registry();
     println!("{:<14} {:<9} {:<30} LIBRARY", "NAME", "STATE", "PLUGIN");
     for p in registry.providers() {
@@ -226,7 +241,10 @@ fn chat(
     prompt: String,
     stream: bool,
 ) -> anyhow::Result<ExitCode> {
-    let host = Host::from_config_file(config_path)?;
+    let host = Host::builder()
+        .config_file(config_path)
+        .without_ledger()
+        .build()?;
     let mut messages = Vec::new();
     messages.extend(system.map(Message::system));
     messages.push(Message::user(prompt));

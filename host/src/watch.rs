@@ -66,12 +66,26 @@ async fn run(
     while let Some(paths) = events.recv().await {
         let mut changed: HashSet<PathBuf> =
             paths.into_iter().filter(|p| targets.matters(p)).collect();
-        // Take in the rest of the burst.
-        while let Ok(Some(more)) = tokio::time::timeout(DEBOUNCE, events.recv()).await {
-            changed.extend(more.into_iter().filter(|p| targets.matters(p)));
-        }
         if changed.is_empty() {
+            // Other files in a watched folder (a usage ledger, editor swap files).
             continue;
+        }
+        // Take in the rest of the burst: until no relevant event for DEBOUNCE. Only
+        // relevant events extend it, so a busy neighbour file cannot hold it open.
+        let mut quiet_at = tokio::time::Instant::now() + DEBOUNCE;
+        loop {
+            match tokio::time::timeout_at(quiet_at, events.recv()).await {
+                Ok(Some(more)) => {
+                    let relevant: Vec<PathBuf> =
+                        more.into_iter().filter(|p| targets.matters(p)).collect();
+                    if !relevant.is_empty() {
+                        changed.extend(relevant);
+                        quiet_at = tokio::time::Instant::now() + DEBOUNCE;
+                    }
+                }
+                Ok(None) => return,
+                Err(_) => break,
+            }
         }
         for path in changed.iter().filter(|p| !targets.is_config(p)) {
             settle(path).await;

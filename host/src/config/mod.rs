@@ -5,8 +5,10 @@
 //! replaced by the environment variable before the config is checked; `$$` is a `$`.
 
 mod policy;
+mod usage;
 
 pub use policy::{BreakerPolicy, RawLogConfig, RetryPolicy};
+pub use usage::{Budget, ClientKeySpec, NamedKey, Period, PriceOverrides, UsageConfig};
 
 use std::{
     collections::{BTreeMap, HashSet},
@@ -17,6 +19,8 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::registry::Target;
 
 /// The default config file name, looked up in the working directory.
 pub const DEFAULT_CONFIG_FILE: &str = "external_providers.json";
@@ -61,6 +65,15 @@ pub struct Config {
     /// Raw logging of upstream traffic; off when absent.
     #[serde(default)]
     pub raw_log: Option<RawLogConfig>,
+    /// Prices per `provider/model`, overriding the plugins' manifests.
+    #[serde(default)]
+    pub pricing: PriceOverrides,
+    /// Spend limits per client or provider.
+    #[serde(default)]
+    pub budgets: Vec<Budget>,
+    /// Where usage is kept.
+    #[serde(default)]
+    pub usage: UsageConfig,
 }
 
 fn default_request_timeout() -> f64 {
@@ -119,9 +132,9 @@ impl Timeouts {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientAuth {
-    /// Accepted keys (prefer `${VAR}` references to literal keys).
+    /// Accepted keys (prefer `${VAR}` references to literal keys), bare or named.
     #[serde(default)]
-    pub keys: Vec<String>,
+    pub keys: Vec<ClientKeySpec>,
     /// An environment variable holding more keys, comma-separated.
     #[serde(default)]
     pub keys_env: Option<String>,
@@ -372,7 +385,7 @@ impl Config {
                 ));
             }
         }
-        if self.auth.keys.iter().any(|k| k.trim().is_empty()) {
+        if self.auth.keys.iter().any(|k| k.key().trim().is_empty()) {
             return Err((
                 "auth.keys".to_owned(),
                 "an empty key would let anyone in: remove it".to_owned(),
@@ -433,6 +446,50 @@ impl Config {
                 ));
             }
         }
+        for (i, budget) in self.budgets.iter().enumerate() {
+            let location = format!("budgets[{i}]");
+            match (&budget.client, &budget.provider) {
+                (Some(_), None) | (None, Some(_)) => {}
+                _ => {
+                    return Err((
+                        location,
+                        "name exactly one of `client` and `provider`".to_owned(),
+                    ))
+                }
+            }
+            if !(budget.limit_usd.is_finite() && budget.limit_usd >= 0.0) {
+                return Err((
+                    location,
+                    format!("limit_usd {} is not an amount of dollars", budget.limit_usd),
+                ));
+            }
+            if let Some(provider) = &budget.provider {
+                if !names.contains(provider.as_str()) {
+                    return Err((location, format!("no provider is called `{provider}`")));
+                }
+            }
+        }
+        for (target, price) in &self.pricing {
+            let location = format!("pricing.{target}");
+            if Target::parse(target).is_none() {
+                return Err((location, format!("`{target}` is not `provider/model`")));
+            }
+            let prices = [
+                Some(price.input_per_mtok),
+                Some(price.output_per_mtok),
+                price.cached_input_per_mtok,
+            ];
+            if prices
+                .into_iter()
+                .flatten()
+                .any(|x| !x.is_finite() || x < 0.0)
+            {
+                return Err((
+                    location,
+                    "prices must be non-negative numbers of dollars per million tokens".to_owned(),
+                ));
+            }
+        }
         if self.max_request_bytes < 1024 {
             return Err((
                 "max_request_bytes".to_owned(),
@@ -475,6 +532,7 @@ impl Config {
         if let Some(dir) = &mut self.cache_dir {
             *dir = base.join(&*dir);
         }
+        self.usage.database = base.join(&self.usage.database);
         if let Some(raw) = &mut self.raw_log {
             if raw.to.as_os_str() != "stderr" {
                 raw.to = base.join(&raw.to);

@@ -29,6 +29,7 @@ use crate::{
     host::Snapshot,
     registry::{ReadyProvider, Registry, Target},
     transport::{self, BodyStream, Transport, UpstreamResponse, ERROR_BODY_CAP, RESPONSE_BODY_CAP},
+    usage::Meter,
 };
 pub use policy::{backoff, counts_against_target, fallback_worthy, retryable, Jitter};
 
@@ -51,6 +52,14 @@ pub enum DispatchError {
         /// Each target's provider and why it was not tried.
         reasons: Vec<String>,
     },
+    /// Every target's provider has spent its budget.
+    #[error("no provider can serve `{model}` within budget: {}", reasons.join("; "))]
+    BudgetSpent {
+        /// What the client asked for.
+        model: String,
+        /// Each target and its spent budget.
+        reasons: Vec<String>,
+    },
     /// The last target tried failed (after its retries).
     #[error("{target}: {error}")]
     Provider {
@@ -58,6 +67,8 @@ pub enum DispatchError {
         target: String,
         /// What went wrong.
         error: ProviderError,
+        /// Attempts made before giving up (0 when the failure came mid-stream).
+        attempts: u32,
     },
 }
 
@@ -67,6 +78,7 @@ impl DispatchError {
         match self {
             DispatchError::UnknownModel { .. } => ErrorKind::ModelNotFound,
             DispatchError::NotReady { .. } => ErrorKind::ProviderService,
+            DispatchError::BudgetSpent { .. } => ErrorKind::QuotaExceeded,
             DispatchError::Provider { error, .. } => error.kind,
         }
     }
@@ -81,6 +93,24 @@ pub struct Route {
     pub fallback_index: usize,
     /// Attempts made, retries and fallbacks included.
     pub attempts: u32,
+    /// Time spent waiting on upstreams (and in backoff) until the answer, or for a
+    /// stream until its first event: the rest of the latency is the host's own.
+    pub upstream_wait: Duration,
+}
+
+/// Accumulates time spent waiting on upstreams across attempts.
+#[derive(Debug, Default)]
+struct WaitClock(std::sync::atomic::AtomicU64);
+
+impl WaitClock {
+    fn add(&self, d: Duration) {
+        self.0
+            .fetch_add(d.as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn total(&self) -> Duration {
+        Duration::from_nanos(self.0.load(std::sync::atomic::Ordering::Relaxed))
+    }
 }
 
 /// A finished non-streamed answer and who gave it.
@@ -102,29 +132,42 @@ pub struct Ctx<'a> {
     pub snapshot: &'a Snapshot,
     /// The circuit breakers.
     pub breakers: &'a Arc<Breakers>,
+    /// Spend, for provider budgets.
+    pub meter: &'a Meter,
 }
 
 /// Answers `request` (whose `model` is the client's model string) in one piece.
 pub async fn chat(ctx: Ctx<'_>, request: ChatRequest) -> Result<Completion, DispatchError> {
     let transport = &ctx.snapshot.transport;
+    let clock = WaitClock::default();
+    let waited = &clock;
     let request = ChatRequest {
         stream: false,
         ..request
     };
-    let (response, route) = run(ctx, request, |provider, json, deadline| async move {
-        let response = call(transport, &provider, &json, deadline).await?;
-        let (body, cut) = transport::read_capped(response.body, RESPONSE_BODY_CAP).await?;
-        if cut {
-            return Err(ProviderError::new(
-                ErrorKind::ProviderService,
-                format!("the upstream answer is larger than {RESPONSE_BODY_CAP} bytes"),
-            ));
-        }
-        let headers = header_views(&response.headers);
-        provider
-            .plugin
-            .parse_response(&HttpResponse::new(response.status, &headers, &body))
-    })
+    let (response, route) = run(
+        ctx,
+        request,
+        waited,
+        |provider, json, deadline| async move {
+            let started = Instant::now();
+            let response = call(transport, &provider, &json, deadline).await;
+            let response = response.inspect_err(|_| waited.add(started.elapsed()))?;
+            let read = transport::read_capped(response.body, RESPONSE_BODY_CAP).await;
+            waited.add(started.elapsed());
+            let (body, cut) = read?;
+            if cut {
+                return Err(ProviderError::new(
+                    ErrorKind::ProviderService,
+                    format!("the upstream answer is larger than {RESPONSE_BODY_CAP} bytes"),
+                ));
+            }
+            let headers = header_views(&response.headers);
+            provider
+                .plugin
+                .parse_response(&HttpResponse::new(response.status, &headers, &body))
+        },
+    )
     .await?;
     Ok(Completion {
         target: route.target.clone(),
@@ -157,37 +200,48 @@ pub async fn chat_stream(ctx: Ctx<'_>, request: ChatRequest) -> Result<EventStre
     let transport = &ctx.snapshot.transport;
     let breakers = ctx.breakers.clone();
     let breaker_policy = ctx.snapshot.config.circuit_breaker;
+    let clock = WaitClock::default();
+    let waited = &clock;
     let request = ChatRequest {
         stream: true,
         ..request
     };
-    let (mut decoding, route) = run(ctx, request, |provider, json, deadline| async move {
-        let response = call(transport, &provider, &json, deadline).await?;
-        let decoder = provider.plugin.stream_decoder()?;
-        let mut decoding = Decoding {
-            provider,
-            target: String::new(),
-            body: response.body,
-            decoder,
-            pending: VecDeque::new(),
-            scratch: Vec::new(),
-            failure: None,
-            done: false,
-            health: None,
-        };
-        // The first event decides whether this attempt succeeded.
-        match decoding.next_raw().await {
-            Some(Ok(first)) => {
-                decoding.pending.push_front(first);
-                Ok(decoding)
+    let (mut decoding, route) = run(
+        ctx,
+        request,
+        waited,
+        |provider, json, deadline| async move {
+            let started = Instant::now();
+            let response = call(transport, &provider, &json, deadline).await;
+            let response = response.inspect_err(|_| waited.add(started.elapsed()))?;
+            let decoder = provider.plugin.stream_decoder()?;
+            let mut decoding = Decoding {
+                provider,
+                target: String::new(),
+                body: response.body,
+                decoder,
+                pending: VecDeque::new(),
+                scratch: Vec::new(),
+                failure: None,
+                done: false,
+                health: None,
+            };
+            // The first event decides whether this attempt succeeded.
+            let first = decoding.next_raw().await;
+            waited.add(started.elapsed());
+            match first {
+                Some(Ok(first)) => {
+                    decoding.pending.push_front(first);
+                    Ok(decoding)
+                }
+                Some(Err(error)) => Err(error),
+                None => Err(ProviderError::new(
+                    ErrorKind::Connection,
+                    "the upstream stream ended before any event",
+                )),
             }
-            Some(Err(error)) => Err(error),
-            None => Err(ProviderError::new(
-                ErrorKind::Connection,
-                "the upstream stream ended before any event",
-            )),
-        }
-    })
+        },
+    )
     .await?;
     decoding.target = route.target.to_string();
     decoding.health = Some((
@@ -212,13 +266,18 @@ pub async fn chat_stream(ctx: Ctx<'_>, request: ChatRequest) -> Result<EventStre
 async fn run<T, F, Fut>(
     ctx: Ctx<'_>,
     mut request: ChatRequest,
+    waited: &WaitClock,
     mut attempt: F,
 ) -> Result<(T, Route), DispatchError>
 where
     F: FnMut(Arc<ReadyProvider>, String, Instant) -> Fut,
     Fut: Future<Output = Result<T, ProviderError>>,
 {
-    let Ctx { snapshot, breakers } = ctx;
+    let Ctx {
+        snapshot,
+        breakers,
+        meter,
+    } = ctx;
     let (registry, config) = (&snapshot.registry, &snapshot.config);
     let model = std::mem::take(&mut request.model);
     let targets = registry
@@ -232,12 +291,18 @@ where
     let mut reasons = Vec::new();
     let mut last: Option<(Target, ProviderError)> = None;
     let mut attempts = 0u32;
+    let mut budget_blocked = false;
     for (index, target) in targets.into_iter().enumerate() {
         if let Some((_, error)) = &last {
             if error.kind == ErrorKind::ContextWindowExceeded && !target.larger_context {
                 reasons.push(format!("{target} skipped: not marked larger_context"));
                 continue;
             }
+        }
+        if let Err(spent) = meter.check_provider(&target.provider, &config.budgets) {
+            reasons.push(format!("{target}: {spent}"));
+            budget_blocked = true;
+            continue;
         }
         let provider = match ready(registry, &target) {
             Ok(provider) => provider,
@@ -252,6 +317,7 @@ where
         let json = serde_json::to_string(&request).map_err(|e| DispatchError::Provider {
             target: target.to_string(),
             error: ProviderError::invalid_request(format!("unencodable request: {e}")),
+            attempts,
         })?;
         let mut retry = 0;
         loop {
@@ -290,6 +356,7 @@ where
                         target,
                         fallback_index: index,
                         attempts,
+                        upstream_wait: waited.total(),
                     };
                     return Ok((value, route));
                 }
@@ -313,6 +380,7 @@ where
                         let wait = backoff(&policy, retry, &error, jitter.sample());
                         if Instant::now() + wait < deadline {
                             tokio::time::sleep(wait).await;
+                            waited.add(wait);
                             retry += 1;
                             last = Some((target.clone(), error));
                             continue;
@@ -331,7 +399,9 @@ where
         Some((target, error)) => Err(DispatchError::Provider {
             target: target.to_string(),
             error,
+            attempts,
         }),
+        None if budget_blocked => Err(DispatchError::BudgetSpent { model, reasons }),
         None => Err(DispatchError::NotReady { model, reasons }),
     }
 }
@@ -353,6 +423,7 @@ fn deadline_error(
             .unwrap_or_else(|| target.clone())
             .to_string(),
         error: ProviderError::new(ErrorKind::Timeout, message),
+        attempts,
     }
 }
 
@@ -452,6 +523,7 @@ impl Decoding {
                 Some(Err(DispatchError::Provider {
                     target: self.target.clone(),
                     error,
+                    attempts: 0,
                 }))
             }
         }

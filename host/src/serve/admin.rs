@@ -61,3 +61,15 @@ pub async fn providers(State(host): State<Arc<Host>>) -> impl IntoResponse {
 pub async fn reload(State(host): State<Arc<Host>>) -> impl IntoResponse {
     Json(host.reload_async("admin").await)
 }
+
+/// The usage summary: totals, and per provider, model and client.
+pub async fn usage(State(host): State<Arc<Host>>) -> impl IntoResponse {
+    Json(host.usage().summary())
+}
+
+/// Starts the usage summary over.
+pub async fn reset_usage(State(host): State<Arc<Host>>) -> impl IntoResponse {
+    let meter_host = host.clone();
+    let _ = tokio::task::spawn_blocking(move || meter_host.usage().reset()).await;
+    Json(host.usage().summary())
+}

@@ -54,8 +54,21 @@ impl ApiError {
         }
     }
 
+    /// 429: a spend budget is used up.
+    pub fn budget(message: &str) -> Self {
+        ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            kind: "insufficient_quota",
+            code: "budget_exceeded",
+            message: message.to_owned(),
+        }
+    }
+
     /// The client-facing form of a dispatch failure.
     pub fn from_dispatch(error: &DispatchError) -> Self {
+        if let DispatchError::BudgetSpent { .. } = error {
+            return ApiError::budget(&error.to_string());
+        }
         let (status, kind, code) = match error.kind() {
             ErrorKind::InvalidRequest => (
                 StatusCode::BAD_REQUEST,

@@ -12,17 +12,18 @@ mod wire;
 use std::{future::Future, sync::Arc};
 
 use axum::{
-    extract::State,
-    http::StatusCode,
-    middleware,
-    response::IntoResponse,
+    extract::{Request, State},
+    http::{HeaderValue, StatusCode},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
     routing::{get, post},
     Json, Router,
 };
 use serde_json::json;
+use tracing::Instrument;
 
 use crate::{config::Config, Host, KeyLookup};
-pub use auth::ClientKeys;
+pub use auth::{ClientKeys, ClientName};
 
 /// The service's routes: `/v1/chat/completions`, `/v1/models`, `/admin/providers` and
 /// `/admin/reload` (behind client auth when keys are configured), `/healthz` and
@@ -33,6 +34,9 @@ pub fn router(host: Arc<Host>) -> Router {
         .route("/v1/models", get(models))
         .route("/admin/providers", get(admin::providers))
         .route("/admin/reload", post(admin::reload))
+        .route("/admin/usage", get(admin::usage))
+        .route("/admin/usage/reset", post(admin::reset_usage))
+        .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(
             host.clone(),
             auth::require_key,
@@ -41,7 +45,55 @@ pub fn router(host: Arc<Host>) -> Router {
         .merge(api)
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(ready))
+        .layer(middleware::from_fn(request_id))
         .with_state(host)
+}
+
+/// The id of a request: the client's `x-request-id` when it is sane, else a new one.
+/// It tags the request's log span and comes back in the response's `x-request-id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+async fn request_id(mut request: Request, next: Next) -> Response {
+    let given = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 128
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map(str::to_owned);
+    let id = given.unwrap_or_else(new_request_id);
+    request.extensions_mut().insert(RequestId(id.clone()));
+    let span = tracing::info_span!("request", id = %id, method = %request.method(), path = %request.uri().path());
+    let mut response = next.run(request).instrument(span).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+fn new_request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    format!("req-{nanos:x}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+async fn metrics(State(host): State<Arc<Host>>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        host.render_metrics(),
+    )
 }
 
 /// The client keys a config asks for: its own, plus those in `auth.keys_env`.
@@ -55,8 +107,14 @@ pub fn client_keys(config: &Config, env: &KeyLookup) -> ClientKeys {
     let keys = auth
         .keys
         .iter()
-        .map(String::as_str)
-        .chain(from_env.split(',').map(str::trim).filter(|k| !k.is_empty()))
+        .map(|k| (k.key(), k.name()))
+        .chain(
+            from_env
+                .split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(|k| (k, None)),
+        )
         .collect::<Vec<_>>();
     ClientKeys::new(keys)
 }
@@ -81,9 +139,13 @@ pub async fn serve(
         }
     }
     tracing::info!(%address, "serving");
-    axum::serve(listener, router(host))
+    let served = axum::serve(listener, router(host.clone()))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    // Requests have finished: put their usage in the ledger before going.
+    let flushing = host.clone();
+    let _ = tokio::task::spawn_blocking(move || flushing.usage().flush()).await;
+    served
 }
 
 async fn ready(State(host): State<Arc<Host>>) -> impl IntoResponse {

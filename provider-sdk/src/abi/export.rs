@@ -162,18 +162,20 @@ impl<D: StreamDecoder> Decoder<D> {
         }
         self.events.clear();
         let (inner, events) = (&mut self.inner, &mut self.events);
-        let result = guard(|| {
-            step(inner, events)?;
-            if events.is_empty() {
-                Ok(RString::new())
-            } else {
-                to_json(&*events)
+        match catch_unwind(AssertUnwindSafe(|| step(inner, events))) {
+            Ok(Ok(())) if events.is_empty() => RResult::ROk(RString::new()),
+            Ok(Ok(())) => match to_json(&*events) {
+                Ok(json) => RResult::ROk(json),
+                Err(e) => RResult::RErr(error_json(&e)),
+            },
+            // The events decoded before the failure travel with it, so that text that
+            // arrived in the same read as an error event still reaches the client.
+            Ok(Err(error)) => RResult::RErr(failure_json(&error, events)),
+            Err(payload) => {
+                self.poisoned = true;
+                RResult::RErr(error_json(&panic_error(payload.as_ref())))
             }
-        });
-        if let RResult::RErr(_) = &result {
-            self.poisoned = true;
         }
-        result
     }
 }
 
@@ -223,21 +225,37 @@ fn error_json(error: &ProviderError) -> RString {
         .into()
 }
 
+/// A decoder failure: the `ProviderError` with the events decoded before it.
+fn failure_json(error: &ProviderError, events_before: &[StreamEvent]) -> RString {
+    #[derive(Serialize)]
+    struct Failure<'a> {
+        #[serde(flatten)]
+        error: &'a ProviderError,
+        #[serde(skip_serializing_if = "<[StreamEvent]>::is_empty")]
+        events_before: &'a [StreamEvent],
+    }
+    serde_json::to_string(&Failure {
+        error,
+        events_before,
+    })
+    .map(RString::from)
+    .unwrap_or_else(|_| error_json(error))
+}
+
+fn panic_error(payload: &(dyn std::any::Any + Send)) -> ProviderError {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string payload".to_owned());
+    ProviderError::new(ErrorKind::PluginFault, format!("plugin panicked: {what}"))
+}
+
 /// Runs `f`, turning both its error and any panic into a JSON `ProviderError`.
 fn guard<T>(f: impl FnOnce() -> Result<T, ProviderError>) -> RResult<T, RString> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(value)) => RResult::ROk(value),
         Ok(Err(error)) => RResult::RErr(error_json(&error)),
-        Err(payload) => {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a non-string payload".to_owned());
-            RResult::RErr(error_json(&ProviderError::new(
-                ErrorKind::PluginFault,
-                format!("plugin panicked: {what}"),
-            )))
-        }
+        Err(payload) => RResult::RErr(error_json(&panic_error(payload.as_ref()))),
     }
 }

@@ -321,14 +321,37 @@ impl PluginDecoder {
         bytes: &[u8],
         events: &mut Vec<StreamEvent>,
     ) -> Result<(), ProviderError> {
-        let json = into_result(self.inner.feed(RSlice::from_slice(bytes)))?;
-        append_events(&json, events)
+        let result = self.inner.feed(RSlice::from_slice(bytes));
+        decoded(result, events)
     }
 
     /// `StreamDecoder::finish`: appends the events still buffered.
     pub fn finish(&mut self, events: &mut Vec<StreamEvent>) -> Result<(), ProviderError> {
-        let json = into_result(self.inner.finish())?;
-        append_events(&json, events)
+        let result = self.inner.finish();
+        decoded(result, events)
+    }
+}
+
+/// Appends a decoder call's events; on failure, the events it decoded before failing
+/// are appended too, then the error is returned.
+fn decoded(
+    result: RResult<RString, RString>,
+    events: &mut Vec<StreamEvent>,
+) -> Result<(), ProviderError> {
+    #[derive(serde::Deserialize)]
+    struct Failure {
+        #[serde(flatten)]
+        error: ProviderError,
+        #[serde(default)]
+        events_before: Vec<StreamEvent>,
+    }
+    match result {
+        RResult::ROk(json) => append_events(&json, events),
+        RResult::RErr(json) => {
+            let failure: Failure = parse_json(json.as_str(), "error")?;
+            events.extend(failure.events_before);
+            Err(failure.error)
+        }
     }
 }
 

@@ -1,0 +1,219 @@
+//! Prometheus metrics, served as text on `GET /metrics`.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::{
+    encoding::text::encode,
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{exponential_buckets, Histogram},
+    },
+    registry::Registry,
+};
+
+use crate::{breaker::BreakerStatus, usage::UsageRecord};
+
+type Labels = Vec<(String, String)>;
+type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 1 ms to ~65 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+fn overhead_histogram() -> Histogram {
+    // 10 µs to ~330 ms.
+    Histogram::new(exponential_buckets(0.000_01, 2.0, 16))
+}
+
+/// Every metric the host exports.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<Labels, Counter>,
+    latency: HistogramFamily,
+    ttft: HistogramFamily,
+    overhead: Histogram,
+    tokens: Family<Labels, Counter>,
+    cost: Family<Labels, Counter<f64, AtomicU64>>,
+    retries: Family<Labels, Counter>,
+    fallbacks: Family<Labels, Counter>,
+    circuit: Family<Labels, Gauge>,
+    reloads: Counter,
+    reload_failures: Counter,
+    plugins_loaded: Gauge,
+    plugins_retired: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("provider_host");
+        let requests = Family::<Labels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests by provider, model and HTTP status",
+            requests.clone(),
+        );
+        let latency: HistogramFamily = Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "request_duration_seconds",
+            "Request latency, arrival to last byte",
+            latency.clone(),
+        );
+        let ttft: HistogramFamily = Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "time_to_first_token_seconds",
+            "Streams: arrival to first event",
+            ttft.clone(),
+        );
+        let overhead = overhead_histogram();
+        registry.register(
+            "overhead_seconds",
+            "Time spent in the host rather than waiting on upstreams",
+            overhead.clone(),
+        );
+        let tokens = Family::<Labels, Counter>::default();
+        registry.register(
+            "tokens",
+            "Tokens by provider, model and type",
+            tokens.clone(),
+        );
+        let cost = Family::<Labels, Counter<f64, AtomicU64>>::default();
+        registry.register(
+            "cost_usd",
+            "Dollars spent by provider and model",
+            cost.clone(),
+        );
+        let retries = Family::<Labels, Counter>::default();
+        registry.register(
+            "retries",
+            "Attempts beyond the first, by the provider that finally answered or failed",
+            retries.clone(),
+        );
+        let fallbacks = Family::<Labels, Counter>::default();
+        registry.register(
+            "fallbacks",
+            "Requests answered by a later target of a fallback chain",
+            fallbacks.clone(),
+        );
+        let circuit = Family::<Labels, Gauge>::default();
+        registry.register(
+            "circuit_state",
+            "Circuit breakers: 0 closed, 1 half open, 2 open",
+            circuit.clone(),
+        );
+        let reloads = Counter::default();
+        registry.register("reloads", "Reloads run", reloads.clone());
+        let reload_failures = Counter::default();
+        registry.register(
+            "reload_failures",
+            "Reload failures (bad config, refused plugin versions)",
+            reload_failures.clone(),
+        );
+        let plugins_loaded = Gauge::default();
+        registry.register(
+            "plugins_loaded",
+            "Plugin library versions serving",
+            plugins_loaded.clone(),
+        );
+        let plugins_retired = Gauge::default();
+        registry.register(
+            "plugins_retired",
+            "Retired plugin library versions still mapped",
+            plugins_retired.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            ttft,
+            overhead,
+            tokens,
+            cost,
+            retries,
+            fallbacks,
+            circuit,
+            reloads,
+            reload_failures,
+            plugins_loaded,
+            plugins_retired,
+        }
+    }
+
+    /// Counts a finished request.
+    pub fn observe(&self, r: &UsageRecord) {
+        let provider = r.provider.clone().unwrap_or_else(|| "none".to_owned());
+        let model = r.model.clone().unwrap_or_else(|| "none".to_owned());
+        let pm = vec![
+            ("provider".to_owned(), provider.clone()),
+            ("model".to_owned(), model.clone()),
+        ];
+        let mut with_status = pm.clone();
+        with_status.push(("status".to_owned(), r.status.to_string()));
+        self.requests.get_or_create(&with_status).inc();
+        self.latency
+            .get_or_create(&pm)
+            .observe(r.latency_ms / 1000.0);
+        if let Some(ttft) = r.ttft_ms {
+            self.ttft.get_or_create(&pm).observe(ttft / 1000.0);
+        }
+        self.overhead.observe(r.overhead_ms.max(0.0) / 1000.0);
+        if let Some(u) = &r.usage {
+            for (kind, n) in [
+                ("prompt", u.prompt_tokens),
+                ("completion", u.completion_tokens),
+                ("cached_prompt", u.cached_prompt_tokens),
+                ("reasoning", u.reasoning_tokens),
+            ] {
+                let mut labels = pm.clone();
+                labels.push(("type".to_owned(), kind.to_owned()));
+                self.tokens.get_or_create(&labels).inc_by(n);
+            }
+        }
+        if let Some(cost) = r.cost_usd {
+            self.cost.get_or_create(&pm).inc_by(cost);
+        }
+        if r.attempts > 1 {
+            self.retries
+                .get_or_create(&vec![("provider".to_owned(), provider)])
+                .inc_by(u64::from(r.attempts - 1));
+        }
+        if r.fallback_index.is_some_and(|i| i > 0) {
+            self.fallbacks.get_or_create(&pm).inc();
+        }
+    }
+
+    /// Counts a reload and its failures.
+    pub fn reloaded(&self, failures: u64) {
+        self.reloads.inc();
+        self.reload_failures.inc_by(failures);
+    }
+
+    /// The text exposition, with the gauges read now.
+    pub fn render(&self, breakers: &[BreakerStatus], loaded: usize, retired: usize) -> String {
+        for b in breakers {
+            let value = match b.state.as_str() {
+                "open" => 2,
+                "half_open" => 1,
+                _ => 0,
+            };
+            self.circuit
+                .get_or_create(&vec![("breaker".to_owned(), b.key.clone())])
+                .set(value);
+        }
+        self.plugins_loaded.set(loaded as i64);
+        self.plugins_retired.set(retired as i64);
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut text, &self.registry);
+        text
+    }
+}

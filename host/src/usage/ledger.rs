@@ -1,0 +1,181 @@
+//! Where usage records are kept: an SQLite file beside the config by default.
+
+use provider_sdk::{ErrorKind, Usage};
+use rusqlite::{params, Connection};
+
+use super::UsageRecord;
+use crate::config::UsageConfig;
+
+/// What the ledger holds that the meter needs at start.
+pub struct Loaded {
+    /// When the summary was last reset (or the ledger created).
+    pub reset_at: f64,
+    /// Records since then.
+    pub since_reset: Vec<UsageRecord>,
+    /// Records of the current month, for budgets.
+    pub this_month: Vec<UsageRecord>,
+}
+
+/// A usage ledger.
+pub struct Ledger {
+    db: Connection,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS usage_records (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    request_id TEXT NOT NULL,
+    client TEXT NOT NULL,
+    provider TEXT,
+    model TEXT,
+    fallback_index INTEGER,
+    attempts INTEGER NOT NULL,
+    status INTEGER NOT NULL,
+    error_kind TEXT,
+    stream INTEGER NOT NULL,
+    cancelled INTEGER NOT NULL,
+    latency_ms REAL NOT NULL,
+    ttft_ms REAL,
+    overhead_ms REAL NOT NULL,
+    prompt_tokens INTEGER,
+    completion_tokens INTEGER,
+    cached_prompt_tokens INTEGER,
+    cache_write_tokens INTEGER,
+    reasoning_tokens INTEGER,
+    cost_usd REAL
+);
+CREATE INDEX IF NOT EXISTS usage_records_at ON usage_records (at);
+CREATE TABLE IF NOT EXISTS usage_meta (key TEXT PRIMARY KEY, value REAL NOT NULL);
+";
+
+const COLUMNS: &str = "at, request_id, client, provider, model, fallback_index, attempts, status, error_kind, stream, cancelled, latency_ms, ttft_ms, overhead_ms, prompt_tokens, completion_tokens, cached_prompt_tokens, cache_write_tokens, reasoning_tokens, cost_usd";
+
+impl Ledger {
+    /// Opens (creating if needed) the ledger the config names.
+    pub fn open(config: &UsageConfig) -> Result<Ledger, String> {
+        if config.postgres.is_some() {
+            return Err("the PostgreSQL ledger is not available in this build; remove `usage.postgres` to use SQLite".to_owned());
+        }
+        let path = &config.database;
+        let db = Connection::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        // WAL lets readers (a reporting tool, `sqlite3`) look while the host writes.
+        db.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| e.to_string())?;
+        db.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| e.to_string())?;
+        db.execute_batch(SCHEMA)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        db.execute(
+            "INSERT OR IGNORE INTO usage_meta (key, value) VALUES ('reset_at', ?1)",
+            params![super::now_unix()],
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(Ledger { db })
+    }
+
+    /// Appends records in one transaction.
+    pub fn append(&mut self, records: &[UsageRecord]) -> Result<(), String> {
+        let tx = self.db.transaction().map_err(|e| e.to_string())?;
+        {
+            let sql = format!("INSERT INTO usage_records ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)");
+            let mut insert = tx.prepare_cached(&sql).map_err(|e| e.to_string())?;
+            for r in records {
+                let u = r.usage.as_ref();
+                insert
+                    .execute(params![
+                        r.at,
+                        r.request_id,
+                        r.client,
+                        r.provider,
+                        r.model,
+                        r.fallback_index.map(|i| i as i64),
+                        r.attempts,
+                        r.status,
+                        r.error_kind.map(|k| k.as_str()),
+                        r.stream,
+                        r.cancelled,
+                        r.latency_ms,
+                        r.ttft_ms,
+                        r.overhead_ms,
+                        u.map(|u| u.prompt_tokens as i64),
+                        u.map(|u| u.completion_tokens as i64),
+                        u.map(|u| u.cached_prompt_tokens as i64),
+                        u.map(|u| u.cache_write_tokens as i64),
+                        u.map(|u| u.reasoning_tokens as i64),
+                        r.cost_usd,
+                    ])
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        tx.commit().map_err(|e| e.to_string())
+    }
+
+    /// Marks `at` as the start of the summary.
+    pub fn reset(&mut self, at: f64) -> Result<(), String> {
+        self.db
+            .execute(
+                "INSERT OR REPLACE INTO usage_meta (key, value) VALUES ('reset_at', ?1)",
+                params![at],
+            )
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Records since the last reset, and since `month_start`.
+    pub fn load(&mut self, month_start: f64) -> Result<Loaded, String> {
+        let reset_at: f64 = self
+            .db
+            .query_row(
+                "SELECT value FROM usage_meta WHERE key = 'reset_at'",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(|e| e.to_string())?;
+        Ok(Loaded {
+            reset_at,
+            since_reset: self.records_since(reset_at)?,
+            this_month: self.records_since(month_start)?,
+        })
+    }
+
+    fn records_since(&self, since: f64) -> Result<Vec<UsageRecord>, String> {
+        let sql = format!("SELECT {COLUMNS} FROM usage_records WHERE at >= ?1 ORDER BY id");
+        let mut query = self.db.prepare(&sql).map_err(|e| e.to_string())?;
+        let rows = query
+            .query_map(params![since], |row| {
+                let tokens: Option<i64> = row.get(14)?;
+                let usage = match tokens {
+                    None => None,
+                    Some(prompt) => Some(Usage {
+                        prompt_tokens: prompt as u64,
+                        completion_tokens: row.get::<_, i64>(15)? as u64,
+                        cached_prompt_tokens: row.get::<_, i64>(16)? as u64,
+                        cache_write_tokens: row.get::<_, i64>(17)? as u64,
+                        reasoning_tokens: row.get::<_, i64>(18)? as u64,
+                    }),
+                };
+                let kind: Option<String> = row.get(8)?;
+                Ok(UsageRecord {
+                    at: row.get(0)?,
+                    request_id: row.get(1)?,
+                    client: row.get(2)?,
+                    provider: row.get(3)?,
+                    model: row.get(4)?,
+                    fallback_index: row.get::<_, Option<i64>>(5)?.map(|i| i as usize),
+                    attempts: row.get(6)?,
+                    status: row.get(7)?,
+                    error_kind: kind.as_deref().and_then(ErrorKind::parse),
+                    stream: row.get(9)?,
+                    cancelled: row.get(10)?,
+                    latency_ms: row.get(11)?,
+                    ttft_ms: row.get(12)?,
+                    overhead_ms: row.get(13)?,
+                    usage,
+                    cost_usd: row.get(19)?,
+                })
+            })
+            .map_err(|e| e.to_string())?;
+        rows.collect::<Result<_, _>>().map_err(|e| e.to_string())
+    }
+}

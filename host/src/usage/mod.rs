@@ -1,0 +1,439 @@
+//! Usage and cost: one record per request, aggregates per provider, model and client,
+//! spend per budget period, and a ledger that keeps them across restarts.
+//!
+//! Recording never waits on storage: records go to a writer thread that appends them
+//! to the ledger in batches.
+
+pub mod cost;
+mod ledger;
+pub mod period;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{mpsc, Mutex},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use provider_sdk::{ErrorKind, Usage};
+use serde::Serialize;
+
+use crate::config::{Budget, Period, UsageConfig};
+pub use ledger::Ledger;
+
+/// What one request did and cost.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UsageRecord {
+    /// When the request arrived (Unix seconds).
+    pub at: f64,
+    /// The request id (also sent as `x-request-id`).
+    pub request_id: String,
+    /// The client key's name, or `anonymous`.
+    pub client: String,
+    /// The provider that answered (or failed last), when one was tried.
+    pub provider: Option<String>,
+    /// Its model id.
+    pub model: Option<String>,
+    /// Position of that target in the fallback chain.
+    pub fallback_index: Option<usize>,
+    /// Attempts made, retries and fallbacks included.
+    pub attempts: u32,
+    /// The HTTP status the client got.
+    pub status: u16,
+    /// The error's kind, when it failed.
+    pub error_kind: Option<ErrorKind>,
+    /// Whether it was streamed.
+    pub stream: bool,
+    /// Whether the client went away before the end.
+    pub cancelled: bool,
+    /// From arrival to the last byte, in milliseconds.
+    pub latency_ms: f64,
+    /// From arrival to the first streamed event, in milliseconds.
+    pub ttft_ms: Option<f64>,
+    /// Time spent in the host rather than waiting on the upstream, in milliseconds.
+    pub overhead_ms: f64,
+    /// Tokens, when the upstream reported them (never estimated).
+    pub usage: Option<Usage>,
+    /// Dollars, when both usage and prices are known.
+    pub cost_usd: Option<f64>,
+}
+
+/// Counts and sums over a set of records.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Totals {
+    /// Requests.
+    pub calls: u64,
+    /// Requests that failed.
+    pub errors: u64,
+    /// Failures by kind.
+    pub errors_by_kind: BTreeMap<String, u64>,
+    /// Input tokens.
+    pub prompt_tokens: u64,
+    /// Output tokens.
+    pub completion_tokens: u64,
+    /// Input tokens served from a prompt cache.
+    pub cached_prompt_tokens: u64,
+    /// Output tokens spent on reasoning.
+    pub reasoning_tokens: u64,
+    /// Dollars.
+    pub cost_usd: f64,
+    /// Successful requests whose upstream reported no usage.
+    pub calls_without_usage: u64,
+    /// Requests with usage but no known price.
+    pub calls_without_price: u64,
+}
+
+impl Totals {
+    fn add(&mut self, r: &UsageRecord) {
+        self.calls += 1;
+        if let Some(kind) = r.error_kind {
+            self.errors += 1;
+            *self
+                .errors_by_kind
+                .entry(kind.as_str().to_owned())
+                .or_default() += 1;
+        }
+        match &r.usage {
+            Some(u) => {
+                self.prompt_tokens += u.prompt_tokens;
+                self.completion_tokens += u.completion_tokens;
+                self.cached_prompt_tokens += u.cached_prompt_tokens;
+                self.reasoning_tokens += u.reasoning_tokens;
+                match r.cost_usd {
+                    Some(c) => self.cost_usd += c,
+                    None => self.calls_without_price += 1,
+                }
+            }
+            None if r.error_kind.is_none() => self.calls_without_usage += 1,
+            None => {}
+        }
+    }
+}
+
+/// The usage summary served by `/admin/usage`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Summary {
+    /// Unix time since which usage is counted (the last reset).
+    pub since: f64,
+    /// Everything.
+    pub totals: Totals,
+    /// Per provider.
+    pub providers: BTreeMap<String, Totals>,
+    /// Per `provider/model`.
+    pub models: BTreeMap<String, Totals>,
+    /// Per client key name.
+    pub clients: BTreeMap<String, Totals>,
+}
+
+impl Summary {
+    fn add(&mut self, r: &UsageRecord) {
+        self.totals.add(r);
+        if let Some(provider) = &r.provider {
+            self.providers.entry(provider.clone()).or_default().add(r);
+            if let Some(model) = &r.model {
+                self.models
+                    .entry(format!("{provider}/{model}"))
+                    .or_default()
+                    .add(r);
+            }
+        }
+        self.clients.entry(r.client.clone()).or_default().add(r);
+    }
+}
+
+/// What a budget limits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Scope {
+    Client(String),
+    Provider(String),
+}
+
+/// A budget that is spent.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("the {period:?} budget of ${limit:.2} for {scope} is spent (${spent:.4} so far); it renews at the start of the next {period:?} (UTC)")]
+pub struct BudgetSpent {
+    /// `client team-a` or `provider openai`.
+    pub scope: String,
+    /// The period.
+    pub period: Period,
+    /// The limit.
+    pub limit: f64,
+    /// Spent in this period.
+    pub spent: f64,
+}
+
+// Records are nearly every message: boxing them would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
+enum Message {
+    Record(UsageRecord),
+    Flush(mpsc::Sender<()>),
+    Reset(f64, mpsc::Sender<()>),
+}
+
+/// Usage bookkeeping for one host.
+pub struct Meter {
+    summary: Mutex<Summary>,
+    /// Spend per scope and period: (period start, dollars).
+    spend: Mutex<HashMap<(Scope, Period), (f64, f64)>>,
+    writer: Option<Mutex<mpsc::Sender<Message>>>,
+    enabled: bool,
+}
+
+/// Unix seconds now.
+pub fn now_unix() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+impl Meter {
+    /// Opens the ledger the config names and loads what it holds. A ledger that
+    /// cannot be opened is logged, and usage is then kept in memory only.
+    pub fn open(config: &UsageConfig) -> Meter {
+        if !config.enabled {
+            return Meter {
+                summary: Mutex::default(),
+                spend: Mutex::default(),
+                writer: None,
+                enabled: false,
+            };
+        }
+        let meter = |summary, spend, writer| Meter {
+            summary: Mutex::new(summary),
+            spend: Mutex::new(spend),
+            writer,
+            enabled: true,
+        };
+        let mut ledger = match Ledger::open(config) {
+            Ok(ledger) => ledger,
+            Err(e) => {
+                tracing::warn!(error = %e, "usage ledger unavailable; usage is kept in memory only");
+                return meter(
+                    Summary {
+                        since: now_unix(),
+                        ..Summary::default()
+                    },
+                    HashMap::new(),
+                    None,
+                );
+            }
+        };
+        let now = now_unix();
+        let (summary, spend) = match ledger.load(period::start(Period::Month, now)) {
+            Ok(loaded) => {
+                let mut summary = Summary {
+                    since: loaded.reset_at,
+                    ..Summary::default()
+                };
+                for record in &loaded.since_reset {
+                    summary.add(record);
+                }
+                let mut spend = HashMap::new();
+                for record in &loaded.this_month {
+                    add_spend(&mut spend, record);
+                }
+                (summary, spend)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the usage ledger; totals start from zero");
+                (
+                    Summary {
+                        since: now,
+                        ..Summary::default()
+                    },
+                    HashMap::new(),
+                )
+            }
+        };
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("usage-ledger".into())
+            .spawn(move || write_loop(ledger, rx))
+            .expect("spawn the usage writer");
+        meter(summary, spend, Some(Mutex::new(tx)))
+    }
+
+    /// Counts a finished request and queues it for the ledger.
+    pub fn record(&self, record: UsageRecord, budgets: &[Budget]) {
+        if !self.enabled {
+            return;
+        }
+        self.summary
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .add(&record);
+        if record.cost_usd.is_some() {
+            let mut spend = self.spend.lock().unwrap_or_else(|e| e.into_inner());
+            let before: Vec<f64> = budgets
+                .iter()
+                .map(|b| spent(&spend, b, record.at))
+                .collect();
+            add_spend(&mut spend, &record);
+            for (budget, before) in budgets.iter().zip(before) {
+                let after = spent(&spend, budget, record.at);
+                let alert = 0.8 * budget.limit_usd;
+                if before < alert && after >= alert {
+                    tracing::warn!(scope = %scope_name(budget), limit_usd = budget.limit_usd, spent_usd = after, period = ?budget.period, "budget 80% spent");
+                }
+            }
+        }
+        if let Some(writer) = &self.writer {
+            let _ = writer
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .send(Message::Record(record));
+        }
+    }
+
+    /// The client's budgets, checked before a request is sent.
+    pub fn check_client(&self, client: &str, budgets: &[Budget]) -> Result<(), BudgetSpent> {
+        self.check(
+            budgets
+                .iter()
+                .filter(|b| b.client.as_deref() == Some(client)),
+        )
+    }
+
+    /// A provider's budgets.
+    pub fn check_provider(&self, provider: &str, budgets: &[Budget]) -> Result<(), BudgetSpent> {
+        self.check(
+            budgets
+                .iter()
+                .filter(|b| b.provider.as_deref() == Some(provider)),
+        )
+    }
+
+    fn check<'a>(&self, budgets: impl Iterator<Item = &'a Budget>) -> Result<(), BudgetSpent> {
+        let spend = self.spend.lock().unwrap_or_else(|e| e.into_inner());
+        let now = now_unix();
+        for budget in budgets {
+            let spent = spent(&spend, budget, now);
+            if spent >= budget.limit_usd {
+                return Err(BudgetSpent {
+                    scope: scope_name(budget),
+                    period: budget.period,
+                    limit: budget.limit_usd,
+                    spent,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The summary since the last reset.
+    pub fn summary(&self) -> Summary {
+        self.summary
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Starts the summary over (budgets keep counting their periods).
+    pub fn reset(&self) {
+        let now = now_unix();
+        *self.summary.lock().unwrap_or_else(|e| e.into_inner()) = Summary {
+            since: now,
+            ..Summary::default()
+        };
+        if let Some(writer) = &self.writer {
+            let (ack, done) = mpsc::channel();
+            let _ = writer
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .send(Message::Reset(now, ack));
+            let _ = done.recv();
+        }
+    }
+
+    /// Waits until every record so far is in the ledger.
+    pub fn flush(&self) {
+        if let Some(writer) = &self.writer {
+            let (ack, done) = mpsc::channel();
+            let _ = writer
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .send(Message::Flush(ack));
+            let _ = done.recv();
+        }
+    }
+}
+
+fn scope_of(budget: &Budget) -> Option<Scope> {
+    match (&budget.client, &budget.provider) {
+        (Some(c), _) => Some(Scope::Client(c.clone())),
+        (None, Some(p)) => Some(Scope::Provider(p.clone())),
+        _ => None,
+    }
+}
+
+fn scope_name(budget: &Budget) -> String {
+    match scope_of(budget) {
+        Some(Scope::Client(c)) => format!("client {c}"),
+        Some(Scope::Provider(p)) => format!("provider {p}"),
+        None => "nothing".to_owned(),
+    }
+}
+
+fn spent(spend: &HashMap<(Scope, Period), (f64, f64)>, budget: &Budget, now: f64) -> f64 {
+    let Some(scope) = scope_of(budget) else {
+        return 0.0;
+    };
+    match spend.get(&(scope, budget.period)) {
+        Some((start, dollars)) if *start == period::start(budget.period, now) => *dollars,
+        _ => 0.0,
+    }
+}
+
+fn add_spend(spend: &mut HashMap<(Scope, Period), (f64, f64)>, record: &UsageRecord) {
+    let Some(cost) = record.cost_usd else { return };
+    let scopes = std::iter::once(Scope::Client(record.client.clone()))
+        .chain(record.provider.clone().map(Scope::Provider));
+    for scope in scopes {
+        for p in [Period::Hour, Period::Day, Period::Month] {
+            let start = period::start(p, record.at);
+            let entry = spend.entry((scope.clone(), p)).or_insert((start, 0.0));
+            if entry.0 < start {
+                *entry = (start, 0.0);
+            }
+            if entry.0 == start {
+                entry.1 += cost;
+            }
+        }
+    }
+}
+
+/// Appends records in batches: whatever queued while the last batch was written.
+fn write_loop(mut ledger: Ledger, rx: mpsc::Receiver<Message>) {
+    let mut batch = Vec::new();
+    while let Ok(first) = rx.recv() {
+        let mut acks = Vec::new();
+        let mut resets = Vec::new();
+        let mut handle = |m: Message, batch: &mut Vec<UsageRecord>| match m {
+            Message::Record(r) => batch.push(r),
+            Message::Flush(ack) => acks.push(ack),
+            Message::Reset(at, ack) => resets.push((at, ack)),
+        };
+        handle(first, &mut batch);
+        while batch.len() < 1_000 {
+            match rx.try_recv() {
+                Ok(m) => handle(m, &mut batch),
+                Err(_) => break,
+            }
+        }
+        if !batch.is_empty() {
+            if let Err(e) = ledger.append(&batch) {
+                tracing::warn!(error = %e, records = batch.len(), "cannot write usage records");
+            }
+            batch.clear();
+        }
+        for (at, ack) in resets {
+            if let Err(e) = ledger.reset(at) {
+                tracing::warn!(error = %e, "cannot record the usage reset");
+            }
+            let _ = ack.send(());
+        }
+        for ack in acks {
+            let _ = ack.send(());
+        }
+    }
+}

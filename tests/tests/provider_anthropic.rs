@@ -1,0 +1,1210 @@
+//! The Anthropic provider through the host, over HTTP: an OpenAI client speaks to the
+//! host, the host speaks Anthropic's Messages API to a fake upstream that answers with
+//! Anthropic's documented bytes (server-sent events included) and records what it got.
+//!
+//! Canned upstream bytes, each with its source (docs.claude.com, the pages the plugin's
+//! own fixtures cite):
+//! - the Messages API reference (`/en/api/messages`), "200" example ([`MESSAGE`]);
+//! - the streaming guide (`/en/docs/build-with-claude/streaming`): "Basic streaming
+//!   request" ([`BASIC_STREAM`]), "Streaming request with tool use" ([`TOOL_USE_STREAM`]),
+//!   "Streaming request with extended thinking" ([`THINKING_STREAM`]) and the overloaded
+//!   `error` event of "Error events";
+//! - the tool-use guide (`/en/docs/agents-and-tools/tool-use/implement-tool-use`), its
+//!   tool-use answer ([`TOOL_USE`]);
+//! - the extended-thinking guide (`/en/docs/build-with-claude/extended-thinking`): the
+//!   "Extended thinking with tool use" answer ([`THINKING_TOOL_USE`]) and the usage
+//!   figures of its prompt-caching example;
+//! - error bodies in the documented shape (`/en/api/errors`), real ones where public
+//!   reports quote them (named at each one).
+//!
+//! The docs show no streamed parallel tool use; [`PARALLEL_TOOL_USE_STREAM`] is written
+//! by hand in the event shapes of the tool-use stream, not by any encoder of ours.
+
+use e2e::{
+    fake::{FakeUpstream, Received, Reply},
+    plugin, sse_data, Scratch, Server,
+};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// The Messages API reference's `200` example.
+const MESSAGE: &str = r#"{
+  "content": [
+    {
+      "citations": null,
+      "text": "Hi! My name is Claude.",
+      "type": "text"
+    }
+  ],
+  "id": "msg_013Zva2CMHLNnXjNJJKqJ2EF",
+  "model": "claude-sonnet-4-5-20250929",
+  "role": "assistant",
+  "stop_reason": "end_turn",
+  "stop_sequence": null,
+  "type": "message",
+  "usage": {
+    "input_tokens": 2095,
+    "output_tokens": 503
+  }
+}"#;
+
+/// The streaming guide's "Basic streaming request" response.
+const BASIC_STREAM: &str = r#"event: message_start
+data: {"type": "message_start", "message": {"id": "msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY", "type": "message", "role": "assistant", "content": [], "model": "claude-sonnet-4-5-20250929", "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 25, "output_tokens": 1}}}
+
+event: content_block_start
+data: {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+
+event: ping
+data: {"type": "ping"}
+
+event: content_block_delta
+data: {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hello"}}
+
+event: content_block_delta
+data: {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "!"}}
+
+event: content_block_stop
+data: {"type": "content_block_stop", "index": 0}
+
+event: message_delta
+data: {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence":null}, "usage": {"output_tokens": 15}}
+
+event: message_stop
+data: {"type": "message_stop"}
+
+"#;
+
+/// The tool-use guide's answer calling `get_weather` (it carries no usage).
+const TOOL_USE: &str = r#"{
+  "id": "msg_01Aq9w938a90dw8q",
+  "model": "claude-sonnet-4-5",
+  "stop_reason": "tool_use",
+  "role": "assistant",
+  "content": [
+    {
+      "type": "text",
+      "text": "I'll check the current weather in San Francisco for you."
+    },
+    {
+      "type": "tool_use",
+      "id": "toolu_01A09q90qw90lq917835lq9",
+      "name": "get_weather",
+      "input": {"location": "San Francisco, CA", "unit": "celsius"}
+    }
+  ]
+}"#;
+
+/// The streaming guide's "Streaming request with tool use" response: text, then a
+/// `tool_use` block whose input arrives as `input_json_delta` pieces.
+const TOOL_USE_STREAM: &str = r#"event: message_start
+data: {"type":"message_start","message":{"id":"msg_014p7gG3wDgGV9EUtLvnow3U","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929","stop_sequence":null,"usage":{"input_tokens":472,"output_tokens":2},"content":[],"stop_reason":null}}
+
+event: content_block_start
+data: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}
+
+event: ping
+data: {"type": "ping"}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Okay"}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":","}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" let"}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"'s"}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" check"}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" the"}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" weather"}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" for"}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" San"}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" Francisco"}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":","}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" CA"}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":":"}}
+
+event: content_block_stop
+data: {"type":"content_block_stop","index":0}
+
+event: content_block_start
+data: {"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"toolu_01T1x1fJ34qAmk2tNTrN7Up6","name":"get_weather","input":{}}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":""}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"location\":"}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":" \"San"}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":" Francisc"}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"o,"}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":" CA\""}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":", "}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"\"unit\": \"fah"}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"renheit\"}"}}
+
+event: content_block_stop
+data: {"type":"content_block_stop","index":1}
+
+event: message_delta
+data: {"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":89}}
+
+event: message_stop
+data: {"type":"message_stop"}
+"#;
+
+/// Two `tool_use` blocks in one streamed turn, the case of the parallel-tool-use page
+/// (`/en/docs/agents-and-tools/tool-use/parallel-tool-use`: weather and time), in the
+/// event shapes of [`TOOL_USE_STREAM`].
+const PARALLEL_TOOL_USE_STREAM: &str = r#"event: message_start
+data: {"type":"message_start","message":{"id":"msg_01ParallelToolUseExample","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929","stop_sequence":null,"usage":{"input_tokens":512,"output_tokens":3},"content":[],"stop_reason":null}}
+
+event: content_block_start
+data: {"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"toolu_01WeatherCallExample","name":"get_weather","input":{}}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{\"location\":"}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":" \"San Francisco, CA\"}"}}
+
+event: content_block_stop
+data: {"type":"content_block_stop","index":0}
+
+event: content_block_start
+data: {"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"toolu_01TimeCallExample","name":"get_time","input":{}}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"timezone\": \"America/"}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"Los_Angeles\"}"}}
+
+event: content_block_stop
+data: {"type":"content_block_stop","index":1}
+
+event: message_delta
+data: {"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":74}}
+
+event: message_stop
+data: {"type":"message_stop"}
+
+"#;
+
+/// The extended-thinking guide's "Extended thinking with tool use" answer: a signed
+/// thinking block, text, then `tool_use`.
+const THINKING_TOOL_USE: &str = r#"{
+    "content": [
+        {
+            "type": "thinking",
+            "thinking": "The user wants to know the current weather in Paris. I have access to a function `get_weather`...",
+            "signature": "BDaL4VrbR2Oj0hO4XpJxT28J5TILnCrrUXoKiiNBZW9P+nr8XSj1zuZzAl4egiCCpQNvfyUuFFJP5CncdYZEQPPmLxYsNrcs...."
+        },
+        {
+            "type": "text",
+            "text": "I can help you get the current weather information for Paris. Let me check that for you"
+        },
+        {
+            "type": "tool_use",
+            "id": "toolu_01CswdEQBMshySk6Y9DFKrfq",
+            "name": "get_weather",
+            "input": {
+                "location": "Paris"
+            }
+        }
+    ]
+}"#;
+
+/// The streaming guide's "Streaming request with extended thinking" response: a thinking
+/// block closed by its `signature_delta`, then text (this example has no usage).
+const THINKING_STREAM: &str = r#"event: message_start
+data: {"type": "message_start", "message": {"id": "msg_01...", "type": "message", "role": "assistant", "content": [], "model": "claude-sonnet-4-5-20250929", "stop_reason": null, "stop_sequence": null}}
+
+event: content_block_start
+data: {"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}}
+
+event: content_block_delta
+data: {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "Let me solve this step by step:\n\n1. First break down 27 * 453"}}
+
+event: content_block_delta
+data: {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "\n2. 453 = 400 + 50 + 3"}}
+
+event: content_block_delta
+data: {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "\n3. 27 * 400 = 10,800"}}
+
+event: content_block_delta
+data: {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "\n4. 27 * 50 = 1,350"}}
+
+event: content_block_delta
+data: {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "\n5. 27 * 3 = 81"}}
+
+event: content_block_delta
+data: {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "\n6. 10,800 + 1,350 + 81 = 12,231"}}
+
+event: content_block_delta
+data: {"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds..."}}
+
+event: content_block_stop
+data: {"type": "content_block_stop", "index": 0}
+
+event: content_block_start
+data: {"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}}
+
+event: content_block_delta
+data: {"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "27 * 453 = 12,231"}}
+
+event: content_block_stop
+data: {"type": "content_block_stop", "index": 1}
+
+event: message_delta
+data: {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}}
+
+event: message_stop
+data: {"type": "message_stop"}
+"#;
+
+/// The thinking text of [`THINKING_STREAM`], its deltas joined.
+const STREAMED_THINKING: &str = "Let me solve this step by step:\n\n1. First break down 27 * 453\n2. 453 = 400 + 50 + 3\n3. 27 * 400 = 10,800\n4. 27 * 50 = 1,350\n5. 27 * 3 = 81\n6. 10,800 + 1,350 + 81 = 12,231";
+
+/// The overloaded `error` event of the streaming guide's "Error events" ("would normally
+/// correspond to an HTTP 529 in a non-streaming context").
+const OVERLOADED_EVENT: &str = r#"event: error
+data: {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+
+"#;
+
+/// The same error as the body of a 529 (errors are "always returned as JSON, with a
+/// top-level `error` object").
+const OVERLOADED_BODY: &str =
+    r#"{"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}"#;
+
+/// A real 400 for a prompt over the context window, quoted in boldsoftware/exe.dev#62.
+const PROMPT_TOO_LONG: &str = r#"{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 200251 tokens > 200000 maximum"},"request_id":"req_011CWdepJvA2D819tdYYq4h7"}"#;
+
+/// A 401 for a wrong key: the documented shape with the message the API gives
+/// ("invalid x-api-key", as quoted in many client test suites).
+const INVALID_KEY: &str =
+    r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#;
+
+/// A 429: the documented shape, with the errors page's description of the type.
+const RATE_LIMITED: &str = r#"{"type":"error","error":{"type":"rate_limit_error","message":"Your account has hit a rate limit."}}"#;
+
+/// `get_weather` as an OpenAI client declares it (the tool-use guide's tool).
+fn weather_tool() -> Value {
+    json!({"type": "function", "function": {
+        "name": "get_weather",
+        "description": "Get the current weather in a given location",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "location": {"type": "string", "description": "The city and state, e.g. San Francisco, CA"},
+                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"], "description": "The unit of temperature, either \"celsius\" or \"fahrenheit\""}
+            },
+            "required": ["location"]
+        }
+    }})
+}
+
+/// A host with an `anthropic` entry pointed at `fake`, its key put in `key_env` first.
+async fn host(scratch: &Scratch, fake: &FakeUpstream, key_env: &str) -> Server {
+    // Each test has its own variable, so parallel tests never race on one.
+    std::env::set_var(key_env, "sk-ant-api03-test");
+    let config = scratch.config(json!({"providers": [{
+        "name": "anthropic",
+        "library": plugin("anthropic_provider"),
+        "base_url": fake.url,
+        "api_key_env": key_env,
+        "allow_private_network": true
+    }]}));
+    Server::start(&config).await
+}
+
+/// A fake upstream with `replies` queued, and a host in front of it.
+async fn anthropic(key_env: &str, replies: Vec<Reply>) -> (Scratch, FakeUpstream, Server) {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    fake.script(replies);
+    let server = host(&scratch, &fake, key_env).await;
+    (scratch, fake, server)
+}
+
+/// An SSE reply written in two pieces cut in the middle of an event, as a network may.
+fn sse(body: &str) -> Reply {
+    let cut = body.len() / 2;
+    let cut = (cut..body.len())
+        .find(|&i| body.is_char_boundary(i))
+        .unwrap();
+    Reply::sse(&[&body[..cut], &body[cut..]], Duration::from_millis(5))
+}
+
+/// `POST /v1/chat/completions` with `body`, as an OpenAI client sends it.
+async fn chat(server: &Server, body: &Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(server.at("/v1/chat/completions"))
+        .json(body)
+        .send()
+        .await
+        .expect("the host answers")
+}
+
+/// A whole answer: status 200 and a `chat.completion` body.
+async fn completion(server: &Server, body: &Value) -> Value {
+    let response = chat(server, body).await;
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert_eq!(status, 200, "{text}");
+    let completion: Value = serde_json::from_str(&text).expect("a JSON body");
+    assert_eq!(completion["object"], "chat.completion", "{completion}");
+    assert_eq!(completion["choices"][0]["message"]["role"], "assistant");
+    completion
+}
+
+/// A streamed answer as an OpenAI client reads it.
+struct Streamed {
+    /// Every `chat.completion.chunk`, in order.
+    chunks: Vec<Value>,
+    /// Error events (`{"error": ...}`) that came instead of chunks.
+    errors: Vec<Value>,
+}
+
+impl Streamed {
+    /// Reads a streamed answer, checking the SSE framing: status 200,
+    /// `text/event-stream`, chunks of one id, `data: [DONE]` last.
+    async fn read(response: reqwest::Response) -> Streamed {
+        assert_eq!(response.status(), 200);
+        let content_type = response.headers()["content-type"].to_str().unwrap();
+        assert!(
+            content_type.starts_with("text/event-stream"),
+            "{content_type}"
+        );
+        let body = response.text().await.unwrap();
+        let mut data = sse_data(&body);
+        assert_eq!(data.pop().as_deref(), Some("[DONE]"), "{body}");
+        let (mut chunks, mut errors) = (Vec::new(), Vec::new());
+        for d in &data {
+            let value: Value = serde_json::from_str(d).expect("each data line is JSON");
+            if value.get("error").is_some() {
+                errors.push(value);
+            } else {
+                assert_eq!(value["object"], "chat.completion.chunk", "{value}");
+                chunks.push(value);
+            }
+        }
+        assert!(!chunks.is_empty(), "{body}");
+        assert!(chunks.iter().all(|c| c["id"] == chunks[0]["id"]));
+        Streamed { chunks, errors }
+    }
+
+    fn deltas(&self) -> impl Iterator<Item = &Value> {
+        self.chunks
+            .iter()
+            .filter_map(|c| c["choices"].as_array()?.first())
+            .map(|choice| &choice["delta"])
+    }
+
+    fn text(&self) -> String {
+        self.deltas()
+            .filter_map(|d| d["content"].as_str())
+            .collect()
+    }
+
+    fn reasoning(&self) -> String {
+        self.deltas()
+            .filter_map(|d| d["reasoning_content"].as_str())
+            .collect()
+    }
+
+    /// The `reasoning_details` entries, in order, as a client collects them.
+    fn reasoning_details(&self) -> Vec<Value> {
+        self.deltas()
+            .filter_map(|d| d["reasoning_details"].as_array())
+            .flatten()
+            .cloned()
+            .collect()
+    }
+
+    fn finish_reasons(&self) -> Vec<String> {
+        self.chunks
+            .iter()
+            .filter_map(|c| c["choices"][0]["finish_reason"].as_str())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The final usage chunk (`choices: []`), if one came.
+    fn usage(&self) -> Option<&Value> {
+        let last = self.chunks.last()?;
+        let usage = last.get("usage").filter(|u| !u.is_null())?;
+        assert_eq!(last["choices"], json!([]));
+        Some(usage)
+    }
+
+    /// `(index, id, name, arguments)` of each tool call, accumulated by index.
+    fn tool_calls(&self) -> Vec<(u64, String, String, String)> {
+        let mut calls: Vec<(u64, String, String, String)> = Vec::new();
+        for delta in self.deltas() {
+            for call in delta["tool_calls"].as_array().into_iter().flatten() {
+                let index = call["index"].as_u64().expect("an index on every delta");
+                let arguments = call["function"]["arguments"].as_str().unwrap_or_default();
+                match calls.iter_mut().find(|c| c.0 == index) {
+                    Some(existing) => existing.3.push_str(arguments),
+                    None => calls.push((
+                        index,
+                        call["id"]
+                            .as_str()
+                            .expect("the first delta has the id")
+                            .to_owned(),
+                        call["function"]["name"]
+                            .as_str()
+                            .expect("and the name")
+                            .to_owned(),
+                        arguments.to_owned(),
+                    )),
+                }
+            }
+        }
+        calls
+    }
+}
+
+/// The one request the fake received.
+fn only(fake: &FakeUpstream) -> Received {
+    let mut received = fake.received();
+    assert_eq!(received.len(), 1, "one upstream request: {received:?}");
+    received.remove(0)
+}
+
+#[tokio::test]
+async fn a_chat_is_a_messages_request_with_the_key_the_version_and_the_system_prompt_hoisted() {
+    let (_scratch, fake, server) =
+        anthropic("E2E_ANTHROPIC_KEY_PLAIN", vec![Reply::json(MESSAGE)]).await;
+    let response = chat(
+        &server,
+        &json!({
+            "model": "anthropic/claude-sonnet-4-5-20250929",
+            "max_tokens": 1024,
+            "messages": [
+                {"role": "system", "content": "You are a helpful assistant."},
+                {"role": "user", "content": "Hello, Claude"}
+            ]
+        }),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-provider"], "anthropic");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["object"], "chat.completion");
+    assert_eq!(
+        body["choices"][0]["message"],
+        json!({"role": "assistant", "content": "Hi! My name is Claude.", "refusal": null})
+    );
+    assert_eq!(body["choices"][0]["finish_reason"], "stop");
+    // input_tokens 2095 + output_tokens 503 = 2598.
+    assert_eq!(
+        body["usage"],
+        json!({"prompt_tokens": 2095, "completion_tokens": 503, "total_tokens": 2598,
+               "prompt_tokens_details": {"cached_tokens": 0},
+               "completion_tokens_details": {"reasoning_tokens": 0}})
+    );
+
+    let sent = only(&fake);
+    assert_eq!(
+        (sent.method.as_str(), sent.target.as_str()),
+        ("POST", "/v1/messages")
+    );
+    assert_eq!(sent.header("x-api-key"), Some("sk-ant-api03-test"));
+    assert_eq!(sent.header("anthropic-version"), Some("2023-06-01"));
+    assert_eq!(
+        sent.header("authorization"),
+        None,
+        "the key goes in x-api-key only"
+    );
+    assert_eq!(sent.header("content-type"), Some("application/json"));
+    assert_eq!(
+        sent.json(),
+        json!({
+            "model": "claude-sonnet-4-5-20250929",
+            "max_tokens": 1024,
+            "system": [{"type": "text", "text": "You are a helpful assistant."}],
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "Hello, Claude"}]}]
+        })
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn max_tokens_is_always_sent_since_the_messages_api_requires_it() {
+    let (_scratch, fake, server) =
+        anthropic("E2E_ANTHROPIC_KEY_MAX_TOKENS", vec![Reply::json(MESSAGE)]).await;
+    completion(
+        &server,
+        &json!({"model": "anthropic/claude-sonnet-4-5-20250929",
+                "messages": [{"role": "user", "content": "Hello, Claude"}]}),
+    )
+    .await;
+    assert_eq!(
+        only(&fake).json()["max_tokens"],
+        64_000,
+        "without a limit from the client, the model's max output from the manifest"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_streamed_chat_turns_the_event_stream_into_chunks_with_usage_and_done() {
+    let (_scratch, fake, server) =
+        anthropic("E2E_ANTHROPIC_KEY_STREAM", vec![sse(BASIC_STREAM)]).await;
+    let streamed = Streamed::read(
+        chat(
+            &server,
+            &json!({"model": "anthropic/claude-sonnet-4-5-20250929", "max_tokens": 256,
+                    "stream": true, "stream_options": {"include_usage": true},
+                    "messages": [{"role": "user", "content": "Hello"}]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        streamed.chunks[0]["choices"][0]["delta"]["role"],
+        "assistant"
+    );
+    assert_eq!(streamed.text(), "Hello!");
+    assert_eq!(streamed.finish_reasons(), ["stop"]);
+    assert!(streamed.errors.is_empty());
+    // input 25 (message_start) + output 15 (the last message_delta, cumulative) = 40.
+    assert_eq!(
+        streamed.usage(),
+        Some(
+            &json!({"prompt_tokens": 25, "completion_tokens": 15, "total_tokens": 40,
+                     "prompt_tokens_details": {"cached_tokens": 0},
+                     "completion_tokens_details": {"reasoning_tokens": 0}})
+        )
+    );
+
+    let sent = only(&fake);
+    assert_eq!(sent.target, "/v1/messages");
+    let body = sent.json();
+    assert_eq!(body["stream"], true);
+    assert!(
+        body.get("stream_options").is_none(),
+        "the Messages API rejects unknown fields and always streams usage: {body}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_tool_use_block_comes_back_as_an_openai_tool_call_with_json_arguments() {
+    let (_scratch, fake, server) =
+        anthropic("E2E_ANTHROPIC_KEY_TOOL", vec![Reply::json(TOOL_USE)]).await;
+    let body = completion(
+        &server,
+        &json!({"model": "anthropic/claude-sonnet-4-5", "max_tokens": 1024,
+                "tools": [weather_tool()],
+                "messages": [{"role": "user", "content": "What's the weather like in San Francisco?"}]}),
+    )
+    .await;
+    let message = &body["choices"][0]["message"];
+    assert_eq!(
+        message["content"],
+        "I'll check the current weather in San Francisco for you."
+    );
+    let calls = message["tool_calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0]["id"], "toolu_01A09q90qw90lq917835lq9");
+    assert_eq!(calls[0]["type"], "function");
+    assert_eq!(calls[0]["function"]["name"], "get_weather");
+    let arguments: Value =
+        serde_json::from_str(calls[0]["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        arguments,
+        json!({"location": "San Francisco, CA", "unit": "celsius"})
+    );
+    assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
+
+    let sent = only(&fake).json();
+    assert_eq!(
+        sent["tools"],
+        json!([{"name": "get_weather", "description": "Get the current weather in a given location",
+                "input_schema": weather_tool()["function"]["parameters"]}]),
+        "OpenAI function tools become Anthropic tools with an input_schema"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_streamed_tool_use_arrives_as_index_zero_deltas_that_join_into_the_input() {
+    let (_scratch, _fake, server) =
+        anthropic("E2E_ANTHROPIC_KEY_TOOL_STREAM", vec![sse(TOOL_USE_STREAM)]).await;
+    let streamed = Streamed::read(
+        chat(
+            &server,
+            &json!({"model": "anthropic/claude-sonnet-4-5-20250929", "max_tokens": 1024,
+                    "stream": true, "stream_options": {"include_usage": true},
+                    "tools": [weather_tool()],
+                    "messages": [{"role": "user", "content": "What's the weather like in San Francisco?"}]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        streamed.text(),
+        "Okay, let's check the weather for San Francisco, CA:"
+    );
+    assert_eq!(
+        streamed.tool_calls(),
+        vec![(
+            0,
+            "toolu_01T1x1fJ34qAmk2tNTrN7Up6".to_owned(),
+            "get_weather".to_owned(),
+            r#"{"location": "San Francisco, CA", "unit": "fahrenheit"}"#.to_owned()
+        )]
+    );
+    assert_eq!(streamed.finish_reasons(), ["tool_calls"]);
+    // 472 input + 89 output = 561.
+    let usage = streamed.usage().expect("a usage chunk");
+    assert_eq!(
+        (
+            &usage["prompt_tokens"],
+            &usage["completion_tokens"],
+            &usage["total_tokens"]
+        ),
+        (&json!(472), &json!(89), &json!(561))
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn parallel_streamed_tool_uses_become_tool_calls_with_indexes_zero_and_one() {
+    let (_scratch, _fake, server) = anthropic(
+        "E2E_ANTHROPIC_KEY_PARALLEL",
+        vec![sse(PARALLEL_TOOL_USE_STREAM)],
+    )
+    .await;
+    let time_tool = json!({"type": "function", "function": {"name": "get_time",
+        "description": "Get the current time in a given timezone",
+        "parameters": {"type": "object", "properties": {"timezone": {"type": "string"}}, "required": ["timezone"]}}});
+    let streamed = Streamed::read(
+        chat(
+            &server,
+            &json!({"model": "anthropic/claude-sonnet-4-5-20250929", "max_tokens": 1024,
+                    "stream": true, "tools": [weather_tool(), time_tool],
+                    "messages": [{"role": "user", "content": "What's the weather in SF, and what time is it there?"}]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        streamed.tool_calls(),
+        vec![
+            (
+                0,
+                "toolu_01WeatherCallExample".to_owned(),
+                "get_weather".to_owned(),
+                r#"{"location": "San Francisco, CA"}"#.to_owned()
+            ),
+            (
+                1,
+                "toolu_01TimeCallExample".to_owned(),
+                "get_time".to_owned(),
+                r#"{"timezone": "America/Los_Angeles"}"#.to_owned()
+            ),
+        ]
+    );
+    assert_eq!(streamed.finish_reasons(), ["tool_calls"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_second_turn_of_a_tool_loop_sends_tool_use_and_tool_result_blocks() {
+    let (_scratch, fake, server) = anthropic(
+        "E2E_ANTHROPIC_KEY_LOOP",
+        vec![Reply::json(TOOL_USE), Reply::json(MESSAGE)],
+    )
+    .await;
+    let system = json!({"role": "system", "content": "Answer briefly."});
+    let question = json!({"role": "user", "content": "What's the weather like in San Francisco?"});
+    let first = completion(
+        &server,
+        &json!({"model": "anthropic/claude-sonnet-4-5", "max_tokens": 1024,
+                "tools": [weather_tool()], "messages": [system, question]}),
+    )
+    .await;
+    // The client echoes the assistant message it got and answers the call.
+    let assistant = first["choices"][0]["message"].clone();
+    let result = json!({"role": "tool", "tool_call_id": "toolu_01A09q90qw90lq917835lq9", "content": "15 degrees"});
+    completion(
+        &server,
+        &json!({"model": "anthropic/claude-sonnet-4-5", "max_tokens": 1024,
+                "tools": [weather_tool()], "messages": [system, question, assistant, result]}),
+    )
+    .await;
+
+    let received = fake.received();
+    assert_eq!(received.len(), 2);
+    let second = received[1].json();
+    assert_eq!(
+        second["system"],
+        json!([{"type": "text", "text": "Answer briefly."}])
+    );
+    assert_eq!(
+        second["messages"],
+        json!([
+            {"role": "user", "content": [{"type": "text", "text": "What's the weather like in San Francisco?"}]},
+            {"role": "assistant", "content": [
+                {"type": "text", "text": "I'll check the current weather in San Francisco for you."},
+                {"type": "tool_use", "id": "toolu_01A09q90qw90lq917835lq9", "name": "get_weather",
+                 "input": {"location": "San Francisco, CA", "unit": "celsius"}}
+            ]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_01A09q90qw90lq917835lq9", "content": "15 degrees"}
+            ]}
+        ])
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn extended_thinking_round_trips_its_signed_block_ahead_of_the_tool_use() {
+    let (_scratch, fake, server) = anthropic(
+        "E2E_ANTHROPIC_KEY_THINKING",
+        vec![Reply::json(THINKING_TOOL_USE), Reply::json(MESSAGE)],
+    )
+    .await;
+    let thinking = json!({"type": "enabled", "budget_tokens": 10000});
+    let question = json!({"role": "user", "content": "What's the weather in Paris?"});
+    let first = completion(
+        &server,
+        &json!({"model": "anthropic/claude-sonnet-4-5", "max_tokens": 16000,
+                "thinking": thinking, "tools": [weather_tool()], "messages": [question]}),
+    )
+    .await;
+    let message = &first["choices"][0]["message"];
+    assert_eq!(
+        message["reasoning_content"],
+        "The user wants to know the current weather in Paris. I have access to a function `get_weather`..."
+    );
+    assert_eq!(
+        message["reasoning_details"],
+        json!([{"type": "reasoning.text",
+                "text": "The user wants to know the current weather in Paris. I have access to a function `get_weather`...",
+                "signature": "BDaL4VrbR2Oj0hO4XpJxT28J5TILnCrrUXoKiiNBZW9P+nr8XSj1zuZzAl4egiCCpQNvfyUuFFJP5CncdYZEQPPmLxYsNrcs....",
+                "format": "anthropic-claude-v1"}])
+    );
+    assert_eq!(
+        message["tool_calls"][0]["id"],
+        "toolu_01CswdEQBMshySk6Y9DFKrfq"
+    );
+    assert_eq!(first["choices"][0]["finish_reason"], "tool_calls");
+
+    // Turn 2: the client echoes the assistant message whole and adds the tool's result
+    // (the guide's "Current temperature: 88°F").
+    let result = json!({"role": "tool", "tool_call_id": "toolu_01CswdEQBMshySk6Y9DFKrfq", "content": "Current temperature: 88°F"});
+    completion(
+        &server,
+        &json!({"model": "anthropic/claude-sonnet-4-5", "max_tokens": 16000,
+                "thinking": thinking, "tools": [weather_tool()],
+                "messages": [question, message, result]}),
+    )
+    .await;
+
+    let received = fake.received();
+    assert_eq!(received.len(), 2);
+    assert_eq!(received[0].json()["thinking"], thinking);
+    let second = received[1].json();
+    assert_eq!(second["thinking"], thinking);
+    let documented: Value = serde_json::from_str(THINKING_TOOL_USE).unwrap();
+    assert_eq!(
+        second["messages"][1],
+        json!({"role": "assistant", "content": documented["content"]}),
+        "the assistant turn goes back block for block: the thinking block with its signature, the text, then tool_use"
+    );
+    assert_eq!(
+        second["messages"][2]["content"][0],
+        json!({"type": "tool_result", "tool_use_id": "toolu_01CswdEQBMshySk6Y9DFKrfq", "content": "Current temperature: 88°F"})
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn streamed_extended_thinking_carries_reasoning_and_its_signed_detail_into_the_next_turn() {
+    let (_scratch, fake, server) = anthropic(
+        "E2E_ANTHROPIC_KEY_THINKING_STREAM",
+        vec![sse(THINKING_STREAM), Reply::json(MESSAGE)],
+    )
+    .await;
+    let thinking = json!({"type": "enabled", "budget_tokens": 16000});
+    let question = json!({"role": "user", "content": "What is 27 * 453?"});
+    let streamed = Streamed::read(
+        chat(
+            &server,
+            &json!({"model": "anthropic/claude-sonnet-4-5", "max_tokens": 20000,
+                    "stream": true, "thinking": thinking, "messages": [question]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(streamed.reasoning(), STREAMED_THINKING);
+    assert_eq!(streamed.text(), "27 * 453 = 12,231");
+    let details = streamed.reasoning_details();
+    assert_eq!(
+        details,
+        [json!({"type": "reasoning.text", "text": STREAMED_THINKING,
+                "signature": "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds...",
+                "format": "anthropic-claude-v1"})],
+        "the block arrives whole, with its signature, when it ends"
+    );
+    assert_eq!(streamed.finish_reasons(), ["stop"]);
+
+    // The assistant message the client assembled from the chunks, echoed back.
+    let assistant = json!({"role": "assistant", "content": streamed.text(),
+                           "reasoning_content": streamed.reasoning(), "reasoning_details": details});
+    completion(
+        &server,
+        &json!({"model": "anthropic/claude-sonnet-4-5", "max_tokens": 20000, "thinking": thinking,
+                "messages": [question, assistant, {"role": "user", "content": "And 27 * 454?"}]}),
+    )
+    .await;
+    let received = fake.received();
+    assert_eq!(received.len(), 2);
+    assert_eq!(
+        received[1].json()["messages"][1]["content"],
+        json!([
+            {"type": "thinking", "thinking": STREAMED_THINKING,
+             "signature": "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds..."},
+            {"type": "text", "text": "27 * 453 = 12,231"}
+        ]),
+        "the thinking block goes back first, unmodified"
+    );
+    server.stop().await;
+}
+
+/// [`MESSAGE`] with another documented `stop_reason` (the API reference lists
+/// `end_turn`, `max_tokens`, `stop_sequence`, `tool_use`, `pause_turn` and `refusal`).
+fn message_stopping_with(reason: &str) -> String {
+    let edited = MESSAGE.replace(
+        "\"stop_reason\": \"end_turn\"",
+        &format!("\"stop_reason\": \"{reason}\""),
+    );
+    assert_ne!(edited, MESSAGE);
+    edited
+}
+
+#[tokio::test]
+async fn a_max_tokens_stop_is_finish_reason_length() {
+    let (_scratch, _fake, server) = anthropic(
+        "E2E_ANTHROPIC_KEY_LENGTH",
+        vec![Reply::json(&message_stopping_with("max_tokens"))],
+    )
+    .await;
+    let body = completion(
+        &server,
+        &json!({"model": "anthropic/claude-sonnet-4-5", "max_tokens": 8,
+                "messages": [{"role": "user", "content": "Hello, Claude"}]}),
+    )
+    .await;
+    assert_eq!(body["choices"][0]["finish_reason"], "length");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_streamed_refusal_is_finish_reason_content_filter() {
+    let refused = BASIC_STREAM.replace(
+        "\"stop_reason\": \"end_turn\"",
+        "\"stop_reason\": \"refusal\"",
+    );
+    assert_ne!(refused, BASIC_STREAM);
+    let (_scratch, _fake, server) =
+        anthropic("E2E_ANTHROPIC_KEY_REFUSAL", vec![sse(&refused)]).await;
+    let streamed = Streamed::read(
+        chat(
+            &server,
+            &json!({"model": "anthropic/claude-sonnet-4-5", "max_tokens": 256, "stream": true,
+                    "messages": [{"role": "user", "content": "Hello"}]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(streamed.finish_reasons(), ["content_filter"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn cache_reads_count_in_prompt_tokens_and_show_as_cached_tokens() {
+    // The "Second response usage" of the extended-thinking guide's prompt-caching example.
+    let usage_at = MESSAGE.find("\"usage\"").unwrap();
+    let body = format!(
+        "{}\"usage\": {{\"cache_creation_input_tokens\": 0, \"cache_read_input_tokens\": 1370, \"input_tokens\": 303, \"output_tokens\": 874}}\n}}",
+        &MESSAGE[..usage_at]
+    );
+    let (_scratch, _fake, server) =
+        anthropic("E2E_ANTHROPIC_KEY_CACHE_READ", vec![Reply::json(&body)]).await;
+    let answer = completion(
+        &server,
+        &json!({"model": "anthropic/claude-sonnet-4-5", "max_tokens": 1024,
+                "messages": [{"role": "user", "content": "Hello, Claude"}]}),
+    )
+    .await;
+    // prompt = 303 uncached + 1370 read from the cache = 1673; 1673 + 874 = 2547.
+    assert_eq!(
+        answer["usage"],
+        json!({"prompt_tokens": 1673, "completion_tokens": 874, "total_tokens": 2547,
+               "prompt_tokens_details": {"cached_tokens": 1370},
+               "completion_tokens_details": {"reasoning_tokens": 0}})
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn cache_writes_count_in_prompt_tokens_but_are_not_cached_tokens() {
+    // The "First response usage" of the same example.
+    let usage_at = MESSAGE.find("\"usage\"").unwrap();
+    let body = format!(
+        "{}\"usage\": {{\"cache_creation_input_tokens\": 1370, \"cache_read_input_tokens\": 0, \"input_tokens\": 17, \"output_tokens\": 700}}\n}}",
+        &MESSAGE[..usage_at]
+    );
+    let (_scratch, _fake, server) =
+        anthropic("E2E_ANTHROPIC_KEY_CACHE_WRITE", vec![Reply::json(&body)]).await;
+    let answer = completion(
+        &server,
+        &json!({"model": "anthropic/claude-sonnet-4-5", "max_tokens": 1024,
+                "messages": [{"role": "user", "content": "Hello, Claude"}]}),
+    )
+    .await;
+    // prompt = 17 + 1370 written to the cache = 1387; 1387 + 700 = 2087.
+    assert_eq!(
+        answer["usage"],
+        json!({"prompt_tokens": 1387, "completion_tokens": 700, "total_tokens": 2087,
+               "prompt_tokens_details": {"cached_tokens": 0},
+               "completion_tokens_details": {"reasoning_tokens": 0}})
+    );
+    server.stop().await;
+}
+
+/// What the client gets when every attempt is answered with `reply`. One request per
+/// host: the host may retry, and counts failures against the provider.
+async fn error_for(key_env: &str, reply: Reply) -> (u16, Value) {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    fake.always(reply);
+    let server = host(&scratch, &fake, key_env).await;
+    let response = chat(
+        &server,
+        &json!({"model": "anthropic/claude-sonnet-4-5", "max_tokens": 1024,
+                "messages": [{"role": "user", "content": "Hello, Claude"}]}),
+    )
+    .await;
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let body: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("a JSON error body ({e}): {text}"));
+    assert!(!fake.received().is_empty());
+    server.stop().await;
+    (status, body)
+}
+
+fn kind_and_code(body: &Value) -> (&str, &str) {
+    let error = &body["error"];
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    (
+        error["type"].as_str().unwrap_or_default(),
+        error["code"].as_str().unwrap_or_default(),
+    )
+}
+
+#[tokio::test]
+async fn a_529_overloaded_error_is_a_502_upstream_error() {
+    let (status, body) = error_for(
+        "E2E_ANTHROPIC_KEY_E529",
+        Reply::status_json(529, OVERLOADED_BODY),
+    )
+    .await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(kind_and_code(&body), ("upstream_error", "upstream_error"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Overloaded"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_rate_limit_error_is_a_429_rate_limit_exceeded() {
+    let (status, body) = error_for(
+        "E2E_ANTHROPIC_KEY_E429",
+        Reply::status_json(429, RATE_LIMITED).with_header("retry-after", "1"),
+    )
+    .await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(
+        kind_and_code(&body),
+        ("rate_limit_error", "rate_limit_exceeded")
+    );
+}
+
+#[tokio::test]
+async fn a_prompt_too_long_invalid_request_is_a_400_context_length_exceeded() {
+    let (status, body) = error_for(
+        "E2E_ANTHROPIC_KEY_E400",
+        Reply::status_json(400, PROMPT_TOO_LONG),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        kind_and_code(&body),
+        ("invalid_request_error", "context_length_exceeded")
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("prompt is too long: 200251 tokens > 200000 maximum"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn an_authentication_error_is_a_502_upstream_authentication_failure() {
+    let (status, body) = error_for(
+        "E2E_ANTHROPIC_KEY_E401",
+        Reply::status_json(401, INVALID_KEY),
+    )
+    .await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(
+        kind_and_code(&body),
+        ("upstream_error", "upstream_authentication_failed")
+    );
+}
+
+/// The basic stream up to and including its "Hello" delta, split after the `ping`: the
+/// events before the text, and the text delta.
+fn stream_until_hello() -> (&'static str, &'static str) {
+    let ping = "event: ping\ndata: {\"type\": \"ping\"}\n\n";
+    let after_ping = BASIC_STREAM.find(ping).unwrap() + ping.len();
+    let exclamation = BASIC_STREAM
+        .find("event: content_block_delta\ndata: {\"type\": \"content_block_delta\", \"index\": 0, \"delta\": {\"type\": \"text_delta\", \"text\": \"!\"")
+        .unwrap();
+    (
+        &BASIC_STREAM[..after_ping],
+        &BASIC_STREAM[after_ping..exclamation],
+    )
+}
+
+/// Streams `pieces`, reads the answer and checks that it broke off with an overloaded
+/// error event after relaying "Hello".
+async fn overloaded_after_hello(key_env: &str, pieces: &[&str]) {
+    let (_scratch, _fake, server) =
+        anthropic(key_env, vec![Reply::sse(pieces, Duration::from_millis(20))]).await;
+    let streamed = Streamed::read(
+        chat(
+            &server,
+            &json!({"model": "anthropic/claude-sonnet-4-5", "max_tokens": 256, "stream": true,
+                    "messages": [{"role": "user", "content": "Hello"}]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        streamed.text(),
+        "Hello",
+        "what came before the error was relayed"
+    );
+    assert!(
+        streamed.finish_reasons().is_empty(),
+        "no finish_reason: the answer broke off"
+    );
+    assert_eq!(streamed.errors.len(), 1, "{:?}", streamed.errors);
+    let error = &streamed.errors[0]["error"];
+    assert_eq!(error["code"], "upstream_error");
+    assert!(
+        error["message"].as_str().unwrap().contains("Overloaded"),
+        "{error}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_overloaded_error_event_mid_stream_ends_the_stream_with_an_error_event() {
+    let (head, hello) = stream_until_hello();
+    overloaded_after_hello(
+        "E2E_ANTHROPIC_KEY_MID_STREAM",
+        &[head, hello, OVERLOADED_EVENT],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn text_that_arrives_in_the_same_read_as_an_error_event_is_still_relayed() {
+    let (head, hello) = stream_until_hello();
+    let hello_then_error = format!("{hello}{OVERLOADED_EVENT}");
+    overloaded_after_hello(
+        "E2E_ANTHROPIC_KEY_MID_STREAM_SAME_READ",
+        &[head, &hello_then_error],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_overloaded_error_event_before_any_content_is_a_plain_502_upstream_error() {
+    // The stream opens with the guide's error event and nothing else: nothing has reached
+    // the client yet, so it gets an ordinary error response, not a broken stream.
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    fake.always(Reply::sse(&[OVERLOADED_EVENT], Duration::ZERO));
+    let server = host(&scratch, &fake, "E2E_ANTHROPIC_KEY_FIRST_EVENT_ERROR").await;
+    let response = chat(
+        &server,
+        &json!({"model": "anthropic/claude-sonnet-4-5", "max_tokens": 256, "stream": true,
+                "messages": [{"role": "user", "content": "Hello"}]}),
+    )
+    .await;
+    assert_eq!(response.status(), 502);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(kind_and_code(&body), ("upstream_error", "upstream_error"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Overloaded"),
+        "{body}"
+    );
+    assert!(!fake.received().is_empty());
+    server.stop().await;
+}

@@ -1,0 +1,463 @@
+//! Usage, cost, budgets and metrics: figures checked by hand against the fakes.
+
+use std::time::Duration;
+
+use e2e::{
+    fake::{FakeUpstream, Reply},
+    mock_plugin, plugin, sse_data, Scratch, Server,
+};
+use serde_json::{json, Value};
+
+/// A `chat.completion` with cached prompt tokens, in OpenAI's documented shape.
+const CACHED_COMPLETION: &str = r#"{"id":"chatcmpl-abc","object":"chat.completion","created":1741569952,"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"role":"assistant","content":"Sure.","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":2006,"completion_tokens":300,"total_tokens":2306,"prompt_tokens_details":{"cached_tokens":1920,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":64,"audio_tokens":0}}}"#;
+const NO_USAGE: &str = r#"{"id":"chatcmpl-abc","object":"chat.completion","created":1741569952,"model":"local","choices":[{"index":0,"message":{"role":"assistant","content":"Sure."},"finish_reason":"stop"}]}"#;
+
+/// Prices for `openai/gpt-4o-mini` in the tests' config: $0.15 in, $0.075 cached, $0.60 out per million.
+/// 2006 prompt tokens of which 1920 cached, 300 completion tokens:
+/// (86 * 0.15 + 1920 * 0.075 + 300 * 0.60) / 1e6 = (12.9 + 144 + 180) / 1e6.
+const CACHED_COST: f64 = 336.9e-6;
+
+fn stream_pieces() -> Vec<String> {
+    let chunk = |delta: &str, finish: &str| {
+        format!("data: {{\"id\":\"chatcmpl-abc\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-mini\",\"choices\":[{{\"index\":0,\"delta\":{delta},\"logprobs\":null,\"finish_reason\":{finish}}}],\"usage\":null}}\n\n")
+    };
+    vec![
+        chunk(r#"{"role":"assistant","content":""}"#, "null"),
+        chunk(r#"{"content":"Sure."}"#, "null"),
+        chunk("{}", r#""stop""#),
+        "data: {\"id\":\"chatcmpl-abc\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-mini\",\"choices\":[],\"usage\":{\"prompt_tokens\":2006,\"completion_tokens\":300,\"total_tokens\":2306,\"prompt_tokens_details\":{\"cached_tokens\":1920},\"completion_tokens_details\":{\"reasoning_tokens\":64}}}\n\n".to_owned(),
+        "data: [DONE]\n\n".to_owned(),
+    ]
+}
+
+fn config(scratch: &Scratch, fake: &FakeUpstream, extra: Value) -> std::path::PathBuf {
+    std::env::set_var("E2E_USAGE_KEY", "sk-usage");
+    let mut config = json!({
+        "providers": [
+            {"name": "openai", "library": plugin("openai_provider"), "base_url": format!("{}/v1", fake.url),
+             "api_key_env": "E2E_USAGE_KEY", "allow_private_network": true},
+            {"name": "mock", "library": mock_plugin()}
+        ],
+        "pricing": {"openai/gpt-4o-mini": {"input_per_mtok": 0.15, "output_per_mtok": 0.60, "cached_input_per_mtok": 0.075}},
+        "circuit_breaker": {"enabled": false}
+    });
+    config
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    scratch.config(config)
+}
+
+async fn chat(server: &Server, key: Option<&str>, body: Value) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .post(server.at("/v1/chat/completions"))
+        .json(&body);
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    request.send().await.unwrap()
+}
+
+async fn usage(server: &Server, key: Option<&str>) -> Value {
+    let mut request = reqwest::Client::new().get(server.at("/admin/usage"));
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    request.send().await.unwrap().json().await.unwrap()
+}
+
+fn close(a: &Value, b: f64) -> bool {
+    (a.as_f64().unwrap() - b).abs() < 1e-12
+}
+
+#[tokio::test]
+async fn plain_and_streamed_calls_count_tokens_and_cost_as_computed_by_hand() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    fake.script([
+        Reply::json(CACHED_COMPLETION),
+        Reply::Stream {
+            status: 200,
+            pieces: stream_pieces()
+                .into_iter()
+                .map(String::into_bytes)
+                .collect(),
+            pause: Duration::ZERO,
+            then_hang: false,
+        },
+    ]);
+    let server = Server::start(&config(&scratch, &fake, json!({}))).await;
+    let hello = |stream: bool| json!({"model": "openai/gpt-4o-mini", "stream": stream, "messages": [{"role": "user", "content": "hi"}]});
+    let plain = chat(&server, None, hello(false)).await;
+    assert_eq!(plain.status(), 200);
+    plain.text().await.unwrap();
+    // The client did not ask for usage; the host still learns it (the plugin asks upstream).
+    let streamed = chat(&server, None, hello(true)).await.text().await.unwrap();
+    assert!(
+        !streamed.contains("\"usage\":{"),
+        "no usage chunk unless asked: {streamed}"
+    );
+    assert_eq!(
+        fake.received()[1].json()["stream_options"]["include_usage"],
+        true
+    );
+
+    let summary = usage(&server, None).await;
+    let model = &summary["models"]["openai/gpt-4o-mini"];
+    assert_eq!(model["calls"], 2);
+    assert_eq!(model["prompt_tokens"], 4012);
+    assert_eq!(model["cached_prompt_tokens"], 3840);
+    assert_eq!(model["completion_tokens"], 600);
+    assert_eq!(model["reasoning_tokens"], 128);
+    assert!(close(&model["cost_usd"], 2.0 * CACHED_COST), "{model}");
+    assert!(close(
+        &summary["providers"]["openai"]["cost_usd"],
+        2.0 * CACHED_COST
+    ));
+    assert_eq!(summary["clients"]["anonymous"]["calls"], 2);
+    assert!(close(&summary["totals"]["cost_usd"], 2.0 * CACHED_COST));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_answer_without_usage_is_counted_as_such_never_estimated() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    fake.always(Reply::json(NO_USAGE));
+    let server = Server::start(&config(&scratch, &fake, json!({}))).await;
+    let response = chat(
+        &server,
+        None,
+        json!({"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body.get("usage").is_none(),
+        "no invented usage in the answer: {body}"
+    );
+    let summary = usage(&server, None).await;
+    let model = &summary["models"]["openai/gpt-4o-mini"];
+    assert_eq!(
+        (
+            model["calls"].as_u64(),
+            model["calls_without_usage"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    assert_eq!(model["prompt_tokens"], 0);
+    assert_eq!(model["cost_usd"], 0.0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_stream_the_client_abandons_is_counted_with_what_was_seen() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    let mut pieces: Vec<Vec<u8>> = stream_pieces()
+        .into_iter()
+        .map(String::into_bytes)
+        .collect();
+    pieces.pop(); // no [DONE]: the upstream goes quiet after the usage chunk
+    fake.always(Reply::Stream {
+        status: 200,
+        pieces,
+        pause: Duration::ZERO,
+        then_hang: true,
+    });
+    let server = Server::start(&config(
+        &scratch,
+        &fake,
+        json!({"timeouts": {"idle": 30.0}}),
+    ))
+    .await;
+    let mut response = chat(&server, None, json!({"model": "openai/gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": "hi"}]})).await;
+    response.chunk().await.unwrap().expect("a first chunk");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(response);
+    let mut summary = usage(&server, None).await;
+    for _ in 0..50 {
+        if summary["totals"]["calls"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        summary = usage(&server, None).await;
+    }
+    assert_eq!(summary["totals"]["calls"], 1, "{summary}");
+    assert_eq!(
+        summary["totals"]["prompt_tokens"], 2006,
+        "the usage seen before the client left counts"
+    );
+    assert!(close(&summary["totals"]["cost_usd"], CACHED_COST));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn totals_survive_a_restart_and_reset_starts_them_over() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    let config = config(&scratch, &fake, json!({}));
+    let server = Server::start(&config).await;
+    for words in ["one", "one two", "one two three"] {
+        let r = chat(
+            &server,
+            None,
+            json!({"model": "mock/echo", "messages": [{"role": "user", "content": words}]}),
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+    }
+    let before = usage(&server, None).await;
+    server.stop().await;
+    // Mock prices: $1 in, $2 out per million; echo: prompt = completion = words.
+    assert_eq!(before["models"]["mock/echo"]["prompt_tokens"], 6);
+    assert!(close(&before["models"]["mock/echo"]["cost_usd"], 18e-6));
+
+    let server = Server::start(&config).await;
+    let after = usage(&server, None).await;
+    assert_eq!(
+        after["models"], before["models"],
+        "the ledger restored every figure"
+    );
+    assert_eq!(after["since"], before["since"]);
+    let reset: Value = reqwest::Client::new()
+        .post(server.at("/admin/usage/reset"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(reset["totals"]["calls"], 0);
+    server.stop().await;
+    let server = Server::start(&config).await;
+    assert_eq!(
+        usage(&server, None).await["totals"]["calls"],
+        0,
+        "the reset survives a restart too"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_budget_blocks_the_call_after_the_one_that_spent_it() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    std::env::set_var("E2E_TEAM_A_KEY", "sk-team-a");
+    let config = config(
+        &scratch,
+        &fake,
+        json!({
+            "auth": {"keys": [{"key": "${E2E_TEAM_A_KEY}", "name": "team-a"}, "sk-other"]},
+            // Each echo of "a b c" costs 3 * $1 + 3 * $2 per million = $9e-6.
+            "budgets": [{"client": "team-a", "limit_usd": 0.00002, "period": "day"}]
+        }),
+    );
+    let server = Server::start(&config).await;
+    let call = |key: &'static str| {
+        let server = &server;
+        async move {
+            chat(
+                server,
+                Some(key),
+                json!({"model": "mock/echo", "messages": [{"role": "user", "content": "a b c"}]}),
+            )
+            .await
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            call("sk-team-a").await.status(),
+            200,
+            "$9e-6, $18e-6, then $27e-6: the third crosses the limit"
+        );
+    }
+    let blocked = call("sk-team-a").await;
+    assert_eq!(blocked.status(), 429);
+    let body: Value = blocked.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "budget_exceeded");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("client team-a"),
+        "{body}"
+    );
+    assert_eq!(
+        call("sk-other").await.status(),
+        200,
+        "other clients are not affected"
+    );
+    let summary = usage(&server, Some("sk-other")).await;
+    assert_eq!(summary["clients"]["team-a"]["calls"], 4);
+    assert_eq!(
+        summary["clients"]["team-a"]["errors_by_kind"]["quota_exceeded"],
+        1
+    );
+    assert!(
+        summary["clients"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .any(|k| k.starts_with("key-")),
+        "unnamed keys are counted by hash: {summary}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_provider_budget_sends_traffic_to_the_next_target_or_refuses() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    let config = config(
+        &scratch,
+        &fake,
+        json!({
+            "providers": [{"name": "mock", "library": mock_plugin()}, {"name": "spare", "library": mock_plugin()}],
+            "pricing": {},
+            "models": {"chain": {"targets": ["mock/echo", "spare/echo"]}},
+            "budgets": [{"provider": "mock", "limit_usd": 0.00001, "period": "month"}, {"provider": "spare", "limit_usd": 0.0, "period": "hour"}]
+        }),
+    );
+    let server = Server::start(&config).await;
+    let call = |model: &'static str| {
+        let server = &server;
+        async move {
+            chat(
+                server,
+                None,
+                json!({"model": model, "messages": [{"role": "user", "content": "a b c"}]}),
+            )
+            .await
+        }
+    };
+    let first = call("chain").await;
+    assert_eq!(first.headers()["x-provider"], "mock");
+    let second = call("chain").await;
+    assert_eq!(
+        second.headers()["x-provider"],
+        "mock",
+        "$9e-6 spent, under $1e-5"
+    );
+    let third = call("chain").await;
+    assert_eq!(
+        third.status(),
+        429,
+        "mock is spent and spare has a zero budget"
+    );
+    let body: Value = third.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "budget_exceeded");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("provider mock"),
+        "{body}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_parse_as_prometheus_text_and_move_with_calls() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    let server = Server::start(&config(&scratch, &fake, json!({}))).await;
+    let scrape = || async {
+        let text = reqwest::get(server.at("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let lines = text.lines().map(|l| Ok(l.to_owned()));
+        prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text")
+    };
+    let value = |scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]| -> f64 {
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => 0.0,
+            })
+            .sum()
+    };
+    let before = scrape().await;
+    for _ in 0..3 {
+        chat(
+            &server,
+            None,
+            json!({"model": "mock/echo", "messages": [{"role": "user", "content": "a b"}]}),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    }
+    chat(
+        &server,
+        None,
+        json!({"model": "mock/fail", "messages": [{"role": "user", "content": "invalid_request"}]}),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    let after = scrape().await;
+    let ok = [("provider", "mock"), ("model", "echo"), ("status", "200")];
+    assert_eq!(
+        value(&after, "provider_host_requests_total", &ok)
+            - value(&before, "provider_host_requests_total", &ok),
+        3.0
+    );
+    let failed = [("provider", "mock"), ("model", "fail"), ("status", "400")];
+    assert_eq!(value(&after, "provider_host_requests_total", &failed), 1.0);
+    let prompt = [("provider", "mock"), ("model", "echo"), ("type", "prompt")];
+    assert_eq!(value(&after, "provider_host_tokens_total", &prompt), 6.0);
+    assert!(
+        (value(&after, "provider_host_cost_usd_total", &[("model", "echo")]) - 18e-6).abs() < 1e-12
+    );
+    assert_eq!(
+        value(
+            &after,
+            "provider_host_request_duration_seconds_count",
+            &[("model", "echo")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        value(&after, "provider_host_plugins_loaded", &[]),
+        2.0,
+        "openai and mock"
+    );
+    assert!(after
+        .samples
+        .iter()
+        .any(|s| s.metric == "provider_host_overhead_seconds_count"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_and_honours_the_clients() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    let server = Server::start(&config(&scratch, &fake, json!({}))).await;
+    let body = json!({"model": "mock/echo", "messages": [{"role": "user", "content": "x"}]});
+    let generated = chat(&server, None, body.clone()).await;
+    assert!(generated.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .starts_with("req-"));
+    let mine = reqwest::Client::new()
+        .post(server.at("/v1/chat/completions"))
+        .header("x-request-id", "trace-42")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mine.headers()["x-request-id"], "trace-42");
+    let streamed = chat(&server, None, json!({"model": "mock/echo", "stream": true, "messages": [{"role": "user", "content": "x"}]})).await;
+    assert!(streamed.headers().contains_key("x-request-id"));
+    assert_eq!(
+        sse_data(&streamed.text().await.unwrap())
+            .last()
+            .map(String::as_str),
+        Some("[DONE]")
+    );
+    server.stop().await;
+}
