@@ -395,6 +395,12 @@ impl Host {
         &self.config_dir
     }
 
+    /// Makes one cheap live call to the provider called `name` and reports how it went;
+    /// `None` when there is no such provider.
+    pub async fn check_provider(&self, name: &str) -> Option<crate::health::HealthReport> {
+        crate::health::check(&self.snapshot(), name).await
+    }
+
     /// The HTTP API as an axum `Router`, to serve or to mount under a prefix.
     pub fn router(self: &Arc<Self>) -> axum::Router {
         crate::serve::router(self.clone())

@@ -9,6 +9,7 @@
 pub mod breaker;
 pub mod config;
 pub mod dispatch;
+pub mod health;
 mod host;
 pub mod load;
 pub mod metrics;

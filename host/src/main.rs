@@ -55,7 +55,11 @@ enum Command {
         plugin: PathBuf,
     },
     /// List the providers the config loads, and the state of each.
-    Providers,
+    Providers {
+        /// Also make one cheap live call to each ready provider and report it.
+        #[arg(long)]
+        check: bool,
+    },
     /// Send one chat through the host's dispatch path and print the answer.
     Chat {
         /// `provider/model` or an alias.
@@ -93,7 +97,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { listen } => serve(&cli.config, listen),
         Command::Validate { plugin } => validate(&cli.config, &plugin),
-        Command::Providers => providers(&cli.config),
+        Command::Providers { check } => providers(&cli.config, check),
         Command::Chat {
             model,
             system,
@@ -189,7 +193,7 @@ fn validate(config_path: &Path, plugin: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn providers(config_path: &Path) -> anyhow::Result<ExitCode> {
+fn providers(config_path: &Path, check: bool) -> anyhow::Result<ExitCode> {
     let host = Host::builder()
         .config_file(config_path)
         .without_ledger()
@@ -231,7 +235,38 @@ fn providers(config_path: &Path) -> anyhow::Result<ExitCode> {
     for problem in registry.problems() {
         println!("problem: {problem}");
     }
-    Ok(ExitCode::SUCCESS)
+    if !check {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let mut healthy = true;
+    for p in registry.providers().filter(|p| p.ready.is_some()) {
+        let Some(report) = runtime.block_on(host.check_provider(&p.name)) else {
+            continue;
+        };
+        if report.healthy {
+            println!(
+                "check {:<14} ok     {:>7.1} ms  {}",
+                p.name, report.latency_ms, report.probe
+            );
+        } else {
+            healthy = false;
+            let kind = report.kind.unwrap_or_default();
+            let message = report.message.unwrap_or_default();
+            println!(
+                "check {:<14} FAILED {:>7.1} ms  {}: {kind}: {message}",
+                p.name, report.latency_ms, report.probe
+            );
+        }
+    }
+    Ok(if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn chat(

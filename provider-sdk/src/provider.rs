@@ -45,6 +45,13 @@ pub trait Provider: Sized + Send + Sync + 'static {
     fn classify_error(&self, response: &HttpResponse<'_>) -> ProviderError {
         ProviderError::from_http(response)
     }
+
+    /// The cheapest live request that proves the upstream answers and takes the key,
+    /// such as listing models. `None` (the default) lets the host send a one-token chat
+    /// to the manifest's first model instead. A 2xx answer means healthy.
+    fn health_request(&self) -> Result<Option<Outbound>, ProviderError> {
+        Ok(None)
+    }
 }
 
 /// Turns a streamed response body into canonical events, fed in arbitrary pieces.

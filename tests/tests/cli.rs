@@ -188,3 +188,20 @@ fn serve_answers_over_http_and_stops_cleanly_on_sigterm() {
     stderr.read_to_string(&mut rest).unwrap();
     assert!(rest.contains("shutting down"), "{rest}");
 }
+
+#[test]
+fn providers_check_makes_a_live_call_to_each_ready_provider() {
+    let scratch = Scratch::new();
+    let config = scratch.mock_config();
+    let output = run_host(&[&"--config", &config, &"providers", &"--check"]);
+    let (stdout, stderr) = texts(&output);
+    assert!(output.status.success(), "{stderr}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("check mock"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        line.contains(" ok ") && line.contains("one-token chat to echo"),
+        "{line}"
+    );
+}

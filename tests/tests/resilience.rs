@@ -460,3 +460,104 @@ async fn embedders_receive_the_same_records_through_a_callback() {
     assert!(seen[1].contains("\"status\":200"));
     assert!(seen.iter().all(|r| !r.contains("sk-callback-secret")));
 }
+
+fn with_image(model: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "what is this?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+    ]}]})
+}
+
+#[tokio::test]
+async fn a_request_needing_a_capability_a_target_lacks_skips_it_or_is_refused_naming_it() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    fake.always(Reply::json(COMPLETION));
+    let server = host(
+        &scratch,
+        &fake,
+        json!({"models": {"chain": {"targets": ["mock/echo", "primary/gpt-4o-mini"]}}}),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let refused = client
+        .post(server.at("/v1/chat/completions"))
+        .json(&with_image("mock/echo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unsupported_capability");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("image input (vision)"),
+        "{body}"
+    );
+    let skipped = client
+        .post(server.at("/v1/chat/completions"))
+        .json(&with_image("chain"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(skipped.status(), 200);
+    assert_eq!(
+        header(&skipped, "x-provider"),
+        "primary",
+        "mock offers no vision, so the chain moved on"
+    );
+    assert_eq!(header(&skipped, "x-fallback-index"), "1");
+    assert_eq!(fake.received().len(), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_health_check_makes_one_cheap_live_call_and_reports_latency_or_the_classified_error() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    fake.script([
+        Reply::json(r#"{"object":"list","data":[{"id":"gpt-4o-mini","object":"model","created":1721172741,"owned_by":"system"}]}"#),
+        Reply::status_json(401, &BAD_KEY.replace("sk-e2e-res****", "sk-e2e-resilience-secret")),
+    ]);
+    let server = host(&scratch, &fake, json!({})).await;
+    let client = reqwest::Client::new();
+    let check = |name: &'static str| {
+        let (client, server) = (&client, &server);
+        async move {
+            client
+                .post(server.at(&format!("/admin/providers/{name}/check")))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let healthy: Value = check("primary").await.json().await.unwrap();
+    assert_eq!(healthy["healthy"], true, "{healthy}");
+    assert_eq!(healthy["status"], 200);
+    assert_eq!(healthy["probe"], format!("GET {}/v1/models", fake.url));
+    assert!(healthy["latency_ms"].as_f64().unwrap() > 0.0);
+    let received = fake.received();
+    assert_eq!(
+        (received[0].method.as_str(), received[0].target.as_str()),
+        ("GET", "/v1/models")
+    );
+    assert_eq!(
+        received[0].header("authorization"),
+        Some("Bearer sk-e2e-resilience-secret")
+    );
+
+    let broken: Value = check("primary").await.json().await.unwrap();
+    assert_eq!(broken["healthy"], false);
+    assert_eq!(broken["kind"], "authentication");
+    assert!(
+        !broken.to_string().contains("sk-e2e-resilience-secret"),
+        "{broken}"
+    );
+    let mock: Value = check("mock").await.json().await.unwrap();
+    assert_eq!(
+        (mock["healthy"].as_bool(), mock["probe"].as_str()),
+        (Some(true), Some("one-token chat to echo"))
+    );
+    assert_eq!(check("nobody").await.status(), 404);
+    server.stop().await;
+}

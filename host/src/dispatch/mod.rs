@@ -19,8 +19,8 @@ use std::{
 
 use futures_util::{stream, Stream, StreamExt};
 use provider_sdk::{
-    abi::load::PluginDecoder, ChatRequest, ChatResponse, ErrorKind, Header, HttpResponse,
-    ProviderError, StreamEvent,
+    abi::load::PluginDecoder, Capabilities, ChatRequest, ChatResponse, Content, ContentPart,
+    ErrorKind, Header, HttpResponse, Message, ProviderError, StreamEvent,
 };
 
 use crate::{
@@ -52,6 +52,14 @@ pub enum DispatchError {
         /// Each target's provider and why it was not tried.
         reasons: Vec<String>,
     },
+    /// No target offers what the request needs (tools, images, streaming, reasoning).
+    #[error("`{model}` cannot serve this request: {}", reasons.join("; "))]
+    Unsupported {
+        /// What the client asked for.
+        model: String,
+        /// Each target and what it lacks.
+        reasons: Vec<String>,
+    },
     /// Every target's provider has spent its budget.
     #[error("no provider can serve `{model}` within budget: {}", reasons.join("; "))]
     BudgetSpent {
@@ -79,6 +87,7 @@ impl DispatchError {
             DispatchError::UnknownModel { .. } => ErrorKind::ModelNotFound,
             DispatchError::NotReady { .. } => ErrorKind::ProviderService,
             DispatchError::BudgetSpent { .. } => ErrorKind::QuotaExceeded,
+            DispatchError::Unsupported { .. } => ErrorKind::InvalidRequest,
             DispatchError::Provider { error, .. } => error.kind,
         }
     }
@@ -292,6 +301,7 @@ where
     let mut last: Option<(Target, ProviderError)> = None;
     let mut attempts = 0u32;
     let mut budget_blocked = false;
+    let mut unsupported = false;
     for (index, target) in targets.into_iter().enumerate() {
         if let Some((_, error)) = &last {
             if error.kind == ErrorKind::ContextWindowExceeded && !target.larger_context {
@@ -311,6 +321,13 @@ where
                 continue;
             }
         };
+        if let Some(missing) = missing_capability(&request, &provider.manifest.capabilities) {
+            reasons.push(format!(
+                "{target} does not offer {missing} (its plugin's manifest lacks the capability)"
+            ));
+            unsupported = true;
+            continue;
+        }
         let policy = retry_policy(registry, &target, &config.retry);
         let keys = [target.provider.clone(), target.to_string()];
         request.model.clone_from(&target.model);
@@ -402,6 +419,7 @@ where
             attempts,
         }),
         None if budget_blocked => Err(DispatchError::BudgetSpent { model, reasons }),
+        None if unsupported => Err(DispatchError::Unsupported { model, reasons }),
         None => Err(DispatchError::NotReady { model, reasons }),
     }
 }
@@ -424,6 +442,30 @@ fn deadline_error(
             .to_string(),
         error: ProviderError::new(ErrorKind::Timeout, message),
         attempts,
+    }
+}
+
+/// The capability `request` needs that `offered` lacks, if any.
+fn missing_capability(request: &ChatRequest, offered: &Capabilities) -> Option<&'static str> {
+    let images = request.messages.iter().any(|m| match m {
+        Message::User {
+            content: Content::Parts(parts),
+            ..
+        } => parts
+            .iter()
+            .any(|p| matches!(p, ContentPart::ImageUrl { .. })),
+        _ => false,
+    });
+    if request.stream && !offered.streaming {
+        Some("streaming")
+    } else if !request.tools.is_empty() && !offered.tools {
+        Some("tools")
+    } else if images && !offered.vision {
+        Some("image input (vision)")
+    } else if request.reasoning_effort.is_some() && !offered.reasoning {
+        Some("reasoning")
+    } else {
+        None
     }
 }
 

@@ -6,7 +6,11 @@ use std::{
     time::UNIX_EPOCH,
 };
 
-use axum::{extract::State, response::IntoResponse, Json};
+use axum::{
+    extract::{Path, State},
+    response::IntoResponse,
+    Json,
+};
 use serde_json::{json, Value};
 
 use crate::{
@@ -72,4 +76,21 @@ pub async fn reset_usage(State(host): State<Arc<Host>>) -> impl IntoResponse {
     let meter_host = host.clone();
     let _ = tokio::task::spawn_blocking(move || meter_host.usage().reset()).await;
     Json(host.usage().summary())
+}
+
+/// Checks one provider with a cheap live call.
+pub async fn check(
+    State(host): State<Arc<Host>>,
+    Path(name): Path<String>,
+) -> axum::response::Response {
+    match host.check_provider(&name).await {
+        Some(report) => Json(report).into_response(),
+        None => super::error::ApiError {
+            status: axum::http::StatusCode::NOT_FOUND,
+            kind: "invalid_request_error",
+            code: "provider_not_found",
+            message: format!("no provider is called `{name}`"),
+        }
+        .into_response(),
+    }
 }

@@ -66,8 +66,17 @@ impl ApiError {
 
     /// The client-facing form of a dispatch failure.
     pub fn from_dispatch(error: &DispatchError) -> Self {
-        if let DispatchError::BudgetSpent { .. } = error {
-            return ApiError::budget(&error.to_string());
+        match error {
+            DispatchError::BudgetSpent { .. } => return ApiError::budget(&error.to_string()),
+            DispatchError::Unsupported { .. } => {
+                return ApiError {
+                    status: StatusCode::BAD_REQUEST,
+                    kind: "invalid_request_error",
+                    code: "unsupported_capability",
+                    message: error.to_string(),
+                }
+            }
+            _ => {}
         }
         let (status, kind, code) = match error.kind() {
             ErrorKind::InvalidRequest => (

@@ -34,6 +34,7 @@ pub fn router(host: Arc<Host>) -> Router {
         .route("/v1/models", get(models))
         .route("/admin/providers", get(admin::providers))
         .route("/admin/reload", post(admin::reload))
+        .route("/admin/providers/{name}/check", post(admin::check))
         .route("/admin/usage", get(admin::usage))
         .route("/admin/usage/reset", post(admin::reset_usage))
         .route("/metrics", get(metrics))

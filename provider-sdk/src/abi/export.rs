@@ -8,7 +8,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use abi_stable::{
     prefix_type::PrefixTypeTrait,
     sabi_trait::TD_Opaque,
-    std_types::{RResult, RSlice, RStr, RString, RVec, Tuple2},
+    std_types::{ROption, RResult, RSlice, RStr, RString, RVec, Tuple2},
 };
 use serde::Serialize;
 
@@ -110,16 +110,12 @@ impl<P: Provider> FfiProvider for Instance<P> {
         guard(|| {
             let request: ChatRequest = serde_json::from_str(request.as_str())
                 .map_err(|e| ProviderError::invalid_request(format!("bad chat request: {e}")))?;
-            Ok(match self.provider.build_request(&request)? {
-                Outbound::Http(http) => FfiOutbound::Http(FfiHttpRequest {
-                    method: http.method.into(),
-                    url: http.url.into(),
-                    headers: pairs(http.headers),
-                    body: http.body.into(),
-                }),
-                Outbound::Local(local) => FfiOutbound::Local(local_response(local)),
-            })
+            Ok(ffi_outbound(self.provider.build_request(&request)?))
         })
+    }
+
+    fn health_request(&self) -> RResult<ROption<FfiOutbound>, RString> {
+        guard(|| Ok(self.provider.health_request()?.map(ffi_outbound).into()))
     }
 
     fn parse_response(&self, response: FfiHttpResponse<'_>) -> RResult<RString, RString> {
@@ -186,6 +182,18 @@ impl<D: StreamDecoder> FfiDecoder for Decoder<D> {
 
     fn finish(&mut self) -> RResult<RString, RString> {
         self.run(|d, events| d.finish(events))
+    }
+}
+
+fn ffi_outbound(outbound: Outbound) -> FfiOutbound {
+    match outbound {
+        Outbound::Http(http) => FfiOutbound::Http(FfiHttpRequest {
+            method: http.method.into(),
+            url: http.url.into(),
+            headers: pairs(http.headers),
+            body: http.body.into(),
+        }),
+        Outbound::Local(local) => FfiOutbound::Local(local_response(local)),
     }
 }
 

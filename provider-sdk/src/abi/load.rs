@@ -257,28 +257,13 @@ impl PluginProvider {
     /// retry or a fallback need not encode it again.
     pub fn build_request_json(&self, request_json: &str) -> Result<Outbound, ProviderError> {
         let outbound = into_result(self.inner.build_request(RStr::from_str(request_json)))?;
-        Ok(match outbound {
-            FfiOutbound::Http(http) => Outbound::Http(HttpRequest {
-                method: http.method.into_string(),
-                url: http.url.into_string(),
-                headers: http
-                    .headers
-                    .into_iter()
-                    .map(|t| (t.0.into_string(), t.1.into_string()))
-                    .collect(),
-                body: http.body.into_vec(),
-            }),
-            FfiOutbound::Local(local) => Outbound::Local(LocalResponse {
-                status: local.status,
-                headers: local
-                    .headers
-                    .into_iter()
-                    .map(|t| (t.0.into_string(), t.1.into_string()))
-                    .collect(),
-                chunks: local.chunks.into_iter().map(|c| c.into_vec()).collect(),
-                interval_ms: local.interval_ms,
-            }),
-        })
+        Ok(host_outbound(outbound))
+    }
+
+    /// `Provider::health_request`: the plugin's cheap live request, if it has one.
+    pub fn health_request(&self) -> Result<Option<Outbound>, ProviderError> {
+        let outbound = into_result(self.inner.health_request())?;
+        Ok(outbound.into_option().map(host_outbound))
     }
 
     /// `Provider::parse_response`.
@@ -362,6 +347,31 @@ fn append_events(json: &RString, events: &mut Vec<StreamEvent>) -> Result<(), Pr
     let mut more: Vec<StreamEvent> = parse_json(json.as_str(), "stream events")?;
     events.append(&mut more);
     Ok(())
+}
+
+/// Copies a plugin's outbound request into host-owned values.
+fn host_outbound(outbound: FfiOutbound) -> Outbound {
+    let pairs =
+        |headers: abi_stable::std_types::RVec<abi_stable::std_types::Tuple2<RString, RString>>| {
+            headers
+                .into_iter()
+                .map(|t| (t.0.into_string(), t.1.into_string()))
+                .collect()
+        };
+    match outbound {
+        FfiOutbound::Http(http) => Outbound::Http(HttpRequest {
+            method: http.method.into_string(),
+            url: http.url.into_string(),
+            headers: pairs(http.headers),
+            body: http.body.into_vec(),
+        }),
+        FfiOutbound::Local(local) => Outbound::Local(LocalResponse {
+            status: local.status,
+            headers: pairs(local.headers),
+            chunks: local.chunks.into_iter().map(|c| c.into_vec()).collect(),
+            interval_ms: local.interval_ms,
+        }),
+    }
 }
 
 fn ffi_response<'a>(response: &HttpResponse<'a>) -> FfiHttpResponse<'a> {

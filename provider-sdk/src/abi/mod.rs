@@ -19,7 +19,7 @@ use abi_stable::{
     library::RootModule,
     package_version_strings, sabi_trait,
     sabi_types::VersionStrings,
-    std_types::{RBox, RResult, RSlice, RStr, RString, RVec, Tuple2},
+    std_types::{RBox, ROption, RResult, RSlice, RStr, RString, RVec, Tuple2},
     StableAbi,
 };
 
@@ -63,8 +63,11 @@ pub trait FfiProvider: Send + Sync {
     fn classify_error(&self, response: FfiHttpResponse<'_>) -> RString;
 
     /// `Provider::stream_decoder`.
-    #[sabi(last_prefix_field)]
     fn stream_decoder(&self) -> RResult<FfiDecoderBox, RString>;
+
+    /// `Provider::health_request`.
+    #[sabi(last_prefix_field)]
+    fn health_request(&self) -> RResult<ROption<FfiOutbound>, RString>;
 }
 
 /// An owned provider instance.

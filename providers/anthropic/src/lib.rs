@@ -164,6 +164,7 @@ fn model_max_output(model: &str) -> Option<u32> {
 #[derive(Debug, Clone)]
 pub struct Anthropic {
     messages_url: String,
+    models_url: String,
     api_version: String,
     beta: Option<String>,
     thinking: Option<Value>,
@@ -277,11 +278,13 @@ impl Provider for Anthropic {
                 "anthropic base_url `{base}` is not an http(s) URL"
             )));
         }
-        let messages_url = if base.ends_with("/v1") {
-            format!("{base}/messages")
+        let api = if base.ends_with("/v1") {
+            base.to_owned()
         } else {
-            format!("{base}/v1/messages")
+            format!("{base}/v1")
         };
+        let messages_url = format!("{api}/messages");
+        let models_url = format!("{api}/models");
         if let Some(thinking) = &options.thinking {
             if !thinking.is_object() {
                 return Err(ProviderError::invalid_request(
@@ -297,6 +300,7 @@ impl Provider for Anthropic {
         .filter(|b| !b.trim().is_empty());
         Ok(Anthropic {
             messages_url,
+            models_url,
             api_version: options
                 .anthropic_version
                 .unwrap_or_else(|| DEFAULT_API_VERSION.to_owned()),
@@ -333,6 +337,18 @@ impl Provider for Anthropic {
 
     fn classify_error(&self, response: &HttpResponse<'_>) -> ProviderError {
         response::classify_error(response)
+    }
+
+    /// `GET /v1/models` (docs.anthropic.com/en/api/models-list): cheap, and it checks
+    /// the key and the version header.
+    fn health_request(&self) -> Result<Option<Outbound>, ProviderError> {
+        let http = HttpRequest {
+            method: "GET".to_owned(),
+            url: self.models_url.clone(),
+            ..HttpRequest::default()
+        }
+        .header("anthropic-version", &self.api_version);
+        Ok(Some(Outbound::Http(http)))
     }
 }
 

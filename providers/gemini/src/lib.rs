@@ -178,6 +178,16 @@ impl Provider for Gemini {
     fn classify_error(&self, response: &HttpResponse<'_>) -> ProviderError {
         error::classify(response)
     }
+
+    /// `GET {base}/models` (ai.google.dev/api/models#method:-models.list): cheap, and
+    /// it checks the key.
+    fn health_request(&self) -> Result<Option<Outbound>, ProviderError> {
+        Ok(Some(Outbound::Http(provider_sdk::HttpRequest {
+            method: "GET".to_owned(),
+            url: format!("{}/models", self.base_url),
+            ..provider_sdk::HttpRequest::default()
+        })))
+    }
 }
 
 export_provider!(Gemini);

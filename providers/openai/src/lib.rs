@@ -85,6 +85,10 @@ impl Provider for OpenAi {
     fn classify_error(&self, response: &HttpResponse<'_>) -> ProviderError {
         error::classify(response)
     }
+
+    fn health_request(&self) -> Result<Option<Outbound>, ProviderError> {
+        Ok(Some(Outbound::Http(request::list_models(&self.settings))))
+    }
 }
 
 export_provider!(OpenAi);

@@ -33,6 +33,28 @@ pub fn build(settings: &Settings, request: &ChatRequest) -> Result<HttpRequest, 
     Ok(http)
 }
 
+/// `GET {base_url}/models` (Azure: `{endpoint}/openai/models?api-version=...`): the
+/// cheapest call that proves the server answers and takes the key.
+pub fn list_models(settings: &Settings) -> HttpRequest {
+    let url = match &settings.azure {
+        Some(azure) => format!(
+            "{}/openai/models?api-version={}",
+            settings.base_url,
+            encode_component(&azure.api_version)
+        ),
+        None => format!("{}/models", settings.base_url),
+    };
+    let mut http = HttpRequest {
+        method: "GET".to_owned(),
+        url,
+        ..HttpRequest::default()
+    };
+    for (name, value) in &settings.headers {
+        http = http.header(name.clone(), value.clone());
+    }
+    http
+}
+
 fn to_value<T: serde::Serialize>(value: &T) -> Result<Value, ProviderError> {
     serde_json::to_value(value)
         .map_err(|e| ProviderError::plugin_fault(format!("cannot encode the request: {e}")))
