@@ -353,3 +353,45 @@ async fn an_embedder_mounts_the_api_under_a_prefix_beside_its_own_routes() {
     assert_eq!(answer["choices"][0]["message"]["content"], "mounted");
     task.abort();
 }
+
+#[tokio::test]
+async fn a_single_model_is_retrievable_and_unknown_urls_get_openai_error_bodies() {
+    let scratch = Scratch::new();
+    let server = Server::start(&config(&scratch, json!({}))).await;
+    let one: Value = reqwest::get(server.at("/v1/models/mock%2Fecho")).await.unwrap().json().await.unwrap();
+    assert_eq!((one["id"].as_str(), one["object"].as_str()), (Some("mock/echo"), Some("model")));
+    let raw_slash: Value = reqwest::get(server.at("/v1/models/fast")).await.unwrap().json().await.unwrap();
+    assert_eq!(raw_slash["owned_by"], "alias");
+    let cases = [
+        (reqwest::Client::new().get(server.at("/v1/models/mock%2Fnope")), 404, "model_not_found"),
+        (reqwest::Client::new().get(server.at("/v1/embeddings")), 404, "unknown_url"),
+        (reqwest::Client::new().get(server.at("/v1/chat/completions")), 405, "method_not_allowed"),
+    ];
+    for (request, status, code) in cases {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), status, "{code}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code);
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_streamed_tool_call_starts_with_the_role_and_the_call_not_an_empty_text() {
+    let scratch = Scratch::new();
+    let server = Server::start(&config(&scratch, json!({}))).await;
+    let response = post(
+        &server,
+        json!({"model": "mock/tool", "stream": true,
+               "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+               "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
+    let data = sse_data(&response.text().await.unwrap());
+    let first: Value = serde_json::from_str(&data[0]).unwrap();
+    let delta = &first["choices"][0]["delta"];
+    assert_eq!(delta["role"], "assistant");
+    assert!(delta.get("content").is_none(), "{delta}");
+    assert_eq!(delta["tool_calls"][0]["function"]["name"], "f");
+    server.stop().await;
+}

@@ -12,17 +12,18 @@ mod wire;
 use std::{future::Future, sync::Arc};
 
 use axum::{
-    extract::{Request, State},
-    http::{HeaderValue, StatusCode},
+    extract::{Path, Request, State},
+    http::{HeaderValue, Method, StatusCode, Uri},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{get, post},
     Json, Router,
 };
-use serde_json::json;
+use serde_json::{json, Value};
 use tracing::Instrument;
 
 use crate::{config::Config, Host, KeyLookup};
+use error::ApiError;
 pub use auth::{ClientKeys, ClientName};
 
 /// The service's routes: `/v1/chat/completions`, `/v1/models`, `/admin/providers` and
@@ -32,6 +33,7 @@ pub fn router(host: Arc<Host>) -> Router {
     let api = Router::new()
         .route("/v1/chat/completions", post(chat::completions))
         .route("/v1/models", get(models))
+        .route("/v1/models/{*id}", get(model))
         .route("/admin/providers", get(admin::providers))
         .route("/admin/reload", post(admin::reload))
         .route("/admin/providers/{name}/check", post(admin::check))
@@ -46,6 +48,8 @@ pub fn router(host: Arc<Host>) -> Router {
         .merge(api)
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(ready))
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
         .layer(middleware::from_fn(request_id))
         .with_state(host)
 }
@@ -140,6 +144,11 @@ pub async fn serve(
         }
     }
     tracing::info!(%address, "serving");
+    // Without TCP_NODELAY, Nagle holds each SSE event after the first until the
+    // client's delayed ACK (~40 ms on Linux): every stream would stall once.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let served = axum::serve(listener, router(host.clone()))
         .with_graceful_shutdown(shutdown)
         .await;
@@ -167,7 +176,9 @@ async fn ready(State(host): State<Arc<Host>>) -> impl IntoResponse {
     )
 }
 
-async fn models(State(host): State<Arc<Host>>) -> impl IntoResponse {
+/// Every routable model: `provider/model` of each ready provider, and each alias with
+/// at least one ready target.
+fn model_list(host: &Host) -> Vec<Value> {
     let registry = host.registry();
     let mut data = Vec::new();
     for p in registry.providers() {
@@ -178,13 +189,48 @@ async fn models(State(host): State<Arc<Host>>) -> impl IntoResponse {
         }
     }
     for (alias, targets) in registry.aliases() {
-        if targets.iter().any(|t| {
-            registry
-                .provider(&t.provider)
-                .is_some_and(|p| p.ready.is_some())
-        }) {
+        let ready = targets.iter().any(|t| registry.provider(&t.provider).is_some_and(|p| p.ready.is_some()));
+        if ready {
             data.push(json!({"id": alias, "object": "model", "created": 0, "owned_by": "alias"}));
         }
     }
-    Json(json!({"object": "list", "data": data}))
+    data
+}
+
+async fn models(State(host): State<Arc<Host>>) -> impl IntoResponse {
+    Json(json!({"object": "list", "data": model_list(&host)}))
+}
+
+/// `GET /v1/models/{id}`; the id may contain `/` (`provider/model`).
+async fn model(State(host): State<Arc<Host>>, Path(id): Path<String>) -> Response {
+    match model_list(&host).into_iter().find(|m| m["id"] == id.as_str()) {
+        Some(found) => Json(found).into_response(),
+        None => ApiError {
+            status: StatusCode::NOT_FOUND,
+            kind: "invalid_request_error",
+            code: "model_not_found",
+            message: format!("the model `{id}` does not exist or no provider serves it"),
+        }
+        .into_response(),
+    }
+}
+
+async fn no_route(method: Method, uri: Uri) -> Response {
+    ApiError {
+        status: StatusCode::NOT_FOUND,
+        kind: "invalid_request_error",
+        code: "unknown_url",
+        message: format!("no route for {method} {}: see /v1/chat/completions and /v1/models", uri.path()),
+    }
+    .into_response()
+}
+
+async fn wrong_method(method: Method, uri: Uri) -> Response {
+    ApiError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        kind: "invalid_request_error",
+        code: "method_not_allowed",
+        message: format!("{method} is not allowed on {}", uri.path()),
+    }
+    .into_response()
 }

@@ -175,7 +175,9 @@ impl ChunkWriter {
     /// The JSON chunks `event` becomes (none for events the client does not see yet).
     pub fn event(&mut self, event: &StreamEvent, out: &mut Vec<String>) {
         let delta = match event {
-            StreamEvent::Start { .. } => Delta::default(),
+            // The role goes out with the first delta that says something, as OpenAI
+            // does: a tool call's first chunk then carries no empty `content`.
+            StreamEvent::Start { .. } => return,
             StreamEvent::TextDelta { text } => Delta {
                 content: Some(text),
                 ..Delta::default()
@@ -226,6 +228,10 @@ impl ChunkWriter {
 
     /// The chunks that close the stream: the usage chunk when the client asked for it.
     pub fn end(&mut self, out: &mut Vec<String>) {
+        if !self.sent_role {
+            // An answer with no delta at all still names its role.
+            self.push(out, Delta::default(), None);
+        }
         if self.include_usage {
             let chunk = Chunk {
                 id: &self.id,

@@ -1,9 +1,10 @@
-//! Where usage records are kept: an SQLite file beside the config by default.
+//! Where usage records are kept: an SQLite file beside the config by default, or a
+//! PostgreSQL database that a fleet of hosts shares (`usage.postgres`).
 
 use provider_sdk::{ErrorKind, Usage};
 use rusqlite::{params, Connection};
 
-use super::UsageRecord;
+use super::{postgres::PostgresLedger, UsageRecord};
 use crate::config::UsageConfig;
 
 /// What the ledger holds that the meter needs at start.
@@ -16,8 +17,52 @@ pub struct Loaded {
     pub this_month: Vec<UsageRecord>,
 }
 
-/// A usage ledger.
-pub struct Ledger {
+/// A usage ledger: the SQLite file, or the PostgreSQL database the config names.
+pub enum Ledger {
+    /// An SQLite file (`usage.database`).
+    Sqlite(SqliteLedger),
+    /// A PostgreSQL database (`usage.postgres`), possibly shared by several hosts
+    /// (boxed: its client is large, and only one ledger exists per host).
+    Postgres(Box<PostgresLedger>),
+}
+
+impl Ledger {
+    /// Opens (creating its tables if needed) the ledger the config names: PostgreSQL
+    /// when `usage.postgres` is set, else the SQLite file.
+    pub fn open(config: &UsageConfig) -> Result<Ledger, String> {
+        match &config.postgres {
+            Some(url) => PostgresLedger::open(url).map(|l| Ledger::Postgres(Box::new(l))),
+            None => SqliteLedger::open(config).map(Ledger::Sqlite),
+        }
+    }
+
+    /// Appends records in one transaction.
+    pub fn append(&mut self, records: &[UsageRecord]) -> Result<(), String> {
+        match self {
+            Ledger::Sqlite(l) => l.append(records),
+            Ledger::Postgres(l) => l.append(records),
+        }
+    }
+
+    /// Marks `at` as the start of the summary.
+    pub fn reset(&mut self, at: f64) -> Result<(), String> {
+        match self {
+            Ledger::Sqlite(l) => l.reset(at),
+            Ledger::Postgres(l) => l.reset(at),
+        }
+    }
+
+    /// Records since the last reset, and since `month_start`.
+    pub fn load(&mut self, month_start: f64) -> Result<Loaded, String> {
+        match self {
+            Ledger::Sqlite(l) => l.load(month_start),
+            Ledger::Postgres(l) => l.load(month_start),
+        }
+    }
+}
+
+/// The SQLite ledger.
+pub struct SqliteLedger {
     db: Connection,
 }
 
@@ -49,14 +94,12 @@ CREATE INDEX IF NOT EXISTS usage_records_at ON usage_records (at);
 CREATE TABLE IF NOT EXISTS usage_meta (key TEXT PRIMARY KEY, value REAL NOT NULL);
 ";
 
-const COLUMNS: &str = "at, request_id, client, provider, model, fallback_index, attempts, status, error_kind, stream, cancelled, latency_ms, ttft_ms, overhead_ms, prompt_tokens, completion_tokens, cached_prompt_tokens, cache_write_tokens, reasoning_tokens, cost_usd";
+/// The record columns, in the order both ledgers write and read them.
+pub(super) const COLUMNS: &str = "at, request_id, client, provider, model, fallback_index, attempts, status, error_kind, stream, cancelled, latency_ms, ttft_ms, overhead_ms, prompt_tokens, completion_tokens, cached_prompt_tokens, cache_write_tokens, reasoning_tokens, cost_usd";
 
-impl Ledger {
-    /// Opens (creating if needed) the ledger the config names.
-    pub fn open(config: &UsageConfig) -> Result<Ledger, String> {
-        if config.postgres.is_some() {
-            return Err("the PostgreSQL ledger is not available in this build; remove `usage.postgres` to use SQLite".to_owned());
-        }
+impl SqliteLedger {
+    /// Opens (creating if needed) the SQLite file the config names.
+    fn open(config: &UsageConfig) -> Result<SqliteLedger, String> {
         let path = &config.database;
         let db = Connection::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
         // WAL lets readers (a reporting tool, `sqlite3`) look while the host writes.
@@ -71,11 +114,11 @@ impl Ledger {
             params![super::now_unix()],
         )
         .map_err(|e| e.to_string())?;
-        Ok(Ledger { db })
+        Ok(SqliteLedger { db })
     }
 
     /// Appends records in one transaction.
-    pub fn append(&mut self, records: &[UsageRecord]) -> Result<(), String> {
+    fn append(&mut self, records: &[UsageRecord]) -> Result<(), String> {
         let tx = self.db.transaction().map_err(|e| e.to_string())?;
         {
             let sql = format!("INSERT INTO usage_records ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)");
@@ -112,7 +155,7 @@ impl Ledger {
     }
 
     /// Marks `at` as the start of the summary.
-    pub fn reset(&mut self, at: f64) -> Result<(), String> {
+    fn reset(&mut self, at: f64) -> Result<(), String> {
         self.db
             .execute(
                 "INSERT OR REPLACE INTO usage_meta (key, value) VALUES ('reset_at', ?1)",
@@ -123,7 +166,7 @@ impl Ledger {
     }
 
     /// Records since the last reset, and since `month_start`.
-    pub fn load(&mut self, month_start: f64) -> Result<Loaded, String> {
+    fn load(&mut self, month_start: f64) -> Result<Loaded, String> {
         let reset_at: f64 = self
             .db
             .query_row(

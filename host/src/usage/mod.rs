@@ -7,6 +7,7 @@
 pub mod cost;
 mod ledger;
 pub mod period;
+mod postgres;
 
 use std::{
     collections::{BTreeMap, HashMap},

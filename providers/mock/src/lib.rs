@@ -9,7 +9,8 @@
 //! Models:
 //! - `echo`: answers with the last user message.
 //! - `tool`: calls the first tool offered, filling its required arguments.
-//! - `long`: streams a long answer (`max_tokens` words, 256 by default) in one-word chunks,
+//! - `long`: streams a long answer (`max_completion_tokens` or `max_tokens` words, 256 by
+//!   default) in one-word chunks,
 //!   `long_interval_ms` (option, default 0) apart.
 //! - `fail`: fails with the error kind named by the last user message (`rate_limited`,
 //!   `authentication`, ...; option `fail_kind` otherwise; `provider_service` by default).
@@ -115,7 +116,8 @@ impl Provider for Mock {
             ),
             "tool" => tool_call(request),
             "long" => {
-                let words = request.max_tokens.unwrap_or(256) as usize;
+                let limit = request.max_completion_tokens.or(request.max_tokens);
+                let words = limit.unwrap_or(256) as usize;
                 let answer = (0..words).map(|i| format!("word{i}")).collect::<Vec<_>>();
                 (
                     text(answer.join(" ")),
