@@ -57,6 +57,10 @@ impl Provider for Minimal {
     fn manifest() -> Manifest {
         Manifest {
             name: crate::NAME.to_owned(),
+            capabilities: provider_sdk::Capabilities {
+                streaming: true,
+                ..Default::default()
+            },
             version: env!("CARGO_PKG_VERSION").to_owned(),
             models: vec![ModelInfo {
                 id: "m".to_owned(),

@@ -230,12 +230,16 @@ async fn plugins_and_config_change_under_load_without_a_single_failed_request() 
     let limit = Duration::from_secs(1);
     let mut delays = Vec::new();
 
-    // A new version, renamed into place.
-    replace_atomically(&live, &bytes_of("fixture_variant_b"));
-    delays.push(until_answer(&server, "v/m", "variant B", limit).await);
-    // Back to A, copied over the file in place (truncated for a moment).
-    overwrite_in_place(&live, &bytes_of("fixture_variant_a")).await;
-    delays.push(until_answer(&server, "v/m", "variant A", limit).await);
+    // New versions, again and again: renamed into place, and copied over the file in
+    // place (truncated for a moment), while the clients keep going.
+    for _ in 0..3 {
+        replace_atomically(&live, &bytes_of("fixture_variant_b"));
+        delays.push(until_answer(&server, "v/m", "variant B", limit).await);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        overwrite_in_place(&live, &bytes_of("fixture_variant_a")).await;
+        delays.push(until_answer(&server, "v/m", "variant A", limit).await);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
 
     // Bad versions: truncated, ABI-incompatible, panicking in construct. None serves.
     let bad: [(&str, Vec<u8>); 3] = [
