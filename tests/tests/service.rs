@@ -358,14 +358,39 @@ async fn an_embedder_mounts_the_api_under_a_prefix_beside_its_own_routes() {
 async fn a_single_model_is_retrievable_and_unknown_urls_get_openai_error_bodies() {
     let scratch = Scratch::new();
     let server = Server::start(&config(&scratch, json!({}))).await;
-    let one: Value = reqwest::get(server.at("/v1/models/mock%2Fecho")).await.unwrap().json().await.unwrap();
-    assert_eq!((one["id"].as_str(), one["object"].as_str()), (Some("mock/echo"), Some("model")));
-    let raw_slash: Value = reqwest::get(server.at("/v1/models/fast")).await.unwrap().json().await.unwrap();
+    let one: Value = reqwest::get(server.at("/v1/models/mock%2Fecho"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (one["id"].as_str(), one["object"].as_str()),
+        (Some("mock/echo"), Some("model"))
+    );
+    let raw_slash: Value = reqwest::get(server.at("/v1/models/fast"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(raw_slash["owned_by"], "alias");
     let cases = [
-        (reqwest::Client::new().get(server.at("/v1/models/mock%2Fnope")), 404, "model_not_found"),
-        (reqwest::Client::new().get(server.at("/v1/embeddings")), 404, "unknown_url"),
-        (reqwest::Client::new().get(server.at("/v1/chat/completions")), 405, "method_not_allowed"),
+        (
+            reqwest::Client::new().get(server.at("/v1/models/mock%2Fnope")),
+            404,
+            "model_not_found",
+        ),
+        (
+            reqwest::Client::new().get(server.at("/v1/embeddings")),
+            404,
+            "unknown_url",
+        ),
+        (
+            reqwest::Client::new().get(server.at("/v1/chat/completions")),
+            405,
+            "method_not_allowed",
+        ),
     ];
     for (request, status, code) in cases {
         let response = request.send().await.unwrap();

@@ -23,8 +23,8 @@ use serde_json::{json, Value};
 use tracing::Instrument;
 
 use crate::{config::Config, Host, KeyLookup};
-use error::ApiError;
 pub use auth::{ClientKeys, ClientName};
+use error::ApiError;
 
 /// The service's routes: `/v1/chat/completions`, `/v1/models`, `/admin/providers` and
 /// `/admin/reload` (behind client auth when keys are configured), `/healthz` and
@@ -189,7 +189,11 @@ fn model_list(host: &Host) -> Vec<Value> {
         }
     }
     for (alias, targets) in registry.aliases() {
-        let ready = targets.iter().any(|t| registry.provider(&t.provider).is_some_and(|p| p.ready.is_some()));
+        let ready = targets.iter().any(|t| {
+            registry
+                .provider(&t.provider)
+                .is_some_and(|p| p.ready.is_some())
+        });
         if ready {
             data.push(json!({"id": alias, "object": "model", "created": 0, "owned_by": "alias"}));
         }
@@ -203,7 +207,10 @@ async fn models(State(host): State<Arc<Host>>) -> impl IntoResponse {
 
 /// `GET /v1/models/{id}`; the id may contain `/` (`provider/model`).
 async fn model(State(host): State<Arc<Host>>, Path(id): Path<String>) -> Response {
-    match model_list(&host).into_iter().find(|m| m["id"] == id.as_str()) {
+    match model_list(&host)
+        .into_iter()
+        .find(|m| m["id"] == id.as_str())
+    {
         Some(found) => Json(found).into_response(),
         None => ApiError {
             status: StatusCode::NOT_FOUND,
@@ -220,7 +227,10 @@ async fn no_route(method: Method, uri: Uri) -> Response {
         status: StatusCode::NOT_FOUND,
         kind: "invalid_request_error",
         code: "unknown_url",
-        message: format!("no route for {method} {}: see /v1/chat/completions and /v1/models", uri.path()),
+        message: format!(
+            "no route for {method} {}: see /v1/chat/completions and /v1/models",
+            uri.path()
+        ),
     }
     .into_response()
 }
