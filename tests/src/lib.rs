@@ -9,6 +9,7 @@ use std::{
     process::{Command, Output},
 };
 
+pub mod client;
 pub mod fake;
 
 pub use tempfile::TempDir;
@@ -219,4 +220,45 @@ pub fn sse_data(body: &str) -> Vec<String> {
         .filter_map(|event| event.strip_prefix("data: "))
         .map(str::to_owned)
         .collect()
+}
+
+/// Upstream bytes that more than one test file answers with.
+pub mod canned {
+    /// The "Default" example response of "Create chat completion" in OpenAI's API reference
+    /// (platform.openai.com/docs/api-reference/chat/create), byte for byte.
+    pub const OPENAI_CHAT_COMPLETION: &str = r#"{
+  "id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT",
+  "object": "chat.completion",
+  "created": 1741569952,
+  "model": "gpt-4.1-2025-04-14",
+  "choices": [
+    {
+      "index": 0,
+      "message": {
+        "role": "assistant",
+        "content": "Hello! How can I assist you today?",
+        "refusal": null,
+        "annotations": []
+      },
+      "logprobs": null,
+      "finish_reason": "stop"
+    }
+  ],
+  "usage": {
+    "prompt_tokens": 19,
+    "completion_tokens": 10,
+    "total_tokens": 29,
+    "prompt_tokens_details": {
+      "cached_tokens": 0,
+      "audio_tokens": 0
+    },
+    "completion_tokens_details": {
+      "reasoning_tokens": 0,
+      "audio_tokens": 0,
+      "accepted_prediction_tokens": 0,
+      "rejected_prediction_tokens": 0
+    }
+  },
+  "service_tier": "default"
+}"#;
 }

@@ -21,8 +21,12 @@
 //! by hand in the event shapes of the tool-use stream, not by any encoder of ours.
 
 use e2e::{
-    fake::{FakeUpstream, Received, Reply},
-    plugin, sse_data, Scratch, Server,
+    client::{
+        self, error_type_and_code, only_request, scripted_host, send_chat, start_host_in_front_of,
+        streamed_answer, whole_answer, StreamedAnswer,
+    },
+    fake::{FakeUpstream, Reply},
+    plugin, Scratch, Server,
 };
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -340,26 +344,16 @@ fn weather_tool() -> Value {
     }})
 }
 
-/// A host with an `anthropic` entry pointed at `fake`, its key put in `key_env` first.
-async fn host(scratch: &Scratch, fake: &FakeUpstream, key_env: &str) -> Server {
-    // Each test has its own variable, so parallel tests never race on one.
-    std::env::set_var(key_env, "sk-ant-api03-test");
-    let config = scratch.config(json!({"providers": [{
-        "name": "anthropic",
-        "library": plugin("anthropic_provider"),
-        "base_url": fake.url,
-        "api_key_env": key_env,
-        "allow_private_network": true
-    }]}));
-    Server::start(&config).await
+/// The fields of an `anthropic` entry over the anthropic plugin, Anthropic's API at the
+/// fake's root.
+fn anthropic_entry() -> Value {
+    json!({"name": "anthropic", "library": plugin("anthropic_provider")})
 }
 
-/// A fake upstream with `replies` queued, and a host in front of it.
+/// A fake upstream with `replies` queued, and a host in front of it, its key put in
+/// `key_env` first.
 async fn anthropic(key_env: &str, replies: Vec<Reply>) -> (Scratch, FakeUpstream, Server) {
-    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
-    fake.script(replies);
-    let server = host(&scratch, &fake, key_env).await;
-    (scratch, fake, server)
+    scripted_host((key_env, "sk-ant-api03-test"), anthropic_entry(), replies).await
 }
 
 /// An SSE reply written in two pieces cut in the middle of an event, as a network may.
@@ -371,148 +365,11 @@ fn sse(body: &str) -> Reply {
     Reply::sse(&[&body[..cut], &body[cut..]], Duration::from_millis(5))
 }
 
-/// `POST /v1/chat/completions` with `body`, as an OpenAI client sends it.
-async fn chat(server: &Server, body: &Value) -> reqwest::Response {
-    reqwest::Client::new()
-        .post(server.at("/v1/chat/completions"))
-        .json(body)
-        .send()
-        .await
-        .expect("the host answers")
-}
-
-/// A whole answer: status 200 and a `chat.completion` body.
-async fn completion(server: &Server, body: &Value) -> Value {
-    let response = chat(server, body).await;
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    assert_eq!(status, 200, "{text}");
-    let completion: Value = serde_json::from_str(&text).expect("a JSON body");
-    assert_eq!(completion["object"], "chat.completion", "{completion}");
-    assert_eq!(completion["choices"][0]["message"]["role"], "assistant");
-    completion
-}
-
-/// A streamed answer as an OpenAI client reads it.
-struct Streamed {
-    /// Every `chat.completion.chunk`, in order.
-    chunks: Vec<Value>,
-    /// Error events (`{"error": ...}`) that came instead of chunks.
-    errors: Vec<Value>,
-}
-
-impl Streamed {
-    /// Reads a streamed answer, checking the SSE framing: status 200,
-    /// `text/event-stream`, chunks of one id, `data: [DONE]` last.
-    async fn read(response: reqwest::Response) -> Streamed {
-        assert_eq!(response.status(), 200);
-        let content_type = response.headers()["content-type"].to_str().unwrap();
-        assert!(
-            content_type.starts_with("text/event-stream"),
-            "{content_type}"
-        );
-        let body = response.text().await.unwrap();
-        let mut data = sse_data(&body);
-        assert_eq!(data.pop().as_deref(), Some("[DONE]"), "{body}");
-        let (mut chunks, mut errors) = (Vec::new(), Vec::new());
-        for d in &data {
-            let value: Value = serde_json::from_str(d).expect("each data line is JSON");
-            if value.get("error").is_some() {
-                errors.push(value);
-            } else {
-                assert_eq!(value["object"], "chat.completion.chunk", "{value}");
-                chunks.push(value);
-            }
-        }
-        assert!(!chunks.is_empty(), "{body}");
-        assert!(chunks.iter().all(|c| c["id"] == chunks[0]["id"]));
-        Streamed { chunks, errors }
-    }
-
-    fn deltas(&self) -> impl Iterator<Item = &Value> {
-        self.chunks
-            .iter()
-            .filter_map(|c| c["choices"].as_array()?.first())
-            .map(|choice| &choice["delta"])
-    }
-
-    fn text(&self) -> String {
-        self.deltas()
-            .filter_map(|d| d["content"].as_str())
-            .collect()
-    }
-
-    fn reasoning(&self) -> String {
-        self.deltas()
-            .filter_map(|d| d["reasoning_content"].as_str())
-            .collect()
-    }
-
-    /// The `reasoning_details` entries, in order, as a client collects them.
-    fn reasoning_details(&self) -> Vec<Value> {
-        self.deltas()
-            .filter_map(|d| d["reasoning_details"].as_array())
-            .flatten()
-            .cloned()
-            .collect()
-    }
-
-    fn finish_reasons(&self) -> Vec<String> {
-        self.chunks
-            .iter()
-            .filter_map(|c| c["choices"][0]["finish_reason"].as_str())
-            .map(str::to_owned)
-            .collect()
-    }
-
-    /// The final usage chunk (`choices: []`), if one came.
-    fn usage(&self) -> Option<&Value> {
-        let last = self.chunks.last()?;
-        let usage = last.get("usage").filter(|u| !u.is_null())?;
-        assert_eq!(last["choices"], json!([]));
-        Some(usage)
-    }
-
-    /// `(index, id, name, arguments)` of each tool call, accumulated by index.
-    fn tool_calls(&self) -> Vec<(u64, String, String, String)> {
-        let mut calls: Vec<(u64, String, String, String)> = Vec::new();
-        for delta in self.deltas() {
-            for call in delta["tool_calls"].as_array().into_iter().flatten() {
-                let index = call["index"].as_u64().expect("an index on every delta");
-                let arguments = call["function"]["arguments"].as_str().unwrap_or_default();
-                match calls.iter_mut().find(|c| c.0 == index) {
-                    Some(existing) => existing.3.push_str(arguments),
-                    None => calls.push((
-                        index,
-                        call["id"]
-                            .as_str()
-                            .expect("the first delta has the id")
-                            .to_owned(),
-                        call["function"]["name"]
-                            .as_str()
-                            .expect("and the name")
-                            .to_owned(),
-                        arguments.to_owned(),
-                    )),
-                }
-            }
-        }
-        calls
-    }
-}
-
-/// The one request the fake received.
-fn only(fake: &FakeUpstream) -> Received {
-    let mut received = fake.received();
-    assert_eq!(received.len(), 1, "one upstream request: {received:?}");
-    received.remove(0)
-}
-
 #[tokio::test]
 async fn a_chat_is_a_messages_request_with_the_key_the_version_and_the_system_prompt_hoisted() {
     let (_scratch, fake, server) =
         anthropic("E2E_ANTHROPIC_KEY_PLAIN", vec![Reply::json(MESSAGE)]).await;
-    let response = chat(
+    let response = send_chat(
         &server,
         &json!({
             "model": "anthropic/claude-sonnet-4-5-20250929",
@@ -541,7 +398,7 @@ async fn a_chat_is_a_messages_request_with_the_key_the_version_and_the_system_pr
                "completion_tokens_details": {"reasoning_tokens": 0}})
     );
 
-    let sent = only(&fake);
+    let sent = only_request(&fake);
     assert_eq!(
         (sent.method.as_str(), sent.target.as_str()),
         ("POST", "/v1/messages")
@@ -570,14 +427,14 @@ async fn a_chat_is_a_messages_request_with_the_key_the_version_and_the_system_pr
 async fn max_tokens_is_always_sent_since_the_messages_api_requires_it() {
     let (_scratch, fake, server) =
         anthropic("E2E_ANTHROPIC_KEY_MAX_TOKENS", vec![Reply::json(MESSAGE)]).await;
-    completion(
+    whole_answer(
         &server,
         &json!({"model": "anthropic/claude-sonnet-4-5-20250929",
                 "messages": [{"role": "user", "content": "Hello, Claude"}]}),
     )
     .await;
     assert_eq!(
-        only(&fake).json()["max_tokens"],
+        only_request(&fake).json()["max_tokens"],
         64_000,
         "without a limit from the client, the model's max output from the manifest"
     );
@@ -588,14 +445,11 @@ async fn max_tokens_is_always_sent_since_the_messages_api_requires_it() {
 async fn a_streamed_chat_turns_the_event_stream_into_chunks_with_usage_and_done() {
     let (_scratch, fake, server) =
         anthropic("E2E_ANTHROPIC_KEY_STREAM", vec![sse(BASIC_STREAM)]).await;
-    let streamed = Streamed::read(
-        chat(
-            &server,
-            &json!({"model": "anthropic/claude-sonnet-4-5-20250929", "max_tokens": 256,
+    let streamed = streamed_answer(
+        &server,
+        &json!({"model": "anthropic/claude-sonnet-4-5-20250929", "max_tokens": 256,
                     "stream": true, "stream_options": {"include_usage": true},
                     "messages": [{"role": "user", "content": "Hello"}]}),
-        )
-        .await,
     )
     .await;
     assert_eq!(
@@ -615,7 +469,7 @@ async fn a_streamed_chat_turns_the_event_stream_into_chunks_with_usage_and_done(
         )
     );
 
-    let sent = only(&fake);
+    let sent = only_request(&fake);
     assert_eq!(sent.target, "/v1/messages");
     let body = sent.json();
     assert_eq!(body["stream"], true);
@@ -630,7 +484,7 @@ async fn a_streamed_chat_turns_the_event_stream_into_chunks_with_usage_and_done(
 async fn a_tool_use_block_comes_back_as_an_openai_tool_call_with_json_arguments() {
     let (_scratch, fake, server) =
         anthropic("E2E_ANTHROPIC_KEY_TOOL", vec![Reply::json(TOOL_USE)]).await;
-    let body = completion(
+    let body = whole_answer(
         &server,
         &json!({"model": "anthropic/claude-sonnet-4-5", "max_tokens": 1024,
                 "tools": [weather_tool()],
@@ -655,7 +509,7 @@ async fn a_tool_use_block_comes_back_as_an_openai_tool_call_with_json_arguments(
     );
     assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
 
-    let sent = only(&fake).json();
+    let sent = only_request(&fake).json();
     assert_eq!(
         sent["tools"],
         json!([{"name": "get_weather", "description": "Get the current weather in a given location",
@@ -669,17 +523,11 @@ async fn a_tool_use_block_comes_back_as_an_openai_tool_call_with_json_arguments(
 async fn a_streamed_tool_use_arrives_as_index_zero_deltas_that_join_into_the_input() {
     let (_scratch, _fake, server) =
         anthropic("E2E_ANTHROPIC_KEY_TOOL_STREAM", vec![sse(TOOL_USE_STREAM)]).await;
-    let streamed = Streamed::read(
-        chat(
-            &server,
-            &json!({"model": "anthropic/claude-sonnet-4-5-20250929", "max_tokens": 1024,
-                    "stream": true, "stream_options": {"include_usage": true},
-                    "tools": [weather_tool()],
-                    "messages": [{"role": "user", "content": "What's the weather like in San Francisco?"}]}),
-        )
-        .await,
-    )
-    .await;
+    let request = json!({"model": "anthropic/claude-sonnet-4-5-20250929", "max_tokens": 1024,
+                         "stream": true, "stream_options": {"include_usage": true},
+                         "tools": [weather_tool()],
+                         "messages": [{"role": "user", "content": "What's the weather like in San Francisco?"}]});
+    let streamed = streamed_answer(&server, &request).await;
     assert_eq!(
         streamed.text(),
         "Okay, let's check the weather for San Francisco, CA:"
@@ -717,16 +565,10 @@ async fn parallel_streamed_tool_uses_become_tool_calls_with_indexes_zero_and_one
     let time_tool = json!({"type": "function", "function": {"name": "get_time",
         "description": "Get the current time in a given timezone",
         "parameters": {"type": "object", "properties": {"timezone": {"type": "string"}}, "required": ["timezone"]}}});
-    let streamed = Streamed::read(
-        chat(
-            &server,
-            &json!({"model": "anthropic/claude-sonnet-4-5-20250929", "max_tokens": 1024,
-                    "stream": true, "tools": [weather_tool(), time_tool],
-                    "messages": [{"role": "user", "content": "What's the weather in SF, and what time is it there?"}]}),
-        )
-        .await,
-    )
-    .await;
+    let request = json!({"model": "anthropic/claude-sonnet-4-5-20250929", "max_tokens": 1024,
+                         "stream": true, "tools": [weather_tool(), time_tool],
+                         "messages": [{"role": "user", "content": "What's the weather in SF, and what time is it there?"}]});
+    let streamed = streamed_answer(&server, &request).await;
     assert_eq!(
         streamed.tool_calls(),
         vec![
@@ -757,7 +599,7 @@ async fn the_second_turn_of_a_tool_loop_sends_tool_use_and_tool_result_blocks() 
     .await;
     let system = json!({"role": "system", "content": "Answer briefly."});
     let question = json!({"role": "user", "content": "What's the weather like in San Francisco?"});
-    let first = completion(
+    let first = whole_answer(
         &server,
         &json!({"model": "anthropic/claude-sonnet-4-5", "max_tokens": 1024,
                 "tools": [weather_tool()], "messages": [system, question]}),
@@ -766,7 +608,7 @@ async fn the_second_turn_of_a_tool_loop_sends_tool_use_and_tool_result_blocks() 
     // The client echoes the assistant message it got and answers the call.
     let assistant = first["choices"][0]["message"].clone();
     let result = json!({"role": "tool", "tool_call_id": "toolu_01A09q90qw90lq917835lq9", "content": "15 degrees"});
-    completion(
+    whole_answer(
         &server,
         &json!({"model": "anthropic/claude-sonnet-4-5", "max_tokens": 1024,
                 "tools": [weather_tool()], "messages": [system, question, assistant, result]}),
@@ -806,7 +648,7 @@ async fn extended_thinking_round_trips_its_signed_block_ahead_of_the_tool_use() 
     .await;
     let thinking = json!({"type": "enabled", "budget_tokens": 10000});
     let question = json!({"role": "user", "content": "What's the weather in Paris?"});
-    let first = completion(
+    let first = whole_answer(
         &server,
         &json!({"model": "anthropic/claude-sonnet-4-5", "max_tokens": 16000,
                 "thinking": thinking, "tools": [weather_tool()], "messages": [question]}),
@@ -833,7 +675,7 @@ async fn extended_thinking_round_trips_its_signed_block_ahead_of_the_tool_use() 
     // Turn 2: the client echoes the assistant message whole and adds the tool's result
     // (the guide's "Current temperature: 88°F").
     let result = json!({"role": "tool", "tool_call_id": "toolu_01CswdEQBMshySk6Y9DFKrfq", "content": "Current temperature: 88°F"});
-    completion(
+    whole_answer(
         &server,
         &json!({"model": "anthropic/claude-sonnet-4-5", "max_tokens": 16000,
                 "thinking": thinking, "tools": [weather_tool()],
@@ -868,13 +710,10 @@ async fn streamed_extended_thinking_carries_reasoning_and_its_signed_detail_into
     .await;
     let thinking = json!({"type": "enabled", "budget_tokens": 16000});
     let question = json!({"role": "user", "content": "What is 27 * 453?"});
-    let streamed = Streamed::read(
-        chat(
-            &server,
-            &json!({"model": "anthropic/claude-sonnet-4-5", "max_tokens": 20000,
+    let streamed = streamed_answer(
+        &server,
+        &json!({"model": "anthropic/claude-sonnet-4-5", "max_tokens": 20000,
                     "stream": true, "thinking": thinking, "messages": [question]}),
-        )
-        .await,
     )
     .await;
     assert_eq!(streamed.reasoning(), STREAMED_THINKING);
@@ -892,7 +731,7 @@ async fn streamed_extended_thinking_carries_reasoning_and_its_signed_detail_into
     // The assistant message the client assembled from the chunks, echoed back.
     let assistant = json!({"role": "assistant", "content": streamed.text(),
                            "reasoning_content": streamed.reasoning(), "reasoning_details": details});
-    completion(
+    whole_answer(
         &server,
         &json!({"model": "anthropic/claude-sonnet-4-5", "max_tokens": 20000, "thinking": thinking,
                 "messages": [question, assistant, {"role": "user", "content": "And 27 * 454?"}]}),
@@ -930,7 +769,7 @@ async fn a_max_tokens_stop_is_finish_reason_length() {
         vec![Reply::json(&message_stopping_with("max_tokens"))],
     )
     .await;
-    let body = completion(
+    let body = whole_answer(
         &server,
         &json!({"model": "anthropic/claude-sonnet-4-5", "max_tokens": 8,
                 "messages": [{"role": "user", "content": "Hello, Claude"}]}),
@@ -949,13 +788,10 @@ async fn a_streamed_refusal_is_finish_reason_content_filter() {
     assert_ne!(refused, BASIC_STREAM);
     let (_scratch, _fake, server) =
         anthropic("E2E_ANTHROPIC_KEY_REFUSAL", vec![sse(&refused)]).await;
-    let streamed = Streamed::read(
-        chat(
-            &server,
-            &json!({"model": "anthropic/claude-sonnet-4-5", "max_tokens": 256, "stream": true,
+    let streamed = streamed_answer(
+        &server,
+        &json!({"model": "anthropic/claude-sonnet-4-5", "max_tokens": 256, "stream": true,
                     "messages": [{"role": "user", "content": "Hello"}]}),
-        )
-        .await,
     )
     .await;
     assert_eq!(streamed.finish_reasons(), ["content_filter"]);
@@ -972,7 +808,7 @@ async fn cache_reads_count_in_prompt_tokens_and_show_as_cached_tokens() {
     );
     let (_scratch, _fake, server) =
         anthropic("E2E_ANTHROPIC_KEY_CACHE_READ", vec![Reply::json(&body)]).await;
-    let answer = completion(
+    let answer = whole_answer(
         &server,
         &json!({"model": "anthropic/claude-sonnet-4-5", "max_tokens": 1024,
                 "messages": [{"role": "user", "content": "Hello, Claude"}]}),
@@ -998,7 +834,7 @@ async fn cache_writes_count_in_prompt_tokens_but_are_not_cached_tokens() {
     );
     let (_scratch, _fake, server) =
         anthropic("E2E_ANTHROPIC_KEY_CACHE_WRITE", vec![Reply::json(&body)]).await;
-    let answer = completion(
+    let answer = whole_answer(
         &server,
         &json!({"model": "anthropic/claude-sonnet-4-5", "max_tokens": 1024,
                 "messages": [{"role": "user", "content": "Hello, Claude"}]}),
@@ -1014,37 +850,12 @@ async fn cache_writes_count_in_prompt_tokens_but_are_not_cached_tokens() {
     server.stop().await;
 }
 
-/// What the client gets when every attempt is answered with `reply`. One request per
-/// host: the host may retry, and counts failures against the provider.
+/// What the client gets when every attempt is answered with `reply`.
 async fn error_for(key_env: &str, reply: Reply) -> (u16, Value) {
-    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
-    fake.always(reply);
-    let server = host(&scratch, &fake, key_env).await;
-    let response = chat(
-        &server,
-        &json!({"model": "anthropic/claude-sonnet-4-5", "max_tokens": 1024,
-                "messages": [{"role": "user", "content": "Hello, Claude"}]}),
-    )
-    .await;
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    let body: Value =
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("a JSON error body ({e}): {text}"));
-    assert!(!fake.received().is_empty());
-    server.stop().await;
-    (status, body)
-}
-
-fn kind_and_code(body: &Value) -> (&str, &str) {
-    let error = &body["error"];
-    assert!(
-        error["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-    (
-        error["type"].as_str().unwrap_or_default(),
-        error["code"].as_str().unwrap_or_default(),
-    )
+    let request = json!({"model": "anthropic/claude-sonnet-4-5", "max_tokens": 1024,
+                         "messages": [{"role": "user", "content": "Hello, Claude"}]});
+    let key = (key_env, "sk-ant-api03-test");
+    client::error_for(key, anthropic_entry(), json!({}), reply, &request).await
 }
 
 #[tokio::test]
@@ -1055,7 +866,10 @@ async fn a_529_overloaded_error_is_a_502_upstream_error() {
     )
     .await;
     assert_eq!(status, 502, "{body}");
-    assert_eq!(kind_and_code(&body), ("upstream_error", "upstream_error"));
+    assert_eq!(
+        error_type_and_code(&body),
+        ("upstream_error", "upstream_error")
+    );
     assert!(
         body["error"]["message"]
             .as_str()
@@ -1074,7 +888,7 @@ async fn a_rate_limit_error_is_a_429_rate_limit_exceeded() {
     .await;
     assert_eq!(status, 429, "{body}");
     assert_eq!(
-        kind_and_code(&body),
+        error_type_and_code(&body),
         ("rate_limit_error", "rate_limit_exceeded")
     );
 }
@@ -1088,7 +902,7 @@ async fn a_prompt_too_long_invalid_request_is_a_400_context_length_exceeded() {
     .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(
-        kind_and_code(&body),
+        error_type_and_code(&body),
         ("invalid_request_error", "context_length_exceeded")
     );
     assert!(
@@ -1109,7 +923,7 @@ async fn an_authentication_error_is_a_502_upstream_authentication_failure() {
     .await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(
-        kind_and_code(&body),
+        error_type_and_code(&body),
         ("upstream_error", "upstream_authentication_failed")
     );
 }
@@ -1133,15 +947,9 @@ fn stream_until_hello() -> (&'static str, &'static str) {
 async fn overloaded_after_hello(key_env: &str, pieces: &[&str]) {
     let (_scratch, _fake, server) =
         anthropic(key_env, vec![Reply::sse(pieces, Duration::from_millis(20))]).await;
-    let streamed = Streamed::read(
-        chat(
-            &server,
-            &json!({"model": "anthropic/claude-sonnet-4-5", "max_tokens": 256, "stream": true,
-                    "messages": [{"role": "user", "content": "Hello"}]}),
-        )
-        .await,
-    )
-    .await;
+    let request = json!({"model": "anthropic/claude-sonnet-4-5", "max_tokens": 256, "stream": true,
+                         "messages": [{"role": "user", "content": "Hello"}]});
+    let streamed = StreamedAnswer::read_allowing_errors(send_chat(&server, &request).await).await;
     assert_eq!(
         streamed.text(),
         "Hello",
@@ -1188,8 +996,9 @@ async fn an_overloaded_error_event_before_any_content_is_a_plain_502_upstream_er
     // the client yet, so it gets an ordinary error response, not a broken stream.
     let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
     fake.always(Reply::sse(&[OVERLOADED_EVENT], Duration::ZERO));
-    let server = host(&scratch, &fake, "E2E_ANTHROPIC_KEY_FIRST_EVENT_ERROR").await;
-    let response = chat(
+    let key = ("E2E_ANTHROPIC_KEY_FIRST_EVENT_ERROR", "sk-ant-api03-test");
+    let server = start_host_in_front_of(&scratch, &fake, key, anthropic_entry(), json!({})).await;
+    let response = send_chat(
         &server,
         &json!({"model": "anthropic/claude-sonnet-4-5", "max_tokens": 256, "stream": true,
                 "messages": [{"role": "user", "content": "Hello"}]}),
@@ -1197,7 +1006,10 @@ async fn an_overloaded_error_event_before_any_content_is_a_plain_502_upstream_er
     .await;
     assert_eq!(response.status(), 502);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(kind_and_code(&body), ("upstream_error", "upstream_error"));
+    assert_eq!(
+        error_type_and_code(&body),
+        ("upstream_error", "upstream_error")
+    );
     assert!(
         body["error"]["message"]
             .as_str()

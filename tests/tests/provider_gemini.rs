@@ -12,8 +12,12 @@
 //! calls (the captures hold none).
 
 use e2e::{
-    fake::{FakeUpstream, Received, Reply},
-    plugin, sse_data, Scratch, Server,
+    client::{
+        self, error_type_and_code, only_request, scripted_host, send_chat, streamed_answer,
+        whole_answer,
+    },
+    fake::{FakeUpstream, Reply},
+    plugin, Scratch, Server,
 };
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -115,161 +119,16 @@ fn sse(body: &str) -> Reply {
     Reply::sse(&pieces, Duration::from_millis(2))
 }
 
-/// A host with a `gemini` entry pointed at `fake`; `top` adds top-level config fields.
-async fn host(scratch: &Scratch, fake: &FakeUpstream, key_env: &str, top: Value) -> Server {
-    // Each test has its own variable, so parallel tests never race on one.
-    std::env::set_var(key_env, "AIzaSy-test-key");
-    let mut config = json!({"providers": [{
-        "name": "gemini",
-        "library": plugin("gemini_provider"),
-        "base_url": format!("{}/v1beta", fake.url),
-        "api_key_env": key_env,
-        "allow_private_network": true
-    }]});
-    config
-        .as_object_mut()
-        .unwrap()
-        .extend(top.as_object().unwrap().clone());
-    Server::start(&scratch.config(config)).await
+/// The fields of a `gemini` entry over the gemini plugin, the Gemini API under `/v1beta` of
+/// the fake.
+fn gemini_entry() -> Value {
+    json!({"name": "gemini", "library": plugin("gemini_provider"), "base_url": "/v1beta"})
 }
 
-/// A fake upstream with `replies` queued, and a host in front of it.
+/// A fake upstream with `replies` queued, and a host in front of it, its key put in
+/// `key_env` first.
 async fn gemini(key_env: &str, replies: Vec<Reply>) -> (Scratch, FakeUpstream, Server) {
-    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
-    fake.script(replies);
-    let server = host(&scratch, &fake, key_env, json!({})).await;
-    (scratch, fake, server)
-}
-
-/// `POST /v1/chat/completions` with `body`, as an OpenAI client sends it.
-async fn chat(server: &Server, body: &Value) -> reqwest::Response {
-    reqwest::Client::new()
-        .post(server.at("/v1/chat/completions"))
-        .json(body)
-        .send()
-        .await
-        .expect("the host answers")
-}
-
-/// A whole answer: status 200 and a `chat.completion` body.
-async fn completion(server: &Server, body: &Value) -> Value {
-    let response = chat(server, body).await;
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    assert_eq!(status, 200, "{text}");
-    let completion: Value = serde_json::from_str(&text).expect("a JSON body");
-    assert_eq!(completion["object"], "chat.completion", "{completion}");
-    assert_eq!(completion["choices"][0]["message"]["role"], "assistant");
-    completion
-}
-
-/// A streamed answer as an OpenAI client reads it.
-struct Streamed {
-    /// Every `chat.completion.chunk`, in order.
-    chunks: Vec<Value>,
-}
-
-impl Streamed {
-    /// Reads a streamed answer, checking the SSE framing: status 200,
-    /// `text/event-stream`, only `chat.completion.chunk`s of one id, `data: [DONE]` last.
-    async fn read(response: reqwest::Response) -> Streamed {
-        assert_eq!(response.status(), 200);
-        let content_type = response.headers()["content-type"].to_str().unwrap();
-        assert!(
-            content_type.starts_with("text/event-stream"),
-            "{content_type}"
-        );
-        let body = response.text().await.unwrap();
-        let mut data = sse_data(&body);
-        assert_eq!(data.pop().as_deref(), Some("[DONE]"), "{body}");
-        let chunks: Vec<Value> = data
-            .iter()
-            .map(|d| serde_json::from_str(d).expect("each data line is JSON"))
-            .collect();
-        assert!(!chunks.is_empty(), "{body}");
-        for chunk in &chunks {
-            assert_eq!(chunk["object"], "chat.completion.chunk", "{chunk}");
-            assert_eq!(chunk["id"], chunks[0]["id"]);
-        }
-        Streamed { chunks }
-    }
-
-    fn deltas(&self) -> impl Iterator<Item = &Value> {
-        self.chunks
-            .iter()
-            .filter_map(|c| c["choices"].as_array()?.first())
-            .map(|choice| &choice["delta"])
-    }
-
-    fn text(&self) -> String {
-        self.deltas()
-            .filter_map(|d| d["content"].as_str())
-            .collect()
-    }
-
-    fn reasoning(&self) -> String {
-        self.deltas()
-            .filter_map(|d| d["reasoning_content"].as_str())
-            .collect()
-    }
-
-    fn reasoning_details(&self) -> Vec<Value> {
-        self.deltas()
-            .filter_map(|d| d["reasoning_details"].as_array())
-            .flatten()
-            .cloned()
-            .collect()
-    }
-
-    fn finish_reasons(&self) -> Vec<String> {
-        self.chunks
-            .iter()
-            .filter_map(|c| c["choices"][0]["finish_reason"].as_str())
-            .map(str::to_owned)
-            .collect()
-    }
-
-    /// The final usage chunk (`choices: []`), if one came.
-    fn usage(&self) -> Option<&Value> {
-        let last = self.chunks.last()?;
-        let usage = last.get("usage").filter(|u| !u.is_null())?;
-        assert_eq!(last["choices"], json!([]));
-        Some(usage)
-    }
-
-    /// `(index, id, name, arguments)` of each tool call, accumulated by index.
-    fn tool_calls(&self) -> Vec<(u64, String, String, String)> {
-        let mut calls: Vec<(u64, String, String, String)> = Vec::new();
-        for delta in self.deltas() {
-            for call in delta["tool_calls"].as_array().into_iter().flatten() {
-                let index = call["index"].as_u64().expect("an index on every delta");
-                let arguments = call["function"]["arguments"].as_str().unwrap_or_default();
-                match calls.iter_mut().find(|c| c.0 == index) {
-                    Some(existing) => existing.3.push_str(arguments),
-                    None => calls.push((
-                        index,
-                        call["id"]
-                            .as_str()
-                            .expect("the first delta has the id")
-                            .to_owned(),
-                        call["function"]["name"]
-                            .as_str()
-                            .expect("and the name")
-                            .to_owned(),
-                        arguments.to_owned(),
-                    )),
-                }
-            }
-        }
-        calls
-    }
-}
-
-/// The one request the fake received.
-fn only(fake: &FakeUpstream) -> Received {
-    let mut received = fake.received();
-    assert_eq!(received.len(), 1, "one upstream request: {received:?}");
-    received.remove(0)
+    scripted_host((key_env, "AIzaSy-test-key"), gemini_entry(), replies).await
 }
 
 /// `now` as an OpenAI client declares it (the tool of Google's function-call captures).
@@ -285,7 +144,7 @@ fn now_tool() -> Value {
 async fn a_chat_goes_to_generate_content_with_the_key_header_system_instruction_and_roles() {
     let (_scratch, fake, server) =
         gemini("E2E_GEMINI_KEY_PLAIN", vec![Reply::json(BASIC_REPLY)]).await;
-    let response = chat(
+    let response = send_chat(
         &server,
         &json!({
             "model": "gemini/gemini-2.0-flash",
@@ -317,7 +176,7 @@ async fn a_chat_goes_to_generate_content_with_the_key_header_system_instruction_
                "completion_tokens_details": {"reasoning_tokens": 0}})
     );
 
-    let sent = only(&fake);
+    let sent = only_request(&fake);
     assert_eq!(
         (sent.method.as_str(), sent.target.as_str()),
         ("POST", "/v1beta/models/gemini-2.0-flash:generateContent")
@@ -347,14 +206,11 @@ async fn a_chat_goes_to_generate_content_with_the_key_header_system_instruction_
 async fn a_streamed_chat_uses_stream_generate_content_sse_and_relays_chunks_usage_and_done() {
     let (_scratch, fake, server) =
         gemini("E2E_GEMINI_KEY_STREAM", vec![sse(STREAM_BASIC_REPLY)]).await;
-    let streamed = Streamed::read(
-        chat(
-            &server,
-            &json!({"model": "gemini/gemini-2.0-flash", "stream": true,
+    let streamed = streamed_answer(
+        &server,
+        &json!({"model": "gemini/gemini-2.0-flash", "stream": true,
                     "stream_options": {"include_usage": true},
                     "messages": [{"role": "user", "content": "What is the capital of Wyoming?"}]}),
-        )
-        .await,
     )
     .await;
     assert_eq!(
@@ -373,7 +229,7 @@ async fn a_streamed_chat_uses_stream_generate_content_sse_and_relays_chunks_usag
         )
     );
 
-    let sent = only(&fake);
+    let sent = only_request(&fake);
     assert_eq!(
         sent.target,
         "/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse"
@@ -398,7 +254,7 @@ async fn a_function_call_comes_back_as_a_tool_call_with_its_thoughts_and_signatu
         vec![Reply::json(THINKING_FUNCTION_CALL)],
     )
     .await;
-    let body = completion(
+    let body = whole_answer(
         &server,
         &json!({"model": "gemini/gemini-2.5-pro", "tools": [now_tool()],
                 "messages": [{"role": "user", "content": "How many days until New Year's Eve?"}]}),
@@ -432,7 +288,7 @@ async fn a_function_call_comes_back_as_a_tool_call_with_its_thoughts_and_signatu
                "completion_tokens_details": {"reasoning_tokens": 501}})
     );
 
-    let sent = only(&fake).json();
+    let sent = only_request(&fake).json();
     assert_eq!(
         sent["tools"],
         json!([{"functionDeclarations": [{"name": "now", "description": "Get the current date and time."}]}])
@@ -447,16 +303,10 @@ async fn a_streamed_function_call_arrives_as_one_index_zero_tool_call_after_the_
         vec![sse(STREAM_THINKING_FUNCTION_CALL)],
     )
     .await;
-    let streamed = Streamed::read(
-        chat(
-            &server,
-            &json!({"model": "gemini/gemini-2.5-flash", "stream": true,
-                    "stream_options": {"include_usage": true}, "tools": [now_tool()],
-                    "messages": [{"role": "user", "content": "How many days until New Year's Eve?"}]}),
-        )
-        .await,
-    )
-    .await;
+    let request = json!({"model": "gemini/gemini-2.5-flash", "stream": true,
+                         "stream_options": {"include_usage": true}, "tools": [now_tool()],
+                         "messages": [{"role": "user", "content": "How many days until New Year's Eve?"}]});
+    let streamed = streamed_answer(&server, &request).await;
     let reasoning = streamed.reasoning();
     assert!(
         reasoning.starts_with("**Calculating the Days**")
@@ -497,7 +347,7 @@ async fn parallel_function_calls_become_tool_calls_zero_one_and_two() {
         json!({"type": "function", "function": {"name": name, "parameters": {
             "type": "object", "properties": {"x": {"type": "number"}, "y": {"type": "number"}}}}})
     };
-    let body = completion(
+    let body = whole_answer(
         &server,
         &json!({"model": "gemini/gemini-2.0-flash",
                 "tools": [tool("sum"), tool("multiply"), tool("subtract")],
@@ -558,14 +408,11 @@ async fn parallel_streamed_function_calls_keep_their_indexes_zero_and_one() {
         json!({"type": "function", "function": {"name": name, "parameters": {
             "type": "object", "properties": {"x": {"type": "number"}, "y": {"type": "number"}}}}})
     };
-    let streamed = Streamed::read(
-        chat(
-            &server,
-            &json!({"model": "gemini/gemini-2.0-flash", "stream": true,
+    let streamed = streamed_answer(
+        &server,
+        &json!({"model": "gemini/gemini-2.0-flash", "stream": true,
                     "tools": [tool("sum"), tool("multiply")],
                     "messages": [{"role": "user", "content": "2+1 and 4*3?"}]}),
-        )
-        .await,
     )
     .await;
     let calls: Vec<(u64, String, String, Value)> = streamed
@@ -613,7 +460,7 @@ async fn the_second_turn_sends_the_function_call_with_its_signature_and_a_named_
     )
     .await;
     let question = json!({"role": "user", "content": "How many days until New Year's Eve?"});
-    let first = completion(
+    let first = whole_answer(
         &server,
         &json!({"model": "gemini/gemini-2.5-pro", "tools": [now_tool()], "messages": [question]}),
     )
@@ -622,7 +469,7 @@ async fn the_second_turn_sends_the_function_call_with_its_signature_and_a_named_
     // call id, as OpenAI's format has it.
     let assistant = &first["choices"][0]["message"];
     let result = json!({"role": "tool", "tool_call_id": "call_0", "content": "{\"now\": \"2025-07-28T14:03:00Z\"}"});
-    completion(
+    whole_answer(
         &server,
         &json!({"model": "gemini/gemini-2.5-pro", "tools": [now_tool()],
                 "messages": [question, assistant, result]}),
@@ -655,7 +502,7 @@ async fn a_safety_stop_is_finish_reason_content_filter() {
         vec![Reply::json(FINISH_REASON_SAFETY)],
     )
     .await;
-    let body = completion(
+    let body = whole_answer(
         &server,
         &json!({"model": "gemini/gemini-2.0-flash", "messages": [{"role": "user", "content": "Hello"}]}),
     )
@@ -674,13 +521,10 @@ async fn a_safety_stop_is_finish_reason_content_filter() {
 async fn a_streamed_prompt_blocked_for_safety_ends_with_finish_reason_content_filter() {
     let (_scratch, _fake, server) =
         gemini("E2E_GEMINI_KEY_BLOCKED", vec![sse(STREAM_PROMPT_BLOCKED)]).await;
-    let streamed = Streamed::read(
-        chat(
-            &server,
-            &json!({"model": "gemini/gemini-2.0-flash", "stream": true,
+    let streamed = streamed_answer(
+        &server,
+        &json!({"model": "gemini/gemini-2.0-flash", "stream": true,
                     "messages": [{"role": "user", "content": "Hello"}]}),
-        )
-        .await,
     )
     .await;
     assert_eq!(streamed.text(), "text1text2text3");
@@ -692,14 +536,11 @@ async fn a_streamed_prompt_blocked_for_safety_ends_with_finish_reason_content_fi
 async fn a_streamed_recitation_stop_is_finish_reason_content_filter_with_its_usage() {
     let (_scratch, _fake, server) =
         gemini("E2E_GEMINI_KEY_RECITATION", vec![sse(STREAM_RECITATION)]).await;
-    let streamed = Streamed::read(
-        chat(
-            &server,
-            &json!({"model": "gemini/gemini-2.0-flash", "stream": true,
+    let streamed = streamed_answer(
+        &server,
+        &json!({"model": "gemini/gemini-2.0-flash", "stream": true,
                     "stream_options": {"include_usage": true},
                     "messages": [{"role": "user", "content": "Hello"}]}),
-        )
-        .await,
     )
     .await;
     assert_eq!(streamed.text(), "text1text2text3text4text5text6text7text8");
@@ -729,7 +570,7 @@ async fn a_max_tokens_stop_is_finish_reason_length() {
     assert_ne!(truncated, BASIC_REPLY);
     let (_scratch, _fake, server) =
         gemini("E2E_GEMINI_KEY_LENGTH", vec![Reply::json(&truncated)]).await;
-    let body = completion(
+    let body = whole_answer(
         &server,
         &json!({"model": "gemini/gemini-2.0-flash", "max_tokens": 22,
                 "messages": [{"role": "user", "content": "Where is Google's headquarters?"}]}),
@@ -743,7 +584,7 @@ async fn a_max_tokens_stop_is_finish_reason_length() {
 async fn implicitly_cached_tokens_and_thoughts_are_reported_in_usage() {
     let (_scratch, _fake, server) =
         gemini("E2E_GEMINI_KEY_CACHED", vec![Reply::json(IMPLICIT_CACHING)]).await;
-    let body = completion(
+    let body = whole_answer(
         &server,
         &json!({"model": "gemini/gemini-2.5-flash", "messages": [{"role": "user", "content": "Where is Red Riding Hood?"}]}),
     )
@@ -763,44 +604,27 @@ async fn implicitly_cached_tokens_and_thoughts_are_reported_in_usage() {
     server.stop().await;
 }
 
-/// What the client gets when every attempt is answered with `status` and `body`. One
-/// request per host (the host may retry, and counts failures); `top` adds config.
+/// What the client gets when every attempt is answered with `status` and `body`; `top`
+/// adds config.
 async fn error_for(key_env: &str, status: u16, body: &str, top: Value) -> (u16, Value) {
-    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
     // Google sends its error bodies as `application/json; charset=UTF-8`.
-    fake.always(Reply::Full {
+    let reply = Reply::Full {
         status,
         headers: vec![(
             "content-type".to_owned(),
             "application/json; charset=UTF-8".to_owned(),
         )],
         body: body.as_bytes().to_vec(),
-    });
-    let server = host(&scratch, &fake, key_env, top).await;
-    let response = chat(
-        &server,
-        &json!({"model": "gemini/gemini-2.5-flash", "messages": [{"role": "user", "content": "Hello"}]}),
+    };
+    let request = json!({"model": "gemini/gemini-2.5-flash", "messages": [{"role": "user", "content": "Hello"}]});
+    client::error_for(
+        (key_env, "AIzaSy-test-key"),
+        gemini_entry(),
+        top,
+        reply,
+        &request,
     )
-    .await;
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    let body: Value =
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("a JSON error body ({e}): {text}"));
-    assert!(!fake.received().is_empty());
-    server.stop().await;
-    (status, body)
-}
-
-fn kind_and_code(body: &Value) -> (&str, &str) {
-    let error = &body["error"];
-    assert!(
-        error["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-    (
-        error["type"].as_str().unwrap_or_default(),
-        error["code"].as_str().unwrap_or_default(),
-    )
+    .await
 }
 
 #[tokio::test]
@@ -816,7 +640,7 @@ async fn resource_exhausted_is_a_429_rate_limit_exceeded() {
     .await;
     assert_eq!(status, 429, "{body}");
     assert_eq!(
-        kind_and_code(&body),
+        error_type_and_code(&body),
         ("rate_limit_error", "rate_limit_exceeded")
     );
 }
@@ -832,7 +656,7 @@ async fn invalid_argument_is_a_400_invalid_request() {
     .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(
-        kind_and_code(&body),
+        error_type_and_code(&body),
         ("invalid_request_error", "invalid_request")
     );
     assert!(
@@ -855,7 +679,7 @@ async fn an_input_over_the_token_limit_is_a_400_context_length_exceeded() {
     .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(
-        kind_and_code(&body),
+        error_type_and_code(&body),
         ("invalid_request_error", "context_length_exceeded")
     );
 }
@@ -866,7 +690,7 @@ async fn not_found_is_a_404_model_not_found() {
         error_for("E2E_GEMINI_KEY_E404", 404, ERROR_UNKNOWN_MODEL, json!({})).await;
     assert_eq!(status, 404, "{body}");
     assert_eq!(
-        kind_and_code(&body),
+        error_type_and_code(&body),
         ("invalid_request_error", "model_not_found")
     );
 }
@@ -882,7 +706,7 @@ async fn an_invalid_api_key_is_a_502_upstream_authentication_failure_not_a_400()
     .await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(
-        kind_and_code(&body),
+        error_type_and_code(&body),
         ("upstream_error", "upstream_authentication_failed")
     );
 }
@@ -893,7 +717,7 @@ async fn a_disabled_api_is_a_502_upstream_authentication_failure() {
         error_for("E2E_GEMINI_KEY_E403", 403, ERROR_API_NOT_ENABLED, json!({})).await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(
-        kind_and_code(&body),
+        error_type_and_code(&body),
         ("upstream_error", "upstream_authentication_failed")
     );
 }

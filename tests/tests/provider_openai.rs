@@ -4,7 +4,7 @@
 //!
 //! Canned upstream bytes, each with its source:
 //! - the API reference of "Create chat completion" (platform.openai.com/docs/api-reference/
-//!   chat/create), "Default" example response, byte for byte ([`API_REFERENCE_COMPLETION`]);
+//!   chat/create), "Default" example response, byte for byte ([`OPENAI_CHAT_COMPLETION`]);
 //! - a real `include_usage` stream of gpt-4o captured in langchain-ai/langchain
 //!   (libs/partners/openai/tests/unit_tests/chat_models/test_base.py, `OPENAI_STREAM_DATA`);
 //! - real gpt-4.1 tool-call answers, whole and streamed, recorded in coder/aibridge
@@ -22,48 +22,16 @@
 //! one OpenAI's prompt-caching guide shows.
 
 use e2e::{
-    fake::{FakeUpstream, Received, Reply},
-    plugin, sse_data, Scratch, Server,
+    canned::OPENAI_CHAT_COMPLETION,
+    client::{
+        self, error_type_and_code, only_request, scripted_host, send_chat, start_host_in_front_of,
+        streamed_answer, whole_answer, with_fields,
+    },
+    fake::{FakeUpstream, Reply},
+    plugin, Scratch, Server,
 };
 use serde_json::{json, Value};
 use std::time::Duration;
-
-/// "Create chat completion", "Default" example response of OpenAI's API reference.
-const API_REFERENCE_COMPLETION: &str = r#"{
-  "id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT",
-  "object": "chat.completion",
-  "created": 1741569952,
-  "model": "gpt-4.1-2025-04-14",
-  "choices": [
-    {
-      "index": 0,
-      "message": {
-        "role": "assistant",
-        "content": "Hello! How can I assist you today?",
-        "refusal": null,
-        "annotations": []
-      },
-      "logprobs": null,
-      "finish_reason": "stop"
-    }
-  ],
-  "usage": {
-    "prompt_tokens": 19,
-    "completion_tokens": 10,
-    "total_tokens": 29,
-    "prompt_tokens_details": {
-      "cached_tokens": 0,
-      "audio_tokens": 0
-    },
-    "completion_tokens_details": {
-      "reasoning_tokens": 0,
-      "audio_tokens": 0,
-      "accepted_prediction_tokens": 0,
-      "rejected_prediction_tokens": 0
-    }
-  },
-  "service_tier": "default"
-}"#;
 
 /// A gpt-4o stream with `stream_options.include_usage`, as OpenAI sent it (langchain-ai/
 /// langchain, `OPENAI_STREAM_DATA`): `"usage":null` on every chunk, then a `choices: []`
@@ -187,11 +155,11 @@ const PARALLEL_TOOL_CALLS_STREAM: [&str; 19] = [
 /// tokens specified in the request was reached, `content_filter` if content was omitted
 /// due to a flag from our content filters").
 fn completion_finishing_with(reason: &str) -> String {
-    let replaced = API_REFERENCE_COMPLETION.replace(
+    let replaced = OPENAI_CHAT_COMPLETION.replace(
         "\"finish_reason\": \"stop\"",
         &format!("\"finish_reason\": \"{reason}\""),
     );
-    assert_ne!(replaced, API_REFERENCE_COMPLETION, "the example was edited");
+    assert_ne!(replaced, OPENAI_CHAT_COMPLETION, "the example was edited");
     replaced
 }
 
@@ -199,10 +167,10 @@ fn completion_finishing_with(reason: &str) -> String {
 /// (platform.openai.com/docs/guides/prompt-caching, "Requests using Prompt Caching have a
 /// `cached_tokens` value within the `usage.prompt_tokens_details` field").
 fn completion_with_cached_prompt() -> String {
-    let usage_at = API_REFERENCE_COMPLETION.find("\"usage\"").unwrap();
+    let usage_at = OPENAI_CHAT_COMPLETION.find("\"usage\"").unwrap();
     format!(
         "{}{}",
-        &API_REFERENCE_COMPLETION[..usage_at],
+        &OPENAI_CHAT_COMPLETION[..usage_at],
         r#""usage": {
     "prompt_tokens": 2006,
     "completion_tokens": 300,
@@ -220,175 +188,16 @@ fn completion_with_cached_prompt() -> String {
     )
 }
 
-/// A host with one entry called `name` over the openai plugin, pointed at `fake`; the
-/// entry's fields are overridden by `entry`. The key is put in `key_env` first.
-async fn host(
-    scratch: &Scratch,
-    fake: &FakeUpstream,
-    name: &str,
-    key_env: &str,
-    key: &str,
-    entry: Value,
-) -> Server {
-    // Each test has its own variable, so parallel tests never race on one.
-    std::env::set_var(key_env, key);
-    let mut provider = json!({
-        "name": name,
-        "library": plugin("openai_provider"),
-        "base_url": format!("{}/v1", fake.url),
-        "api_key_env": key_env,
-        "allow_private_network": true
-    });
-    let overrides = entry.as_object().expect("entry overrides are an object");
-    provider.as_object_mut().unwrap().extend(overrides.clone());
-    Server::start(&scratch.config(json!({ "providers": [provider] }))).await
+/// The fields of an `openai` entry over the openai plugin, OpenAI's API under `/v1` of the
+/// fake; `fields` add to them or replace them.
+fn openai_entry(fields: Value) -> Value {
+    let openai = json!({"name": "openai", "library": plugin("openai_provider"), "base_url": "/v1"});
+    with_fields(openai, fields)
 }
 
 /// A fake upstream with `replies` queued, and a host with an `openai` entry in front.
 async fn openai(key_env: &str, replies: Vec<Reply>) -> (Scratch, FakeUpstream, Server) {
-    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
-    fake.script(replies);
-    let server = host(&scratch, &fake, "openai", key_env, "sk-test", json!({})).await;
-    (scratch, fake, server)
-}
-
-/// `POST /v1/chat/completions` with `body`, as an OpenAI client sends it.
-async fn chat(server: &Server, body: &Value) -> reqwest::Response {
-    reqwest::Client::new()
-        .post(server.at("/v1/chat/completions"))
-        .json(body)
-        .send()
-        .await
-        .expect("the host answers")
-}
-
-/// A whole answer: status 200 and a `chat.completion` body.
-async fn completion(server: &Server, body: &Value) -> Value {
-    let response = chat(server, body).await;
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    assert_eq!(status, 200, "{text}");
-    let completion: Value = serde_json::from_str(&text).expect("a JSON body");
-    assert_eq!(completion["object"], "chat.completion", "{completion}");
-    assert_eq!(completion["choices"].as_array().unwrap().len(), 1);
-    assert_eq!(completion["choices"][0]["message"]["role"], "assistant");
-    completion
-}
-
-/// A streamed answer as an OpenAI client reads it.
-struct Streamed {
-    /// Every `chat.completion.chunk`, in order.
-    chunks: Vec<Value>,
-}
-
-impl Streamed {
-    /// Reads a streamed answer, checking the SSE framing: status 200,
-    /// `text/event-stream`, only `chat.completion.chunk`s of one id, `data: [DONE]` last.
-    async fn read(response: reqwest::Response) -> Streamed {
-        assert_eq!(response.status(), 200);
-        let content_type = response.headers()["content-type"].to_str().unwrap();
-        assert!(
-            content_type.starts_with("text/event-stream"),
-            "{content_type}"
-        );
-        let body = response.text().await.unwrap();
-        let mut data = sse_data(&body);
-        assert_eq!(
-            data.pop().as_deref(),
-            Some("[DONE]"),
-            "the stream ends with data: [DONE]: {body}"
-        );
-        let chunks: Vec<Value> = data
-            .iter()
-            .map(|d| serde_json::from_str(d).expect("each data line is JSON"))
-            .collect();
-        assert!(!chunks.is_empty(), "{body}");
-        for chunk in &chunks {
-            assert_eq!(chunk["object"], "chat.completion.chunk", "{chunk}");
-            assert_eq!(chunk["id"], chunks[0]["id"], "one id for the whole stream");
-        }
-        Streamed { chunks }
-    }
-
-    fn deltas(&self) -> impl Iterator<Item = &Value> {
-        self.chunks
-            .iter()
-            .filter_map(|c| c["choices"].as_array()?.first())
-            .map(|choice| &choice["delta"])
-    }
-
-    /// The answer's text, the content deltas joined.
-    fn text(&self) -> String {
-        self.deltas()
-            .filter_map(|d| d["content"].as_str())
-            .collect()
-    }
-
-    /// The one non-null `finish_reason`.
-    fn finish_reason(&self) -> String {
-        let reasons: Vec<&str> = self
-            .chunks
-            .iter()
-            .filter_map(|c| c["choices"][0]["finish_reason"].as_str())
-            .collect();
-        assert_eq!(reasons.len(), 1, "exactly one finish_reason: {reasons:?}");
-        reasons[0].to_owned()
-    }
-
-    /// The final usage chunk (`choices: []`), if one came.
-    fn usage(&self) -> Option<&Value> {
-        let last = self.chunks.last()?;
-        let usage = last.get("usage").filter(|u| !u.is_null())?;
-        assert_eq!(
-            last["choices"],
-            json!([]),
-            "usage comes in its own last chunk"
-        );
-        Some(usage)
-    }
-
-    /// The tool calls as a client accumulates them: by `index`, id and name from the
-    /// first delta of each call, arguments concatenated. `(index, id, name, arguments)`.
-    fn tool_calls(&self) -> Vec<(u64, String, String, String)> {
-        let mut calls: Vec<(u64, String, String, String)> = Vec::new();
-        for delta in self.deltas() {
-            for call in delta["tool_calls"].as_array().into_iter().flatten() {
-                let index = call["index"]
-                    .as_u64()
-                    .expect("every tool-call delta has an index");
-                let arguments = call["function"]["arguments"].as_str().unwrap_or_default();
-                match calls.iter_mut().find(|c| c.0 == index) {
-                    Some(existing) => {
-                        assert!(call.get("id").is_none(), "the id comes once: {call}");
-                        existing.3.push_str(arguments);
-                    }
-                    None => {
-                        assert_eq!(call["type"], "function", "{call}");
-                        calls.push((
-                            index,
-                            call["id"]
-                                .as_str()
-                                .expect("a first delta has the id")
-                                .to_owned(),
-                            call["function"]["name"]
-                                .as_str()
-                                .expect("a first delta has the name")
-                                .to_owned(),
-                            arguments.to_owned(),
-                        ));
-                    }
-                }
-            }
-        }
-        calls
-    }
-}
-
-/// The one request the fake received.
-fn only(fake: &FakeUpstream) -> Received {
-    let mut received = fake.received();
-    assert_eq!(received.len(), 1, "one upstream request: {received:?}");
-    received.remove(0)
+    scripted_host((key_env, "sk-test"), openai_entry(json!({})), replies).await
 }
 
 #[tokio::test]
@@ -396,7 +205,7 @@ async fn a_chat_is_sent_to_chat_completions_with_the_bearer_key_and_answered_as_
 {
     let (_scratch, fake, server) = openai(
         "E2E_OPENAI_KEY_PLAIN",
-        vec![Reply::json(API_REFERENCE_COMPLETION)],
+        vec![Reply::json(OPENAI_CHAT_COMPLETION)],
     )
     .await;
     let request = json!({
@@ -407,7 +216,7 @@ async fn a_chat_is_sent_to_chat_completions_with_the_bearer_key_and_answered_as_
         ],
         "max_tokens": 100
     });
-    let response = chat(&server, &request).await;
+    let response = send_chat(&server, &request).await;
     assert_eq!(response.headers()["x-provider"], "openai");
     assert_eq!(response.headers()["x-model"], "gpt-4.1");
     let body: Value = response.json().await.unwrap();
@@ -426,7 +235,7 @@ async fn a_chat_is_sent_to_chat_completions_with_the_bearer_key_and_answered_as_
                "completion_tokens_details": {"reasoning_tokens": 0}})
     );
 
-    let sent = only(&fake);
+    let sent = only_request(&fake);
     assert_eq!(
         (sent.method.as_str(), sent.target.as_str()),
         ("POST", "/v1/chat/completions")
@@ -458,7 +267,7 @@ async fn a_streamed_chat_relays_the_text_as_chunks_and_ends_with_the_usage_chunk
         "stream_options": {"include_usage": true},
         "messages": [{"role": "user", "content": "你是谁？"}]
     });
-    let streamed = Streamed::read(chat(&server, &request).await).await;
+    let streamed = streamed_answer(&server, &request).await;
     assert_eq!(
         streamed.chunks[0]["choices"][0]["delta"]["role"],
         "assistant"
@@ -474,7 +283,7 @@ async fn a_streamed_chat_relays_the_text_as_chunks_and_ends_with_the_usage_chunk
         )
     );
 
-    let sent = only(&fake);
+    let sent = only_request(&fake);
     assert_eq!(sent.target, "/v1/chat/completions");
     assert_eq!(sent.header("accept"), Some("text/event-stream"));
     let body = sent.json();
@@ -495,7 +304,7 @@ async fn a_streamed_chat_without_include_usage_sends_no_usage_chunk() {
         "stream": true,
         "messages": [{"role": "user", "content": "你是谁？"}]
     });
-    let streamed = Streamed::read(chat(&server, &request).await).await;
+    let streamed = streamed_answer(&server, &request).await;
     assert_eq!(streamed.text(), "我是助手。");
     assert!(streamed.usage().is_none());
     assert!(
@@ -503,7 +312,7 @@ async fn a_streamed_chat_without_include_usage_sends_no_usage_chunk() {
         "no usage field at all when the client did not ask"
     );
     assert_eq!(
-        only(&fake).json()["stream_options"],
+        only_request(&fake).json()["stream_options"],
         json!({"include_usage": true}),
         "the host still asks OpenAI for usage, for its own accounting"
     );
@@ -523,7 +332,7 @@ async fn a_tool_call_comes_back_whole_with_its_id_name_and_json_arguments() {
         "tools": read_file_tool(),
         "messages": [{"role": "user", "content": "how large is the README.md file in my current path"}]
     });
-    let body = completion(&server, &request).await;
+    let body = whole_answer(&server, &request).await;
     let message = &body["choices"][0]["message"];
     assert_eq!(message["content"], Value::Null);
     assert_eq!(
@@ -534,7 +343,7 @@ async fn a_tool_call_comes_back_whole_with_its_id_name_and_json_arguments() {
     assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
     assert_eq!(body["usage"]["total_tokens"], 75);
 
-    let sent = only(&fake).json();
+    let sent = only_request(&fake).json();
     assert_eq!(sent["tools"], read_file_tool(), "tools go upstream as sent");
     assert_eq!(sent["parallel_tool_calls"], true);
     server.stop().await;
@@ -554,7 +363,7 @@ async fn a_streamed_tool_call_arrives_as_index_zero_deltas_that_join_into_the_ar
         "tools": read_file_tool(),
         "messages": [{"role": "user", "content": "how large is the README.md file in my current path"}]
     });
-    let streamed = Streamed::read(chat(&server, &request).await).await;
+    let streamed = streamed_answer(&server, &request).await;
     assert_eq!(
         streamed.tool_calls(),
         vec![(
@@ -591,7 +400,7 @@ async fn parallel_streamed_tool_calls_keep_their_indexes_zero_and_one() {
         "tools": [{"type": "function", "function": {"name": "search", "parameters": {"type": "object"}}}],
         "messages": [{"role": "user", "content": "search for Discourse AI bot, twice"}]
     });
-    let streamed = Streamed::read(chat(&server, &request).await).await;
+    let streamed = streamed_answer(&server, &request).await;
     let calls = streamed.tool_calls();
     assert_eq!(
         calls,
@@ -623,13 +432,13 @@ async fn the_second_turn_of_a_tool_loop_carries_the_assistant_call_and_the_tool_
         "E2E_OPENAI_KEY_LOOP",
         vec![
             Reply::json(TOOL_CALL_COMPLETION),
-            Reply::json(API_REFERENCE_COMPLETION),
+            Reply::json(OPENAI_CHAT_COMPLETION),
         ],
     )
     .await;
     let question =
         json!({"role": "user", "content": "how large is the README.md file in my current path"});
-    let first = completion(
+    let first = whole_answer(
         &server,
         &json!({"model": "openai/gpt-4.1", "tools": read_file_tool(), "messages": [question]}),
     )
@@ -637,7 +446,7 @@ async fn the_second_turn_of_a_tool_loop_carries_the_assistant_call_and_the_tool_
     // The client echoes the assistant message it got, then answers the call.
     let assistant = first["choices"][0]["message"].clone();
     let result = json!({"role": "tool", "tool_call_id": "call_KjzAbhiZC6nk81tQzL7pwlpc", "content": "README.md: 1024 bytes"});
-    let second = completion(
+    let second = whole_answer(
         &server,
         &json!({"model": "openai/gpt-4.1", "tools": read_file_tool(),
                 "messages": [question, assistant, result]}),
@@ -669,7 +478,7 @@ async fn a_length_stop_is_finish_reason_length() {
         vec![Reply::json(&completion_finishing_with("length"))],
     )
     .await;
-    let body = completion(
+    let body = whole_answer(
         &server,
         &json!({"model": "openai/gpt-4.1", "max_tokens": 10, "messages": [{"role": "user", "content": "Hello!"}]}),
     )
@@ -685,7 +494,7 @@ async fn a_content_filter_stop_is_finish_reason_content_filter() {
         vec![Reply::json(&completion_finishing_with("content_filter"))],
     )
     .await;
-    let body = completion(
+    let body = whole_answer(
         &server,
         &json!({"model": "openai/gpt-4.1", "messages": [{"role": "user", "content": "Hello!"}]}),
     )
@@ -701,7 +510,7 @@ async fn cached_prompt_tokens_are_reported_in_prompt_tokens_details() {
         vec![Reply::json(&completion_with_cached_prompt())],
     )
     .await;
-    let body = completion(
+    let body = whole_answer(
         &server,
         &json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "Hello!"}]}),
     )
@@ -719,37 +528,15 @@ async fn cached_prompt_tokens_are_reported_in_prompt_tokens_details() {
 /// What the client gets when the upstream answers every attempt with `reply`: the status
 /// and the error body. One request per host: the host may retry, and counts failures.
 async fn error_for(key_env: &str, reply: Reply, stream: bool) -> (u16, Value) {
-    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
-    fake.always(reply);
-    let server = host(&scratch, &fake, "openai", key_env, "sk-test", json!({})).await;
-    let response = chat(
-        &server,
-        &json!({"model": "openai/gpt-4o", "stream": stream, "messages": [{"role": "user", "content": "Hello!"}]}),
+    let request = json!({"model": "openai/gpt-4o", "stream": stream, "messages": [{"role": "user", "content": "Hello!"}]});
+    client::error_for(
+        (key_env, "sk-test"),
+        openai_entry(json!({})),
+        json!({}),
+        reply,
+        &request,
     )
-    .await;
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    let body: Value = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("an error body is JSON ({e}): {text}"));
-    assert!(
-        !fake.received().is_empty(),
-        "the request reached the upstream"
-    );
-    server.stop().await;
-    (status, body)
-}
-
-/// `(type, code)` of an OpenAI error body, checking its shape on the way.
-fn kind_and_code(body: &Value) -> (&str, &str) {
-    let error = &body["error"];
-    assert!(
-        error["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-    (
-        error["type"].as_str().unwrap_or_default(),
-        error["code"].as_str().unwrap_or_default(),
-    )
+    .await
 }
 
 /// A 401 as OpenAI sends it for a wrong key (chatanywhere/GPT_API_free#62,
@@ -784,7 +571,7 @@ async fn an_invalid_api_key_is_a_502_upstream_authentication_failure_not_the_cli
     .await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(
-        kind_and_code(&body),
+        error_type_and_code(&body),
         ("upstream_error", "upstream_authentication_failed")
     );
 }
@@ -799,7 +586,7 @@ async fn a_rate_limit_with_retry_after_is_a_429_rate_limit_exceeded() {
     .await;
     assert_eq!(status, 429, "{body}");
     assert_eq!(
-        kind_and_code(&body),
+        error_type_and_code(&body),
         ("rate_limit_error", "rate_limit_exceeded")
     );
     assert!(
@@ -821,7 +608,7 @@ async fn a_rate_limit_on_a_streamed_request_is_a_plain_429_before_any_chunk() {
     .await;
     assert_eq!(status, 429, "{body}");
     assert_eq!(
-        kind_and_code(&body),
+        error_type_and_code(&body),
         ("rate_limit_error", "rate_limit_exceeded")
     );
 }
@@ -836,7 +623,7 @@ async fn insufficient_quota_is_a_429_insufficient_quota_not_a_rate_limit() {
     .await;
     assert_eq!(status, 429, "{body}");
     assert_eq!(
-        kind_and_code(&body),
+        error_type_and_code(&body),
         ("insufficient_quota", "insufficient_quota")
     );
 }
@@ -851,7 +638,7 @@ async fn context_length_exceeded_is_a_400_context_length_exceeded() {
     .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(
-        kind_and_code(&body),
+        error_type_and_code(&body),
         ("invalid_request_error", "context_length_exceeded")
     );
 }
@@ -866,7 +653,7 @@ async fn an_unknown_model_upstream_is_a_404_model_not_found() {
     .await;
     assert_eq!(status, 404, "{body}");
     assert_eq!(
-        kind_and_code(&body),
+        error_type_and_code(&body),
         ("invalid_request_error", "model_not_found")
     );
 }
@@ -880,7 +667,10 @@ async fn a_500_server_error_is_a_502_upstream_error() {
     )
     .await;
     assert_eq!(status, 502, "{body}");
-    assert_eq!(kind_and_code(&body), ("upstream_error", "upstream_error"));
+    assert_eq!(
+        error_type_and_code(&body),
+        ("upstream_error", "upstream_error")
+    );
 }
 
 #[tokio::test]
@@ -892,7 +682,10 @@ async fn a_503_overloaded_is_a_502_upstream_error() {
     )
     .await;
     assert_eq!(status, 502, "{body}");
-    assert_eq!(kind_and_code(&body), ("upstream_error", "upstream_error"));
+    assert_eq!(
+        error_type_and_code(&body),
+        ("upstream_error", "upstream_error")
+    );
 }
 
 /// The `200` body of Azure's own example for the GA API version 2024-10-21.
@@ -920,21 +713,17 @@ const AZURE_COMPLETION: &str = r#"{
 async fn an_azure_entry_posts_to_the_deployment_with_the_api_version_and_an_api_key_header() {
     let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
     fake.script([Reply::json(AZURE_COMPLETION)]);
-    let server = host(
-        &scratch,
-        &fake,
-        "azure",
-        "E2E_OPENAI_KEY_AZURE",
-        "azure-key-0123",
-        json!({"base_url": fake.url, "options": {"azure": {"api_version": "2024-10-21"}}}),
-    )
-    .await;
+    let azure = openai_entry(
+        json!({"name": "azure", "base_url": fake.url, "options": {"azure": {"api_version": "2024-10-21"}}}),
+    );
+    let key = ("E2E_OPENAI_KEY_AZURE", "azure-key-0123");
+    let server = start_host_in_front_of(&scratch, &fake, key, azure, json!({})).await;
     // The messages of Azure's example request.
     let messages = json!([
         {"role": "system", "content": "you are a helpful assistant that talks like a pirate"},
         {"role": "user", "content": "can you tell me how to care for a parrot?"}
     ]);
-    let body = completion(
+    let body = whole_answer(
         &server,
         &json!({"model": "azure/pirate-gpt-4o", "messages": messages}),
     )
@@ -956,7 +745,7 @@ async fn an_azure_entry_posts_to_the_deployment_with_the_api_version_and_an_api_
         (&json!(33), &json!(557), &json!(590))
     );
 
-    let sent = only(&fake);
+    let sent = only_request(&fake);
     assert_eq!(
         sent.target,
         "/openai/deployments/pirate-gpt-4o/chat/completions?api-version=2024-10-21"
@@ -973,22 +762,19 @@ async fn an_azure_entry_posts_to_the_deployment_with_the_api_version_and_an_api_
 
 #[tokio::test]
 async fn an_openrouter_entry_sends_its_attribution_headers_and_the_bearer_key() {
-    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    let openrouter = openai_entry(json!({
+        "name": "openrouter",
+        "base_url": "/api/v1",
+        "options": {"preset": "openrouter", "referer": "https://example.org/app", "title": "Example App"}
+    }));
     // OpenRouter answers in OpenAI's chat-completion shape.
-    fake.script([Reply::json(API_REFERENCE_COMPLETION)]);
-    let server = host(
-        &scratch,
-        &fake,
-        "openrouter",
-        "E2E_OPENAI_KEY_OPENROUTER",
-        "sk-or-v1-test",
-        json!({
-            "base_url": format!("{}/api/v1", fake.url),
-            "options": {"preset": "openrouter", "referer": "https://example.org/app", "title": "Example App"}
-        }),
+    let (_scratch, fake, server) = scripted_host(
+        ("E2E_OPENAI_KEY_OPENROUTER", "sk-or-v1-test"),
+        openrouter,
+        [Reply::json(OPENAI_CHAT_COMPLETION)],
     )
     .await;
-    let body = completion(
+    let body = whole_answer(
         &server,
         &json!({"model": "openrouter/openai/gpt-4.1", "messages": [{"role": "user", "content": "Hello!"}]}),
     )
@@ -998,7 +784,7 @@ async fn an_openrouter_entry_sends_its_attribution_headers_and_the_bearer_key() 
         "Hello! How can I assist you today?"
     );
 
-    let sent = only(&fake);
+    let sent = only_request(&fake);
     assert_eq!(sent.target, "/api/v1/chat/completions");
     assert_eq!(sent.header("authorization"), Some("Bearer sk-or-v1-test"));
     assert_eq!(sent.header("http-referer"), Some("https://example.org/app"));

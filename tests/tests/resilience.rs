@@ -8,6 +8,7 @@ use std::{
 };
 
 use e2e::{
+    client::{entry_in_front_of, send_chat, with_fields, StreamedAnswer},
     fake::{FakeUpstream, Reply},
     mock_plugin, plugin, sse_data, Scratch, Server,
 };
@@ -28,14 +29,20 @@ fn chunk(content: &str) -> String {
     format!("data: {{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-mini\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{content}\"}},\"finish_reason\":null}}]}}\n\n")
 }
 
+/// An entry called `primary`: the openai plugin over `fake`, its key in `key_env`.
+fn primary_entry(fake: &FakeUpstream, key_env: &str) -> Value {
+    let fields =
+        json!({"name": "primary", "library": plugin("openai_provider"), "base_url": "/v1"});
+    entry_in_front_of(fake, key_env, fields)
+}
+
 /// A host whose `primary` entry is the openai plugin over `fake`, with `mock` beside it
 /// and an alias `chain` = primary, then mock. `extra` is merged into the top level.
 async fn host(scratch: &Scratch, fake: &FakeUpstream, extra: Value) -> Server {
     std::env::set_var("E2E_RESILIENCE_KEY", "sk-e2e-resilience-secret");
-    let mut config = json!({
+    let config = json!({
         "providers": [
-            {"name": "primary", "library": plugin("openai_provider"), "base_url": format!("{}/v1", fake.url),
-             "api_key_env": "E2E_RESILIENCE_KEY", "allow_private_network": true},
+            primary_entry(fake, "E2E_RESILIENCE_KEY"),
             {"name": "mock", "library": mock_plugin()}
         ],
         "models": {"chain": {"targets": ["primary/gpt-4o-mini", "mock/echo"]}},
@@ -43,20 +50,12 @@ async fn host(scratch: &Scratch, fake: &FakeUpstream, extra: Value) -> Server {
         "timeouts": {"first_byte": 1.0, "idle": 1.0},
         "circuit_breaker": {"enabled": false}
     });
-    config
-        .as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().unwrap().clone());
-    Server::start(&scratch.config(config)).await
+    Server::start(&scratch.config(with_fields(config, extra))).await
 }
 
 async fn chat(server: &Server, model: &str, stream: bool) -> reqwest::Response {
-    reqwest::Client::new()
-        .post(server.at("/v1/chat/completions"))
-        .json(&json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "ping"}]}))
-        .send()
-        .await
-        .unwrap()
+    let request = json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "ping"}]});
+    send_chat(server, &request).await
 }
 
 fn header(response: &reqwest::Response, name: &str) -> String {
@@ -65,6 +64,24 @@ fn header(response: &reqwest::Response, name: &str) -> String {
         .get(name)
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default()
+}
+
+/// `/admin/providers`, and in it the entry of the provider called `name`.
+async fn provider_status(server: &Server, name: &str) -> (Value, Value) {
+    let status: Value = reqwest::get(server.at("/admin/providers"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let provider = status["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap()
+        .clone();
+    (status, provider)
 }
 
 fn gaps(fake: &FakeUpstream) -> Vec<Duration> {
@@ -245,19 +262,14 @@ async fn a_stream_falls_back_before_its_first_byte_and_ends_cleanly_after() {
     let server = host(&scratch, &fake, json!({"retry": {"max_retries": 0}})).await;
     let response = chat(&server, "chain", true).await;
     assert_eq!(header(&response, "x-provider"), "primary");
-    let data = sse_data(&response.text().await.unwrap());
+    let body = response.text().await.unwrap();
+    let data = sse_data(&body);
     assert!(
         data.iter().any(|d| d.contains("\"content\":\"Hel\"")),
         "{data:?}"
     );
-    let error: Value = data
-        .iter()
-        .find_map(|d| {
-            serde_json::from_str::<Value>(d)
-                .ok()
-                .filter(|v| v.get("error").is_some())
-        })
-        .expect("an error event");
+    let streamed = StreamedAnswer::parse(&body);
+    let error = streamed.errors.first().expect("an error event");
     assert_eq!(
         error["error"]["code"], "upstream_connection_failed",
         "{error}"
@@ -316,18 +328,7 @@ async fn a_failing_provider_trips_its_breaker_is_skipped_then_probed_back() {
         );
     }
     assert_eq!(fake.received().len(), 2);
-    let status: Value = reqwest::get(server.at("/admin/providers"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let primary = status["providers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "primary")
-        .unwrap();
+    let (status, primary) = provider_status(&server, "primary").await;
     assert_eq!(primary["circuit"], "open", "{status:#}");
     let response = chat(&server, "chain", false).await;
     assert_eq!(header(&response, "x-provider"), "mock");
@@ -351,18 +352,7 @@ async fn a_failing_provider_trips_its_breaker_is_skipped_then_probed_back() {
         "primary",
         "the probe went through and succeeded"
     );
-    let status: Value = reqwest::get(server.at("/admin/providers"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let primary = status["providers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "primary")
-        .unwrap();
+    let (_, primary) = provider_status(&server, "primary").await;
     assert_eq!(primary["circuit"], "closed");
     server.stop().await;
 }
@@ -429,10 +419,8 @@ async fn embedders_receive_the_same_records_through_a_callback() {
     let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
     fake.always(Reply::json(COMPLETION));
     std::env::set_var("E2E_RESILIENCE_CB_KEY", "sk-callback-secret");
-    let config = scratch.config(json!({"providers": [
-        {"name": "primary", "library": plugin("openai_provider"), "base_url": format!("{}/v1", fake.url),
-         "api_key_env": "E2E_RESILIENCE_CB_KEY", "allow_private_network": true}
-    ]}));
+    let config =
+        scratch.config(json!({"providers": [primary_entry(&fake, "E2E_RESILIENCE_CB_KEY")]}));
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
     let sink = seen.clone();
     let host = provider_host::Host::builder()
@@ -478,13 +466,7 @@ async fn a_request_needing_a_capability_a_target_lacks_skips_it_or_is_refused_na
         json!({"models": {"chain": {"targets": ["mock/echo", "primary/gpt-4o-mini"]}}}),
     )
     .await;
-    let client = reqwest::Client::new();
-    let refused = client
-        .post(server.at("/v1/chat/completions"))
-        .json(&with_image("mock/echo"))
-        .send()
-        .await
-        .unwrap();
+    let refused = send_chat(&server, &with_image("mock/echo")).await;
     assert_eq!(refused.status(), 400);
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unsupported_capability");
@@ -495,12 +477,7 @@ async fn a_request_needing_a_capability_a_target_lacks_skips_it_or_is_refused_na
             .contains("image input (vision)"),
         "{body}"
     );
-    let skipped = client
-        .post(server.at("/v1/chat/completions"))
-        .json(&with_image("chain"))
-        .send()
-        .await
-        .unwrap();
+    let skipped = send_chat(&server, &with_image("chain")).await;
     assert_eq!(skipped.status(), 200);
     assert_eq!(
         header(&skipped, "x-provider"),

@@ -5,47 +5,12 @@
 use std::time::{Duration, Instant};
 
 use e2e::{
+    canned::OPENAI_CHAT_COMPLETION,
+    client::{json_body, send_chat, start_host_in_front_of, with_fields, StreamedAnswer},
     fake::{FakeUpstream, Reply},
-    plugin, sse_data, Scratch, Server,
+    plugin, Scratch, Server,
 };
 use serde_json::{json, Value};
-
-/// A `chat.completion` body as OpenAI's API reference shows it.
-const COMPLETION: &str = r#"{
-  "id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT",
-  "object": "chat.completion",
-  "created": 1741569952,
-  "model": "gpt-4.1-2025-04-14",
-  "choices": [
-    {
-      "index": 0,
-      "message": {
-        "role": "assistant",
-        "content": "Hello! How can I assist you today?",
-        "refusal": null,
-        "annotations": []
-      },
-      "logprobs": null,
-      "finish_reason": "stop"
-    }
-  ],
-  "usage": {
-    "prompt_tokens": 19,
-    "completion_tokens": 10,
-    "total_tokens": 29,
-    "prompt_tokens_details": {
-      "cached_tokens": 0,
-      "audio_tokens": 0
-    },
-    "completion_tokens_details": {
-      "reasoning_tokens": 0,
-      "audio_tokens": 0,
-      "accepted_prediction_tokens": 0,
-      "rejected_prediction_tokens": 0
-    }
-  },
-  "service_tier": "default"
-}"#;
 
 fn chunk(content: &str) -> String {
     format!(
@@ -56,45 +21,18 @@ fn chunk(content: &str) -> String {
 const FINISH: &str = "data: {\"id\":\"chatcmpl-123\",\"object\":\"chat.completion.chunk\",\"created\":1694268190,\"model\":\"gpt-4o-mini\",\"system_fingerprint\":\"fp_44709d6fcb\",\"choices\":[{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"stop\"}]}\n\n";
 const DONE: &str = "data: [DONE]\n\n";
 
-/// A host with one `openai` entry pointing at `fake`; `entry` fields override.
+/// Starts a host with one `openai` entry in front of `fake` (OpenAI's API under `/v1`),
+/// `entry` overriding its fields and `top` adding top-level config; `key` is
+/// `(variable, value)`, each test using its own variable.
 async fn host_for(
     scratch: &Scratch,
     fake: &FakeUpstream,
-    key_env: &str,
+    key: (&str, &str),
     entry: Value,
     top: Value,
 ) -> Server {
-    let mut provider = json!({
-        "name": "openai",
-        "library": plugin("openai_provider"),
-        "base_url": format!("{}/v1", fake.url),
-        "api_key_env": key_env,
-        "allow_private_network": true
-    });
-    provider
-        .as_object_mut()
-        .unwrap()
-        .extend(entry.as_object().unwrap().clone());
-    let mut config = json!({"providers": [provider]});
-    config
-        .as_object_mut()
-        .unwrap()
-        .extend(top.as_object().unwrap().clone());
-    Server::start(&scratch.config(config)).await
-}
-
-fn set_key(var: &str, key: &str) {
-    // Each test uses its own variable, so parallel tests never race on one.
-    std::env::set_var(var, key);
-}
-
-async fn chat(server: &Server, body: Value) -> reqwest::Response {
-    reqwest::Client::new()
-        .post(server.at("/v1/chat/completions"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
+    let openai = json!({"name": "openai", "library": plugin("openai_provider"), "base_url": "/v1"});
+    start_host_in_front_of(scratch, fake, key, with_fields(openai, entry), top).await
 }
 
 fn hello(stream: bool) -> Value {
@@ -104,10 +42,10 @@ fn hello(stream: bool) -> Value {
 #[tokio::test]
 async fn a_chat_goes_upstream_with_the_key_in_the_auth_header_and_comes_back() {
     let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
-    set_key("E2E_TRANSPORT_KEY_1", "sk-test-one");
-    fake.always(Reply::json(COMPLETION));
-    let server = host_for(&scratch, &fake, "E2E_TRANSPORT_KEY_1", json!({}), json!({})).await;
-    let response = chat(&server, hello(false)).await;
+    let key = ("E2E_TRANSPORT_KEY_1", "sk-test-one");
+    fake.always(Reply::json(OPENAI_CHAT_COMPLETION));
+    let server = host_for(&scratch, &fake, key, json!({}), json!({})).await;
+    let response = send_chat(&server, &hello(false)).await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(
@@ -136,7 +74,7 @@ async fn a_chat_goes_upstream_with_the_key_in_the_auth_header_and_comes_back() {
 #[tokio::test]
 async fn a_stream_is_relayed_as_it_arrives_not_when_it_ends() {
     let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
-    set_key("E2E_TRANSPORT_KEY_2", "sk-test-two");
+    let key = ("E2E_TRANSPORT_KEY_2", "sk-test-two");
     // Two deltas, then silence: a host that buffered the answer would show nothing.
     fake.always(Reply::Stream {
         status: 200,
@@ -147,36 +85,21 @@ async fn a_stream_is_relayed_as_it_arrives_not_when_it_ends() {
     let server = host_for(
         &scratch,
         &fake,
-        "E2E_TRANSPORT_KEY_2",
+        key,
         json!({}),
         json!({"timeouts": {"idle": 1.0}}),
     )
     .await;
     let started = Instant::now();
-    let response = chat(&server, hello(true)).await;
+    let response = send_chat(&server, &hello(true)).await;
     assert_eq!(response.status(), 200);
-    let data = sse_data(&response.text().await.unwrap());
-    let text: String = data
-        .iter()
-        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-        .filter_map(|c| {
-            c["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(str::to_owned)
-        })
-        .collect();
+    let streamed = StreamedAnswer::parse(&response.text().await.unwrap());
+    let text = streamed.text();
     assert_eq!(
         text, "Hello",
         "both deltas reached the client before the upstream went quiet"
     );
-    let error: Value = data
-        .iter()
-        .find_map(|d| {
-            serde_json::from_str::<Value>(d)
-                .ok()
-                .filter(|v| v.get("error").is_some())
-        })
-        .expect("an error event");
+    let error = streamed.errors.first().expect("an error event");
     assert_eq!(error["error"]["code"], "upstream_timeout");
     assert!(
         started.elapsed() < Duration::from_secs(10),
@@ -188,18 +111,18 @@ async fn a_stream_is_relayed_as_it_arrives_not_when_it_ends() {
 #[tokio::test]
 async fn loopback_upstreams_are_refused_unless_the_entry_allows_them() {
     let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
-    set_key("E2E_TRANSPORT_KEY_3", "sk-test-three");
-    fake.always(Reply::json(COMPLETION));
+    let key = ("E2E_TRANSPORT_KEY_3", "sk-test-three");
+    fake.always(Reply::json(OPENAI_CHAT_COMPLETION));
     let server = host_for(
         &scratch,
         &fake,
-        "E2E_TRANSPORT_KEY_3",
+        key,
         json!({"allow_private_network": false}),
         json!({}),
     )
     .await;
     for stream in [false, true] {
-        let response = chat(&server, hello(stream)).await;
+        let response = send_chat(&server, &hello(stream)).await;
         assert_eq!(response.status(), 502);
         let body: Value = response.json().await.unwrap();
         let message = body["error"]["message"].as_str().unwrap();
@@ -215,17 +138,17 @@ async fn loopback_upstreams_are_refused_unless_the_entry_allows_them() {
 #[tokio::test]
 async fn names_resolving_to_loopback_are_refused_too() {
     let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
-    set_key("E2E_TRANSPORT_KEY_4", "sk-test-four");
+    let key = ("E2E_TRANSPORT_KEY_4", "sk-test-four");
     let port = fake.url.rsplit(':').next().unwrap();
     let server = host_for(
         &scratch,
         &fake,
-        "E2E_TRANSPORT_KEY_4",
+        key,
         json!({"allow_private_network": false, "base_url": format!("http://localhost:{port}/v1")}),
         json!({}),
     )
     .await;
-    let body: Value = chat(&server, hello(false)).await.json().await.unwrap();
+    let body = json_body(send_chat(&server, &hello(false)).await).await;
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("localhost resolves to"), "{message}");
     assert!(fake.received().is_empty());
@@ -235,18 +158,18 @@ async fn names_resolving_to_loopback_are_refused_too() {
 #[tokio::test]
 async fn an_upstream_that_never_answers_times_out_at_first_byte() {
     let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
-    set_key("E2E_TRANSPORT_KEY_5", "sk-test-five");
+    let key = ("E2E_TRANSPORT_KEY_5", "sk-test-five");
     fake.always(Reply::Hang);
     let server = host_for(
         &scratch,
         &fake,
-        "E2E_TRANSPORT_KEY_5",
+        key,
         json!({}),
         json!({"timeouts": {"first_byte": 0.5}}),
     )
     .await;
     let started = Instant::now();
-    let response = chat(&server, hello(false)).await;
+    let response = send_chat(&server, &hello(false)).await;
     assert_eq!(response.status(), 504);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "upstream_timeout");
@@ -261,10 +184,10 @@ async fn an_upstream_that_never_answers_times_out_at_first_byte() {
 #[tokio::test]
 async fn a_connection_closed_without_an_answer_or_refused_is_a_connection_error() {
     let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
-    set_key("E2E_TRANSPORT_KEY_6", "sk-test-six");
+    let key = ("E2E_TRANSPORT_KEY_6", "sk-test-six");
     fake.always(Reply::Close);
-    let server = host_for(&scratch, &fake, "E2E_TRANSPORT_KEY_6", json!({}), json!({})).await;
-    let response = chat(&server, hello(false)).await;
+    let server = host_for(&scratch, &fake, key, json!({}), json!({})).await;
+    let response = send_chat(&server, &hello(false)).await;
     assert_eq!(response.status(), 502);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "upstream_connection_failed");
@@ -276,12 +199,12 @@ async fn a_connection_closed_without_an_answer_or_refused_is_a_connection_error(
     let server = host_for(
         &scratch,
         &fake,
-        "E2E_TRANSPORT_KEY_6",
+        key,
         json!({"base_url": format!("http://127.0.0.1:{port}/v1")}),
         json!({}),
     )
     .await;
-    let body: Value = chat(&server, hello(false)).await.json().await.unwrap();
+    let body = json_body(send_chat(&server, &hello(false)).await).await;
     assert_eq!(
         body["error"]["code"], "upstream_connection_failed",
         "{body}"
@@ -292,14 +215,14 @@ async fn a_connection_closed_without_an_answer_or_refused_is_a_connection_error(
 #[tokio::test]
 async fn a_huge_error_body_is_read_only_up_to_the_cap_and_quoted_briefly() {
     let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
-    set_key("E2E_TRANSPORT_KEY_7", "sk-test-seven");
+    let key = ("E2E_TRANSPORT_KEY_7", "sk-test-seven");
     fake.always(Reply::Full {
         status: 500,
         headers: vec![],
         body: vec![b'x'; 8 * 1024 * 1024],
     });
-    let server = host_for(&scratch, &fake, "E2E_TRANSPORT_KEY_7", json!({}), json!({})).await;
-    let response = chat(&server, hello(false)).await;
+    let server = host_for(&scratch, &fake, key, json!({}), json!({})).await;
+    let response = send_chat(&server, &hello(false)).await;
     assert_eq!(response.status(), 502);
     let body: Value = response.json().await.unwrap();
     let message = body["error"]["message"].as_str().unwrap();
@@ -310,14 +233,18 @@ async fn a_huge_error_body_is_read_only_up_to_the_cap_and_quoted_briefly() {
 #[tokio::test]
 async fn the_key_never_reaches_the_client_even_when_the_upstream_quotes_it() {
     let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
-    set_key("E2E_TRANSPORT_KEY_8", "sk-secret-8f3a9c");
+    let key = ("E2E_TRANSPORT_KEY_8", "sk-secret-8f3a9c");
     fake.always(Reply::status_json(
         401,
         r#"{"error": {"message": "Incorrect API key provided: sk-secret-8f3a9c. You can find your API key at https://platform.openai.com/account/api-keys.", "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}}"#,
     ));
-    let server = host_for(&scratch, &fake, "E2E_TRANSPORT_KEY_8", json!({}), json!({})).await;
+    let server = host_for(&scratch, &fake, key, json!({}), json!({})).await;
     for stream in [false, true] {
-        let text = chat(&server, hello(stream)).await.text().await.unwrap();
+        let text = send_chat(&server, &hello(stream))
+            .await
+            .text()
+            .await
+            .unwrap();
         assert!(!text.contains("sk-secret-8f3a9c"), "{text}");
         assert!(text.contains("Incorrect API key provided: ***"), "{text}");
     }
@@ -327,14 +254,14 @@ async fn the_key_never_reaches_the_client_even_when_the_upstream_quotes_it() {
 #[tokio::test]
 async fn a_client_that_disconnects_mid_stream_cancels_the_upstream_request() {
     let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
-    set_key("E2E_TRANSPORT_KEY_9", "sk-test-nine");
+    let key = ("E2E_TRANSPORT_KEY_9", "sk-test-nine");
     let mut pieces: Vec<String> = (0..400).map(|i| chunk(&format!("w{i} "))).collect();
     pieces.push(FINISH.to_owned());
     pieces.push(DONE.to_owned());
     let pieces: Vec<&str> = pieces.iter().map(String::as_str).collect();
     fake.always(Reply::sse(&pieces, Duration::from_millis(10)));
-    let server = host_for(&scratch, &fake, "E2E_TRANSPORT_KEY_9", json!({}), json!({})).await;
-    let mut response = chat(&server, hello(true)).await;
+    let server = host_for(&scratch, &fake, key, json!({}), json!({})).await;
+    let mut response = send_chat(&server, &hello(true)).await;
     let first = response.chunk().await.unwrap().expect("a first chunk");
     assert!(!first.is_empty());
     drop(response);

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use e2e::{
+    client::{entry_in_front_of, send_chat, send_chat_as, with_fields},
     fake::{FakeUpstream, Reply},
     mock_plugin, plugin, sse_data, Scratch, Server,
 };
@@ -32,30 +33,16 @@ fn stream_pieces() -> Vec<String> {
 
 fn config(scratch: &Scratch, fake: &FakeUpstream, extra: Value) -> std::path::PathBuf {
     std::env::set_var("E2E_USAGE_KEY", "sk-usage");
-    let mut config = json!({
+    let openai = json!({"name": "openai", "library": plugin("openai_provider"), "base_url": "/v1"});
+    let config = json!({
         "providers": [
-            {"name": "openai", "library": plugin("openai_provider"), "base_url": format!("{}/v1", fake.url),
-             "api_key_env": "E2E_USAGE_KEY", "allow_private_network": true},
+            entry_in_front_of(fake, "E2E_USAGE_KEY", openai),
             {"name": "mock", "library": mock_plugin()}
         ],
         "pricing": {"openai/gpt-4o-mini": {"input_per_mtok": 0.15, "output_per_mtok": 0.60, "cached_input_per_mtok": 0.075}},
         "circuit_breaker": {"enabled": false}
     });
-    config
-        .as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().unwrap().clone());
-    scratch.config(config)
-}
-
-async fn chat(server: &Server, key: Option<&str>, body: Value) -> reqwest::Response {
-    let mut request = reqwest::Client::new()
-        .post(server.at("/v1/chat/completions"))
-        .json(&body);
-    if let Some(key) = key {
-        request = request.bearer_auth(key);
-    }
-    request.send().await.unwrap()
+    scratch.config(with_fields(config, extra))
 }
 
 async fn usage(server: &Server, key: Option<&str>) -> Value {
@@ -87,11 +74,11 @@ async fn plain_and_streamed_calls_count_tokens_and_cost_as_computed_by_hand() {
     ]);
     let server = Server::start(&config(&scratch, &fake, json!({}))).await;
     let hello = |stream: bool| json!({"model": "openai/gpt-4o-mini", "stream": stream, "messages": [{"role": "user", "content": "hi"}]});
-    let plain = chat(&server, None, hello(false)).await;
+    let plain = send_chat(&server, &hello(false)).await;
     assert_eq!(plain.status(), 200);
     plain.text().await.unwrap();
     // The client did not ask for usage; the host still learns it (the plugin asks upstream).
-    let streamed = chat(&server, None, hello(true)).await.text().await.unwrap();
+    let streamed = send_chat(&server, &hello(true)).await.text().await.unwrap();
     assert!(
         !streamed.contains("\"usage\":{"),
         "no usage chunk unless asked: {streamed}"
@@ -123,10 +110,9 @@ async fn an_answer_without_usage_is_counted_as_such_never_estimated() {
     let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
     fake.always(Reply::json(NO_USAGE));
     let server = Server::start(&config(&scratch, &fake, json!({}))).await;
-    let response = chat(
+    let response = send_chat(
         &server,
-        None,
-        json!({"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}),
+        &json!({"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}),
     )
     .await;
     let body: Value = response.json().await.unwrap();
@@ -168,7 +154,7 @@ async fn a_stream_the_client_abandons_is_counted_with_what_was_seen() {
         json!({"timeouts": {"idle": 30.0}}),
     ))
     .await;
-    let mut response = chat(&server, None, json!({"model": "openai/gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": "hi"}]})).await;
+    let mut response = send_chat(&server, &json!({"model": "openai/gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": "hi"}]})).await;
     response.chunk().await.unwrap().expect("a first chunk");
     tokio::time::sleep(Duration::from_millis(200)).await;
     drop(response);
@@ -195,10 +181,9 @@ async fn totals_survive_a_restart_and_reset_starts_them_over() {
     let config = config(&scratch, &fake, json!({}));
     let server = Server::start(&config).await;
     for words in ["one", "one two", "one two three"] {
-        let r = chat(
+        let r = send_chat(
             &server,
-            None,
-            json!({"model": "mock/echo", "messages": [{"role": "user", "content": words}]}),
+            &json!({"model": "mock/echo", "messages": [{"role": "user", "content": words}]}),
         )
         .await;
         assert_eq!(r.status(), 200);
@@ -252,10 +237,11 @@ async fn a_client_budget_blocks_the_call_after_the_one_that_spent_it() {
     let call = |key: &'static str| {
         let server = &server;
         async move {
-            chat(
+            send_chat_as(
                 server,
                 Some(key),
-                json!({"model": "mock/echo", "messages": [{"role": "user", "content": "a b c"}]}),
+                &[],
+                &json!({"model": "mock/echo", "messages": [{"role": "user", "content": "a b c"}]}),
             )
             .await
         }
@@ -317,10 +303,9 @@ async fn a_provider_budget_sends_traffic_to_the_next_target_or_refuses() {
     let call = |model: &'static str| {
         let server = &server;
         async move {
-            chat(
+            send_chat(
                 server,
-                None,
-                json!({"model": model, "messages": [{"role": "user", "content": "a b c"}]}),
+                &json!({"model": model, "messages": [{"role": "user", "content": "a b c"}]}),
             )
             .await
         }
@@ -380,25 +365,18 @@ async fn metrics_parse_as_prometheus_text_and_move_with_calls() {
     };
     let before = scrape().await;
     for _ in 0..3 {
-        chat(
+        send_chat(
             &server,
-            None,
-            json!({"model": "mock/echo", "messages": [{"role": "user", "content": "a b"}]}),
+            &json!({"model": "mock/echo", "messages": [{"role": "user", "content": "a b"}]}),
         )
         .await
         .text()
         .await
         .unwrap();
     }
-    chat(
-        &server,
-        None,
-        json!({"model": "mock/fail", "messages": [{"role": "user", "content": "invalid_request"}]}),
-    )
-    .await
-    .text()
-    .await
-    .unwrap();
+    let failing =
+        json!({"model": "mock/fail", "messages": [{"role": "user", "content": "invalid_request"}]});
+    send_chat(&server, &failing).await.text().await.unwrap();
     let after = scrape().await;
     let ok = [("provider", "mock"), ("model", "echo"), ("status", "200")];
     assert_eq!(
@@ -438,20 +416,14 @@ async fn every_response_carries_a_request_id_and_honours_the_clients() {
     let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
     let server = Server::start(&config(&scratch, &fake, json!({}))).await;
     let body = json!({"model": "mock/echo", "messages": [{"role": "user", "content": "x"}]});
-    let generated = chat(&server, None, body.clone()).await;
+    let generated = send_chat(&server, &body).await;
     assert!(generated.headers()["x-request-id"]
         .to_str()
         .unwrap()
         .starts_with("req-"));
-    let mine = reqwest::Client::new()
-        .post(server.at("/v1/chat/completions"))
-        .header("x-request-id", "trace-42")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let mine = send_chat_as(&server, None, &[("x-request-id", "trace-42")], &body).await;
     assert_eq!(mine.headers()["x-request-id"], "trace-42");
-    let streamed = chat(&server, None, json!({"model": "mock/echo", "stream": true, "messages": [{"role": "user", "content": "x"}]})).await;
+    let streamed = send_chat(&server, &json!({"model": "mock/echo", "stream": true, "messages": [{"role": "user", "content": "x"}]})).await;
     assert!(streamed.headers().contains_key("x-request-id"));
     assert_eq!(
         sse_data(&streamed.text().await.unwrap())
