@@ -438,7 +438,7 @@ async fn a_bad_url_falls_back_to_memory_and_its_errors_never_show_the_password()
     );
     server.stop().await;
     assert!(
-        !scratch.path("provider-host-usage.sqlite3").exists(),
+        !scratch.path(".provider-host/usage.sqlite3").exists(),
         "no SQLite file instead"
     );
 

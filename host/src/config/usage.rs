@@ -78,7 +78,8 @@ pub enum Period {
 pub struct UsageConfig {
     /// Keep usage at all (in memory and in the ledger).
     pub enabled: bool,
-    /// The SQLite ledger file (relative to the config's folder).
+    /// The SQLite ledger file (relative to the config's folder). The default sits in a
+    /// folder of its own beside the config, so its writes do not wake the config watcher.
     pub database: PathBuf,
     /// A PostgreSQL URL: a ledger shared by a fleet of hosts, instead of SQLite.
     pub postgres: Option<String>,
@@ -88,7 +89,7 @@ impl Default for UsageConfig {
     fn default() -> Self {
         UsageConfig {
             enabled: true,
-            database: PathBuf::from("provider-host-usage.sqlite3"),
+            database: PathBuf::from(".provider-host/usage.sqlite3"),
             postgres: None,
         }
     }

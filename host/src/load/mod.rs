@@ -211,9 +211,21 @@ impl Loader {
     }
 }
 
-/// The SHA-256 of a file, lowercase hex.
+/// The SHA-256 of a file, lowercase hex, read in pieces (plugins are megabytes, and
+/// every reload hashes each configured file).
 pub fn file_sha256(path: &Path) -> std::io::Result<String> {
-    Ok(hex(&Sha256::digest(fs::read(path)?)))
+    use std::io::Read;
+    let mut file = fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    Ok(hex(&hasher.finalize()))
 }
 
 /// Refuses a file or folder that users other than its owner (and root) may write, and

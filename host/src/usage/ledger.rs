@@ -101,6 +101,9 @@ impl SqliteLedger {
     /// Opens (creating if needed) the SQLite file the config names.
     fn open(config: &UsageConfig) -> Result<SqliteLedger, String> {
         let path = &config.database;
+        if let Some(folder) = path.parent().filter(|f| !f.as_os_str().is_empty()) {
+            std::fs::create_dir_all(folder).map_err(|e| format!("{}: {e}", folder.display()))?;
+        }
         let db = Connection::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
         // WAL lets readers (a reporting tool, `sqlite3`) look while the host writes.
         db.pragma_update(None, "journal_mode", "WAL")

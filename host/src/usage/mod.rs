@@ -403,23 +403,30 @@ fn add_spend(spend: &mut HashMap<(Scope, Period), (f64, f64)>, record: &UsageRec
     }
 }
 
-/// Appends records in batches: whatever queued while the last batch was written.
+/// How long the writer gathers records before a commit.
+const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Appends records in batches of what arrives within [`BATCH_WINDOW`] (or 1,000).
 fn write_loop(mut ledger: Ledger, rx: mpsc::Receiver<Message>) {
     let mut batch = Vec::new();
     while let Ok(first) = rx.recv() {
         let mut acks = Vec::new();
         let mut resets = Vec::new();
-        let mut handle = |m: Message, batch: &mut Vec<UsageRecord>| match m {
-            Message::Record(r) => batch.push(r),
-            Message::Flush(ack) => acks.push(ack),
-            Message::Reset(at, ack) => resets.push((at, ack)),
-        };
-        handle(first, &mut batch);
-        while batch.len() < 1_000 {
-            match rx.try_recv() {
-                Ok(m) => handle(m, &mut batch),
-                Err(_) => break,
+        let mut next = Some(first);
+        // Gather a batch: at request rates records arrive one by one, and a commit per
+        // record would cost more than the request itself. A flush or reset ends the wait.
+        let until = std::time::Instant::now() + BATCH_WINDOW;
+        while let Some(message) = next.take() {
+            match message {
+                Message::Record(r) => batch.push(r),
+                Message::Flush(ack) => acks.push(ack),
+                Message::Reset(at, ack) => resets.push((at, ack)),
             }
+            if batch.len() >= 1_000 || !acks.is_empty() || !resets.is_empty() {
+                break;
+            }
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            next = rx.recv_timeout(left).ok();
         }
         if !batch.is_empty() {
             if let Err(e) = ledger.append(&batch) {

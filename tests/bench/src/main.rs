@@ -62,7 +62,7 @@ enum Streaming {
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Debug)]
 #[serde(rename_all = "lowercase")]
 enum Ledger {
-    /// The default: `provider-host-usage.sqlite3` beside the config file.
+    /// The default: `.provider-host/usage.sqlite3` beside the config file.
     Beside,
     /// In a folder of its own, away from the folder the host watches for config changes.
     Elsewhere,
@@ -702,7 +702,7 @@ fn memory_check(setup: &mut Setup, args: &RunArgs) -> anyhow::Result<Memory> {
         let _ = fs::remove_file(
             setup
                 .scratch
-                .join(format!("provider-host-usage.sqlite3{suffix}")),
+                .join(format!(".provider-host/usage.sqlite3{suffix}")),
         );
     }
     setup.host = start_host(args, &setup.host_bin, &setup.config_path, &setup.scratch)?;
