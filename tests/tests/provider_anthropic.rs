@@ -31,166 +31,18 @@ use e2e::{
 use serde_json::{json, Value};
 use std::time::Duration;
 
-/// The Messages API reference's `200` example.
-const MESSAGE: &str = r#"{
-  "content": [
-    {
-      "citations": null,
-      "text": "Hi! My name is Claude.",
-      "type": "text"
-    }
-  ],
-  "id": "msg_013Zva2CMHLNnXjNJJKqJ2EF",
-  "model": "claude-sonnet-4-5-20250929",
-  "role": "assistant",
-  "stop_reason": "end_turn",
-  "stop_sequence": null,
-  "type": "message",
-  "usage": {
-    "input_tokens": 2095,
-    "output_tokens": 503
-  }
-}"#;
+/// The plugin's own copies of Anthropic's published bytes (its conformance material),
+/// used here byte for byte instead of a second copy.
+#[allow(dead_code)]
+#[path = "../../providers/anthropic/src/fixtures.rs"]
+mod fixtures;
 
-/// The streaming guide's "Basic streaming request" response.
-const BASIC_STREAM: &str = r#"event: message_start
-data: {"type": "message_start", "message": {"id": "msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY", "type": "message", "role": "assistant", "content": [], "model": "claude-sonnet-4-5-20250929", "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 25, "output_tokens": 1}}}
-
-event: content_block_start
-data: {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
-
-event: ping
-data: {"type": "ping"}
-
-event: content_block_delta
-data: {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hello"}}
-
-event: content_block_delta
-data: {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "!"}}
-
-event: content_block_stop
-data: {"type": "content_block_stop", "index": 0}
-
-event: message_delta
-data: {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence":null}, "usage": {"output_tokens": 15}}
-
-event: message_stop
-data: {"type": "message_stop"}
-
-"#;
-
-/// The tool-use guide's answer calling `get_weather` (it carries no usage).
-const TOOL_USE: &str = r#"{
-  "id": "msg_01Aq9w938a90dw8q",
-  "model": "claude-sonnet-4-5",
-  "stop_reason": "tool_use",
-  "role": "assistant",
-  "content": [
-    {
-      "type": "text",
-      "text": "I'll check the current weather in San Francisco for you."
-    },
-    {
-      "type": "tool_use",
-      "id": "toolu_01A09q90qw90lq917835lq9",
-      "name": "get_weather",
-      "input": {"location": "San Francisco, CA", "unit": "celsius"}
-    }
-  ]
-}"#;
-
-/// The streaming guide's "Streaming request with tool use" response: text, then a
-/// `tool_use` block whose input arrives as `input_json_delta` pieces.
-const TOOL_USE_STREAM: &str = r#"event: message_start
-data: {"type":"message_start","message":{"id":"msg_014p7gG3wDgGV9EUtLvnow3U","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929","stop_sequence":null,"usage":{"input_tokens":472,"output_tokens":2},"content":[],"stop_reason":null}}
-
-event: content_block_start
-data: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}
-
-event: ping
-data: {"type": "ping"}
-
-event: content_block_delta
-data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Okay"}}
-
-event: content_block_delta
-data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":","}}
-
-event: content_block_delta
-data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" let"}}
-
-event: content_block_delta
-data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"'s"}}
-
-event: content_block_delta
-data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" check"}}
-
-event: content_block_delta
-data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" the"}}
-
-event: content_block_delta
-data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" weather"}}
-
-event: content_block_delta
-data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" for"}}
-
-event: content_block_delta
-data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" San"}}
-
-event: content_block_delta
-data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" Francisco"}}
-
-event: content_block_delta
-data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":","}}
-
-event: content_block_delta
-data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" CA"}}
-
-event: content_block_delta
-data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":":"}}
-
-event: content_block_stop
-data: {"type":"content_block_stop","index":0}
-
-event: content_block_start
-data: {"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"toolu_01T1x1fJ34qAmk2tNTrN7Up6","name":"get_weather","input":{}}}
-
-event: content_block_delta
-data: {"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":""}}
-
-event: content_block_delta
-data: {"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"location\":"}}
-
-event: content_block_delta
-data: {"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":" \"San"}}
-
-event: content_block_delta
-data: {"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":" Francisc"}}
-
-event: content_block_delta
-data: {"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"o,"}}
-
-event: content_block_delta
-data: {"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":" CA\""}}
-
-event: content_block_delta
-data: {"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":", "}}
-
-event: content_block_delta
-data: {"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"\"unit\": \"fah"}}
-
-event: content_block_delta
-data: {"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"renheit\"}"}}
-
-event: content_block_stop
-data: {"type":"content_block_stop","index":1}
-
-event: message_delta
-data: {"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":89}}
-
-event: message_stop
-data: {"type":"message_stop"}
-"#;
+use fixtures::{
+    BASIC_STREAM, MESSAGE_RESPONSE as MESSAGE, OVERLOADED_BODY,
+    PROMPT_TOO_LONG_BODY as PROMPT_TOO_LONG, THINKING_STREAM,
+    THINKING_TOOL_USE_RESPONSE as THINKING_TOOL_USE, TOOL_USE_RESPONSE as TOOL_USE,
+    TOOL_USE_STREAM,
+};
 
 /// Two `tool_use` blocks in one streamed turn, the case of the parallel-tool-use page
 /// (`/en/docs/agents-and-tools/tool-use/parallel-tool-use`: weather and time), in the
@@ -230,78 +82,6 @@ data: {"type":"message_stop"}
 
 "#;
 
-/// The extended-thinking guide's "Extended thinking with tool use" answer: a signed
-/// thinking block, text, then `tool_use`.
-const THINKING_TOOL_USE: &str = r#"{
-    "content": [
-        {
-            "type": "thinking",
-            "thinking": "The user wants to know the current weather in Paris. I have access to a function `get_weather`...",
-            "signature": "BDaL4VrbR2Oj0hO4XpJxT28J5TILnCrrUXoKiiNBZW9P+nr8XSj1zuZzAl4egiCCpQNvfyUuFFJP5CncdYZEQPPmLxYsNrcs...."
-        },
-        {
-            "type": "text",
-            "text": "I can help you get the current weather information for Paris. Let me check that for you"
-        },
-        {
-            "type": "tool_use",
-            "id": "toolu_01CswdEQBMshySk6Y9DFKrfq",
-            "name": "get_weather",
-            "input": {
-                "location": "Paris"
-            }
-        }
-    ]
-}"#;
-
-/// The streaming guide's "Streaming request with extended thinking" response: a thinking
-/// block closed by its `signature_delta`, then text (this example has no usage).
-const THINKING_STREAM: &str = r#"event: message_start
-data: {"type": "message_start", "message": {"id": "msg_01...", "type": "message", "role": "assistant", "content": [], "model": "claude-sonnet-4-5-20250929", "stop_reason": null, "stop_sequence": null}}
-
-event: content_block_start
-data: {"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}}
-
-event: content_block_delta
-data: {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "Let me solve this step by step:\n\n1. First break down 27 * 453"}}
-
-event: content_block_delta
-data: {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "\n2. 453 = 400 + 50 + 3"}}
-
-event: content_block_delta
-data: {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "\n3. 27 * 400 = 10,800"}}
-
-event: content_block_delta
-data: {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "\n4. 27 * 50 = 1,350"}}
-
-event: content_block_delta
-data: {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "\n5. 27 * 3 = 81"}}
-
-event: content_block_delta
-data: {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "\n6. 10,800 + 1,350 + 81 = 12,231"}}
-
-event: content_block_delta
-data: {"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds..."}}
-
-event: content_block_stop
-data: {"type": "content_block_stop", "index": 0}
-
-event: content_block_start
-data: {"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}}
-
-event: content_block_delta
-data: {"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "27 * 453 = 12,231"}}
-
-event: content_block_stop
-data: {"type": "content_block_stop", "index": 1}
-
-event: message_delta
-data: {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}}
-
-event: message_stop
-data: {"type": "message_stop"}
-"#;
-
 /// The thinking text of [`THINKING_STREAM`], its deltas joined.
 const STREAMED_THINKING: &str = "Let me solve this step by step:\n\n1. First break down 27 * 453\n2. 453 = 400 + 50 + 3\n3. 27 * 400 = 10,800\n4. 27 * 50 = 1,350\n5. 27 * 3 = 81\n6. 10,800 + 1,350 + 81 = 12,231";
 
@@ -311,14 +91,6 @@ const OVERLOADED_EVENT: &str = r#"event: error
 data: {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
 
 "#;
-
-/// The same error as the body of a 529 (errors are "always returned as JSON, with a
-/// top-level `error` object").
-const OVERLOADED_BODY: &str =
-    r#"{"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}"#;
-
-/// A real 400 for a prompt over the context window, quoted in boldsoftware/exe.dev#62.
-const PROMPT_TOO_LONG: &str = r#"{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 200251 tokens > 200000 maximum"},"request_id":"req_011CWdepJvA2D819tdYYq4h7"}"#;
 
 /// A 401 for a wrong key: the documented shape with the message the API gives
 /// ("invalid x-api-key", as quoted in many client test suites).
