@@ -42,7 +42,7 @@ async fn main() -> anyhow::Result<()> {
     let app = Router::new()
         .route("/summary", get(summary))
         .with_state(host.clone())
-        .nest("/llm", host.router());
+        .nest("/llm", provider_host::serve::router(host.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
     println!("listening on http://127.0.0.1:3000 (host API under /llm)");
     axum::serve(listener, app).await?;

@@ -8,8 +8,8 @@ use provider_sdk::{ChatRequest, Header, HttpResponse, Message, Outbound};
 use serde::Serialize;
 
 use crate::{
-    host::Snapshot,
     registry::State,
+    snapshot::Snapshot,
     transport::{self, ERROR_BODY_CAP},
 };
 

@@ -11,26 +11,22 @@ use std::{
 };
 
 use arc_swap::ArcSwap;
-use provider_sdk::ChatRequest;
+use provider_sdk::{ChatRequest, ErrorKind};
 use serde::Serialize;
 
 use crate::{
     breaker::Breakers,
-    config::{Config, ConfigError},
-    dispatch::{self, Completion, DispatchError, EventStream},
+    config::{Config, ConfigError, KeyLookup},
     load::Loader,
-    metrics::Metrics,
+    pipeline::{Call, Caller, Completion, DispatchError, EventStream, Pipeline},
     registry::{Changes, Registry},
-    serve::ClientKeys,
+    snapshot::Snapshot,
     transport::{
         rawlog::{RawLog, RecordCallback, UpstreamRecord},
         Transport,
     },
     usage::{Meter, UsageRecord},
 };
-
-/// Looks up an API key by the name of its environment variable.
-pub type KeyLookup = dyn Fn(&str) -> Option<String> + Send + Sync;
 
 /// Builds a [`Host`] from a config file or an in-memory config.
 ///
@@ -39,7 +35,7 @@ pub type KeyLookup = dyn Fn(&str) -> Option<String> + Send + Sync;
 /// let host = provider_host::Host::builder()
 ///     .config_file("external_providers.json")
 ///     .build()?;
-/// let app = axum::Router::new().nest("/llm", host.router());
+/// let app = axum::Router::new().nest("/llm", provider_host::serve::router(host));
 /// # let _ = app; Ok(()) }
 /// ```
 #[derive(Default)]
@@ -120,20 +116,6 @@ impl HostBuilder {
     }
 }
 
-/// Everything a request needs, swapped as one.
-pub struct Snapshot {
-    /// The config in effect.
-    pub config: Arc<Config>,
-    /// The providers.
-    pub registry: Arc<Registry>,
-    /// The HTTP side, built for this config's timeouts.
-    pub transport: Transport,
-    /// Accepted client keys.
-    pub client_keys: ClientKeys,
-    /// Increments with every published snapshot.
-    pub generation: u64,
-}
-
 /// What one reload did.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReloadReport {
@@ -178,9 +160,7 @@ pub struct Host {
     current: ArcSwap<Snapshot>,
     reloading: Mutex<()>,
     stats: ReloadStats,
-    breakers: Arc<Breakers>,
-    meter: Meter,
-    metrics: Metrics,
+    pipeline: Arc<Pipeline>,
 }
 
 impl Host {
@@ -220,7 +200,7 @@ impl Host {
         let registry = Registry::build(&config, &loader, &*keys);
         let transport = Transport::new(config.timeouts, raw_log(&config, &records));
         let meter = Meter::open(&config.usage);
-        let snapshot = snapshot(config, registry, transport, 1, &*keys);
+        let snapshot = Snapshot::new(config, registry, transport, 1, &*keys);
         Host {
             config_path: path,
             config_dir: dir,
@@ -230,9 +210,7 @@ impl Host {
             current: ArcSwap::from_pointee(snapshot),
             reloading: Mutex::new(()),
             stats: ReloadStats::default(),
-            breakers: Arc::default(),
-            meter,
-            metrics: Metrics::new(),
+            pipeline: Arc::new(Pipeline::new(meter)),
         }
     }
 
@@ -264,29 +242,37 @@ impl Host {
 
     /// The circuit breakers.
     pub fn breakers(&self) -> &Breakers {
-        &self.breakers
+        self.pipeline.breakers()
     }
 
     /// Usage, cost and budgets.
     pub fn usage(&self) -> &Meter {
-        &self.meter
+        self.pipeline.meter()
     }
 
-    /// Counts a finished request in usage, budgets and metrics.
+    /// Counts a request the host did not answer through [`Host::complete`] or
+    /// [`Host::stream`] in usage, budgets and metrics.
     pub fn record(&self, record: UsageRecord) {
-        self.metrics.observe(&record);
-        self.meter.record(record, &self.config().budgets);
+        self.pipeline.count(record, &self.config().budgets);
+    }
+
+    /// Counts a request an ingress refused before it became a call (a malformed or
+    /// oversized body): `status` is what the caller got.
+    pub fn refused(&self, caller: Caller, stream: bool, status: u16, kind: ErrorKind) {
+        self.pipeline
+            .refused(self.snapshot(), caller, stream, status, kind);
     }
 
     /// The Prometheus text exposition.
     pub fn render_metrics(&self) -> String {
-        let breakers = self.breakers.statuses(std::time::Instant::now());
+        let breakers = self.breakers().statuses(std::time::Instant::now());
         let loaded = self
             .registry()
             .libraries_in_use()
             .collect::<std::collections::HashSet<_>>()
             .len();
-        self.metrics
+        self.pipeline
+            .metrics()
             .render(&breakers, loaded, self.retired_libraries())
     }
 
@@ -296,7 +282,7 @@ impl Host {
     }
 
     /// Plugin library versions still mapped that no ready provider uses any more.
-    /// Libraries are never unloaded (see DESIGN.md); this counts what that costs.
+    /// Libraries are never unloaded (see docs/architecture.md); this counts what that costs.
     pub fn retired_libraries(&self) -> usize {
         let registry = self.registry();
         let in_use: std::collections::HashSet<&str> = registry.libraries_in_use().collect();
@@ -352,7 +338,7 @@ impl Host {
                 } else {
                     Transport::new(config.timeouts, raw)
                 };
-                self.current.store(Arc::new(snapshot(
+                self.current.store(Arc::new(Snapshot::new(
                     config,
                     registry,
                     transport,
@@ -369,7 +355,7 @@ impl Host {
         let failures =
             report.changes.failed.len() as u64 + u64::from(report.config_error.is_some());
         self.stats.failures.fetch_add(failures, Ordering::Relaxed);
-        self.metrics.reloaded(failures);
+        self.pipeline.metrics().reloaded(failures);
         *self.stats.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(report.clone());
         report
     }
@@ -383,14 +369,6 @@ impl Host {
             .expect("reload does not panic")
     }
 
-    fn ctx<'a>(&'a self, snapshot: &'a Snapshot) -> dispatch::Ctx<'a> {
-        dispatch::Ctx {
-            snapshot,
-            breakers: &self.breakers,
-            meter: &self.meter,
-        }
-    }
-
     /// The folder relative paths of the config resolve from.
     pub fn config_dir(&self) -> &Path {
         &self.config_dir
@@ -402,21 +380,28 @@ impl Host {
         crate::health::check(&self.snapshot(), name).await
     }
 
-    /// The HTTP API as an axum `Router`, to serve or to mount under a prefix.
-    pub fn router(self: &Arc<Self>) -> axum::Router {
-        crate::serve::router(self.clone())
-    }
-
-    /// Answers a chat request in one piece; `request.model` is `provider/model` or an alias.
+    /// Answers a chat request in one piece, as an anonymous caller; `request.model` is
+    /// `provider/model` or an alias. Counted in usage, budgets and metrics like any
+    /// HTTP request.
     pub async fn chat(&self, request: ChatRequest) -> Result<Completion, DispatchError> {
-        let now = self.snapshot();
-        dispatch::chat(self.ctx(&now), request).await
+        self.complete(Call::new(request)).await
     }
 
-    /// Answers a chat request as a stream of events.
+    /// Answers a chat request as a stream of events, as an anonymous caller.
     pub async fn chat_stream(&self, request: ChatRequest) -> Result<EventStream, DispatchError> {
-        let now = self.snapshot();
-        dispatch::chat_stream(self.ctx(&now), request).await
+        self.stream(Call::new(request)).await
+    }
+
+    /// Answers `call` in one piece through the pipeline (budgets, breakers, retries,
+    /// fallback, usage), on the current snapshot.
+    pub async fn complete(&self, call: Call) -> Result<Completion, DispatchError> {
+        self.pipeline.complete(self.snapshot(), call).await
+    }
+
+    /// Answers `call` as a stream through the pipeline, on the current snapshot; the
+    /// stream holds that snapshot until it ends.
+    pub async fn stream(&self, call: Call) -> Result<EventStream, DispatchError> {
+        self.pipeline.stream(self.snapshot(), call).await
     }
 }
 
@@ -445,21 +430,5 @@ fn raw_log(config: &Config, records: &Option<Arc<RecordCallback>>) -> Option<Arc
             tracing::warn!(error = %e, "cannot open the raw log; upstream traffic is not logged");
             None
         }
-    }
-}
-
-fn snapshot(
-    config: Config,
-    registry: Registry,
-    transport: Transport,
-    generation: u64,
-    keys: &KeyLookup,
-) -> Snapshot {
-    Snapshot {
-        transport,
-        client_keys: crate::serve::client_keys(&config, keys),
-        config: Arc::new(config),
-        registry: Arc::new(registry),
-        generation,
     }
 }

@@ -1,24 +1,32 @@
 //! provider-host: loads LLM provider plugins and serves them behind one API.
 //!
-//! A request travels top-down through the modules: [`config`] says what to load,
-//! [`load`] opens plugin files, [`validate`] checks them, [`registry`] holds what
-//! serves, [`dispatch`] routes a request to a provider, [`transport`] does the I/O, and
-//! [`serve`] puts it all behind an OpenAI-compatible HTTP API.
+//! A request travels top-down: an ingress adapter in [`serve`] turns a client's
+//! request into a canonical [`pipeline::Call`]; the [`pipeline`] runs it (route,
+//! capabilities, budgets, breakers, retries and fallback, usage, metrics) against
+//! the providers of the current [`snapshot`]; the plugin translates and the
+//! [`transport`] does the I/O; the adapter renders the answer in the client's protocol.
+//!
+//! Around that path: [`config`] says what to load, [`load`] opens plugin files,
+//! [`validate`] checks them, [`registry`] holds what serves, [`watch`] reloads.
 //! [`Host`] ties them together for embedders and for the binary.
 
 pub mod breaker;
+pub mod clients;
 pub mod config;
-pub mod dispatch;
 pub mod health;
 mod host;
 pub mod load;
 pub mod metrics;
+pub mod pipeline;
 pub mod registry;
 pub mod serve;
+pub mod snapshot;
+pub mod target;
 pub mod transport;
 pub mod usage;
 pub mod validate;
 pub mod watch;
 
-pub use host::{Host, HostBuilder, KeyLookup};
+pub use config::KeyLookup;
+pub use host::{Host, HostBuilder};
 pub use provider_sdk;

@@ -60,7 +60,7 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
-    /// Send one chat through the host's dispatch path and print the answer.
+    /// Send one chat through the host's pipeline and print the answer.
     Chat {
         /// `provider/model` or an alias.
         #[arg(long, short)]

@@ -3,7 +3,7 @@
 
 use e2e::Scratch;
 use futures_util::StreamExt;
-use provider_host::{dispatch::DispatchError, Host};
+use provider_host::{pipeline::DispatchError, Host};
 use provider_sdk::{samples, ChatRequest, ErrorKind, FinishReason, Message, StreamEvent, Usage};
 
 fn host(scratch: &Scratch) -> Host {

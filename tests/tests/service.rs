@@ -321,7 +321,7 @@ async fn an_embedder_mounts_the_api_under_a_prefix_beside_its_own_routes() {
 
     let app = axum::Router::new()
         .route("/own", axum::routing::get(|| async { "mine" }))
-        .nest("/llm", host.router());
+        .nest("/llm", provider_host::serve::router(host.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let task = tokio::spawn(async move { axum::serve(listener, app).await });

@@ -20,7 +20,11 @@ use std::{
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::registry::Target;
+use crate::target::Target;
+
+/// Looks up a secret (an API key, a client key list) by the name of its environment
+/// variable, or wherever an embedder keeps secrets.
+pub type KeyLookup = dyn Fn(&str) -> Option<String> + Send + Sync;
 
 /// The default config file name, looked up in the working directory.
 pub const DEFAULT_CONFIG_FILE: &str = "external_providers.json";

@@ -3,7 +3,7 @@
 use std::{
     convert::Infallible,
     sync::Arc,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Instant, SystemTime, UNIX_EPOCH},
 };
 
 use axum::{
@@ -15,7 +15,7 @@ use axum::{
 };
 use bytes::Bytes;
 use futures_util::{stream, StreamExt};
-use provider_sdk::{ChatRequest, ErrorKind, StreamEvent, Usage};
+use provider_sdk::{ChatRequest, ErrorKind};
 
 use super::{auth::ClientName, RequestId};
 use super::{
@@ -23,78 +23,71 @@ use super::{
     wire::{ChunkWriter, Completion},
 };
 use crate::{
-    dispatch::{DispatchError, Route},
-    usage::UsageRecord,
+    pipeline::{Call, Caller, DispatchError, Route},
     Host,
 };
 
-/// Answers a chat completion, whole or as SSE, and counts it.
+/// Answers a chat completion, whole or as SSE. The pipeline counts it.
 pub async fn completions(
     State(host): State<Arc<Host>>,
     client: Option<Extension<ClientName>>,
     id: Option<Extension<RequestId>>,
     body: Body,
 ) -> Response {
-    let client = client
-        .map(|c| c.0 .0)
-        .unwrap_or_else(|| "anonymous".to_owned());
-    let id = id.map(|i| i.0 .0).unwrap_or_default();
-    let mut recorder = Recorder::new(host.clone(), id, client);
-    match answer(host, body, &mut recorder).await {
-        Ok(response) => response,
+    let caller = Caller {
+        client: client
+            .map(|c| c.0 .0)
+            .unwrap_or_else(|| "anonymous".to_owned()),
+        request_id: id.map(|i| i.0 .0).unwrap_or_default(),
+        received: Instant::now(),
+    };
+    let limit = host.config().max_request_bytes;
+    let request = match to_bytes(body, limit).await {
+        Err(_) => Err(ApiError::too_large(limit)),
+        Ok(bytes) => parse(&bytes),
+    };
+    let request = match request {
+        Ok(request) => request,
         Err(error) => {
-            recorder.status = error.status.as_u16();
-            recorder.finish(false);
-            error.into_response()
+            host.refused(
+                caller,
+                false,
+                error.status.as_u16(),
+                ErrorKind::InvalidRequest,
+            );
+            return error.into_response();
         }
+    };
+    let call = Call { request, caller };
+    match answer(&host, call).await {
+        Ok(response) => response,
+        Err(error) => ApiError::from_dispatch(&error).into_response(),
     }
 }
 
-async fn answer(
-    host: Arc<Host>,
-    body: Body,
-    recorder: &mut Recorder,
-) -> Result<Response, ApiError> {
-    let config = host.config();
-    let limit = config.max_request_bytes;
-    let bytes = to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::too_large(limit))?;
-    let request = parse(&bytes)?;
-    recorder.stream = request.stream;
-    if let Err(spent) = host.usage().check_client(&recorder.client, &config.budgets) {
-        recorder.error_kind = Some(ErrorKind::QuotaExceeded);
-        return Err(ApiError::budget(&spent.to_string()));
-    }
+async fn answer(host: &Host, call: Call) -> Result<Response, DispatchError> {
     let id = completion_id();
     let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    if !request.stream {
-        let done = host.chat(request).await.map_err(|e| recorder.failed(&e))?;
+    if !call.request.stream {
+        let done = host.complete(call).await?;
         let model = done.target.to_string();
         let mut response =
             Json(Completion::new(&id, created, &model, &done.response)).into_response();
         annotate(&mut response, &done.route);
-        recorder.usage = done.response.usage;
-        recorder.route = Some(done.route);
-        recorder.finish(false);
         return Ok(response);
     }
-    let include_usage = request
+    let include_usage = call
+        .request
         .stream_options
         .as_ref()
         .is_some_and(|o| o.include_usage);
-    let events = host
-        .chat_stream(request)
-        .await
-        .map_err(|e| recorder.failed(&e))?;
+    let events = host.stream(call).await?;
     let model = events.target.to_string();
     let route = events.route.clone();
-    recorder.route = Some(route.clone());
-    let mut recorder = recorder.take();
-    let mut writer = ChunkWriter::new(id, created, model.clone(), include_usage);
+    let mut writer = ChunkWriter::new(id, created, model, include_usage);
     let mut chunks = Vec::new();
     // Events decoded from one upstream read are written to the client in one write:
     // a write per event costs more than the relay itself.
@@ -108,19 +101,13 @@ async fn answer(
                 chunks.clear();
                 let end = item.is_none();
                 match item {
-                    Some(Ok(event)) => {
-                        recorder.saw(&event);
-                        writer.event(&event, &mut chunks);
-                    }
+                    Some(Ok(event)) => writer.event(&event, &mut chunks),
                     // Mid-stream failure: the client gets an error event and the stream ends.
                     Some(Err(error)) => {
-                        let error = recorder.failed(&error);
+                        let error = ApiError::from_dispatch(&error);
                         chunks.push(serde_json::to_string(&error.body()).expect("serializable"));
                     }
-                    None => {
-                        writer.end(&mut chunks);
-                        recorder.finish(false);
-                    }
+                    None => writer.end(&mut chunks),
                 }
                 for chunk in chunks.drain(..) {
                     out.push_str("data: ");
@@ -141,164 +128,6 @@ async fn answer(
     );
     annotate(&mut response, &route);
     Ok(response)
-}
-
-/// Collects what one request did and counts it once: when it ends, or when the client
-/// goes away (then it is marked cancelled, with the tokens seen so far).
-struct Recorder {
-    host: Arc<Host>,
-    started: Instant,
-    at: f64,
-    request_id: String,
-    client: String,
-    stream: bool,
-    route: Option<Route>,
-    failed_target: Option<String>,
-    failed_attempts: u32,
-    status: u16,
-    error_kind: Option<ErrorKind>,
-    first_event: Option<Duration>,
-    usage: Option<Usage>,
-    done: bool,
-}
-
-impl Recorder {
-    fn new(host: Arc<Host>, request_id: String, client: String) -> Recorder {
-        Recorder {
-            host,
-            started: Instant::now(),
-            at: crate::usage::now_unix(),
-            request_id,
-            client,
-            stream: false,
-            route: None,
-            failed_target: None,
-            failed_attempts: 0,
-            status: 200,
-            error_kind: None,
-            first_event: None,
-            usage: None,
-            done: false,
-        }
-    }
-
-    /// Moves the recording into a stream, leaving a finished husk behind.
-    fn take(&mut self) -> Recorder {
-        let mut husk = Recorder::new(self.host.clone(), String::new(), String::new());
-        husk.done = true;
-        std::mem::replace(self, husk)
-    }
-
-    fn saw(&mut self, event: &StreamEvent) {
-        if self.first_event.is_none() {
-            self.first_event = Some(self.started.elapsed());
-        }
-        if let StreamEvent::Usage { usage } = event {
-            self.usage = Some(*usage);
-        }
-    }
-
-    fn failed(&mut self, error: &DispatchError) -> ApiError {
-        let api = ApiError::from_dispatch(error);
-        if self.route.is_none() {
-            self.status = api.status.as_u16();
-        }
-        self.error_kind = Some(error.kind());
-        if let DispatchError::Provider {
-            target, attempts, ..
-        } = error
-        {
-            self.failed_target = Some(target.clone());
-            if *attempts > 0 {
-                self.failed_attempts = *attempts;
-            }
-        }
-        api
-    }
-
-    fn finish(&mut self, cancelled: bool) {
-        if std::mem::replace(&mut self.done, true) {
-            return;
-        }
-        let latency = self.started.elapsed();
-        let (provider, model) = match (&self.route, &self.failed_target) {
-            (Some(route), _) => (
-                Some(route.target.provider.clone()),
-                Some(route.target.model.clone()),
-            ),
-            (None, Some(target)) => match target.split_once('/') {
-                Some((p, m)) => (Some(p.to_owned()), Some(m.to_owned())),
-                None => (None, None),
-            },
-            (None, None) => (None, None),
-        };
-        let config = self.host.config();
-        let registry = self.host.registry();
-        let cost = match (&provider, &model, &self.usage) {
-            (Some(p), Some(m), Some(usage)) => {
-                let manifest = registry.provider(p).and_then(|s| s.manifest.as_deref());
-                crate::usage::cost::prices(&config.pricing, p, m, manifest)
-                    .map(|price| crate::usage::cost::cost(price, usage))
-            }
-            _ => None,
-        };
-        let waited = self
-            .route
-            .as_ref()
-            .map(|r| r.upstream_wait)
-            .unwrap_or_default();
-        let host_time = if self.stream {
-            self.first_event.unwrap_or(latency)
-        } else {
-            latency
-        };
-        let record = UsageRecord {
-            at: self.at,
-            request_id: std::mem::take(&mut self.request_id),
-            client: std::mem::take(&mut self.client),
-            provider,
-            model,
-            fallback_index: self.route.as_ref().map(|r| r.fallback_index),
-            attempts: self
-                .route
-                .as_ref()
-                .map(|r| r.attempts)
-                .unwrap_or(self.failed_attempts),
-            status: self.status,
-            error_kind: self.error_kind,
-            stream: self.stream,
-            cancelled,
-            latency_ms: latency.as_secs_f64() * 1000.0,
-            ttft_ms: self.first_event.map(|d| d.as_secs_f64() * 1000.0),
-            overhead_ms: host_time.saturating_sub(waited).as_secs_f64() * 1000.0,
-            usage: self.usage,
-            cost_usd: cost,
-        };
-        // Debug, not info: at thousands of requests a second an access line per request
-        // costs more than the request; usage and metrics already count every one.
-        tracing::debug!(
-            request_id = %record.request_id,
-            client = %record.client,
-            provider = record.provider.as_deref().unwrap_or("-"),
-            model = record.model.as_deref().unwrap_or("-"),
-            status = record.status,
-            error = record.error_kind.map(|k| k.as_str()).unwrap_or("-"),
-            attempts = record.attempts,
-            latency_ms = record.latency_ms,
-            prompt_tokens = record.usage.map(|u| u.prompt_tokens),
-            completion_tokens = record.usage.map(|u| u.completion_tokens),
-            cost_usd = record.cost_usd,
-            cancelled,
-            "request"
-        );
-        self.host.record(record);
-    }
-}
-
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        self.finish(true);
-    }
 }
 
 fn parse(bytes: &[u8]) -> Result<ChatRequest, ApiError> {

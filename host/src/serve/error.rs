@@ -8,7 +8,7 @@ use axum::{
 use provider_sdk::ErrorKind;
 use serde::Serialize;
 
-use crate::dispatch::DispatchError;
+use crate::pipeline::DispatchError;
 
 /// An error response: status, OpenAI `type`, `code` and a message.
 #[derive(Debug, Clone)]
@@ -54,85 +54,32 @@ impl ApiError {
         }
     }
 
-    /// 429: a spend budget is used up.
-    pub fn budget(message: &str) -> Self {
-        ApiError {
-            status: StatusCode::TOO_MANY_REQUESTS,
-            kind: "insufficient_quota",
-            code: "budget_exceeded",
-            message: message.to_owned(),
-        }
-    }
-
     /// The client-facing form of a dispatch failure.
     pub fn from_dispatch(error: &DispatchError) -> Self {
-        match error {
-            DispatchError::BudgetSpent { .. } => return ApiError::budget(&error.to_string()),
-            DispatchError::Unsupported { .. } => {
-                return ApiError {
-                    status: StatusCode::BAD_REQUEST,
-                    kind: "invalid_request_error",
-                    code: "unsupported_capability",
-                    message: error.to_string(),
-                }
+        let status =
+            StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let (kind, code) = match error {
+            DispatchError::ClientBudgetSpent(_) | DispatchError::BudgetSpent { .. } => {
+                ("insufficient_quota", "budget_exceeded")
             }
-            _ => {}
-        }
-        let (status, kind, code) = match error.kind() {
-            ErrorKind::InvalidRequest => (
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "invalid_request",
-            ),
-            ErrorKind::ContextWindowExceeded => (
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "context_length_exceeded",
-            ),
-            ErrorKind::ModelNotFound => (
-                StatusCode::NOT_FOUND,
-                "invalid_request_error",
-                "model_not_found",
-            ),
-            ErrorKind::RateLimited => (
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limit_error",
-                "rate_limit_exceeded",
-            ),
-            ErrorKind::QuotaExceeded => (
-                StatusCode::TOO_MANY_REQUESTS,
-                "insufficient_quota",
-                "insufficient_quota",
-            ),
-            // The host's key for the upstream was refused: not the client's doing.
-            ErrorKind::Authentication => (
-                StatusCode::BAD_GATEWAY,
-                "upstream_error",
-                "upstream_authentication_failed",
-            ),
-            ErrorKind::Timeout => (
-                StatusCode::GATEWAY_TIMEOUT,
-                "upstream_error",
-                "upstream_timeout",
-            ),
-            ErrorKind::Connection => (
-                StatusCode::BAD_GATEWAY,
-                "upstream_error",
-                "upstream_connection_failed",
-            ),
-            ErrorKind::ProviderService => match error {
-                DispatchError::NotReady { .. } => (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "server_error",
-                    "provider_unavailable",
-                ),
-                _ => (StatusCode::BAD_GATEWAY, "upstream_error", "upstream_error"),
+            DispatchError::Unsupported { .. } => {
+                ("invalid_request_error", "unsupported_capability")
+            }
+            DispatchError::NotReady { .. } => ("server_error", "provider_unavailable"),
+            _ => match error.kind() {
+                ErrorKind::InvalidRequest => ("invalid_request_error", "invalid_request"),
+                ErrorKind::ContextWindowExceeded => {
+                    ("invalid_request_error", "context_length_exceeded")
+                }
+                ErrorKind::ModelNotFound => ("invalid_request_error", "model_not_found"),
+                ErrorKind::RateLimited => ("rate_limit_error", "rate_limit_exceeded"),
+                ErrorKind::QuotaExceeded => ("insufficient_quota", "insufficient_quota"),
+                ErrorKind::Authentication => ("upstream_error", "upstream_authentication_failed"),
+                ErrorKind::Timeout => ("upstream_error", "upstream_timeout"),
+                ErrorKind::Connection => ("upstream_error", "upstream_connection_failed"),
+                ErrorKind::ProviderService => ("upstream_error", "upstream_error"),
+                ErrorKind::PluginFault => ("server_error", "plugin_fault"),
             },
-            ErrorKind::PluginFault => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "plugin_fault",
-            ),
         };
         ApiError {
             status,

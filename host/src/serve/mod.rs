@@ -22,8 +22,9 @@ use axum::{
 use serde_json::{json, Value};
 use tracing::Instrument;
 
-use crate::{config::Config, Host, KeyLookup};
-pub use auth::{ClientKeys, ClientName};
+pub use crate::clients::ClientKeys;
+use crate::Host;
+pub use auth::ClientName;
 use error::ApiError;
 
 /// The service's routes: `/v1/chat/completions`, `/v1/models`, `/admin/providers` and
@@ -99,29 +100,6 @@ async fn metrics(State(host): State<Arc<Host>>) -> impl IntoResponse {
         )],
         host.render_metrics(),
     )
-}
-
-/// The client keys a config asks for: its own, plus those in `auth.keys_env`.
-pub fn client_keys(config: &Config, env: &KeyLookup) -> ClientKeys {
-    let auth = &config.auth;
-    let from_env = auth
-        .keys_env
-        .as_ref()
-        .and_then(|var| env(var))
-        .unwrap_or_default();
-    let keys = auth
-        .keys
-        .iter()
-        .map(|k| (k.key(), k.name()))
-        .chain(
-            from_env
-                .split(',')
-                .map(str::trim)
-                .filter(|k| !k.is_empty())
-                .map(|k| (k, None)),
-        )
-        .collect::<Vec<_>>();
-    ClientKeys::new(keys)
 }
 
 /// Serves `host` on `listener` until `shutdown` resolves; requests in flight finish.

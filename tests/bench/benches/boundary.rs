@@ -235,7 +235,7 @@ mod reload {
     }
 
     /// A never-seen build each time: the above plus the copy into the cache and dlopen.
-    /// Every version stays mapped (see DESIGN.md), so this one runs few times.
+    /// Every version stays mapped (see docs/architecture.md), so this one runs few times.
     #[divan::bench(sample_count = 10, sample_size = 1)]
     fn new_build(bencher: Bencher) {
         let s = scratch("new");

@@ -1,0 +1,246 @@
+//! Route → capabilities → provider budgets → breakers → attempts: the targets of a
+//! model string are tried in order; a failed attempt is retried with backoff when its
+//! kind allows, then the next target is tried when the failure is worth a fallback.
+//! The request's deadline bounds all of it.
+
+use std::{
+    future::Future,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use provider_sdk::{ChatRequest, ErrorKind, ProviderError};
+
+use super::{
+    capabilities::missing_capability,
+    policy::{backoff, counts_against_target, fallback_worthy, retryable, Jitter},
+    upstream::redact,
+    DispatchError,
+};
+use crate::{
+    breaker::{Admission, Breakers},
+    config::RetryPolicy,
+    registry::{ReadyProvider, Registry, Target},
+    snapshot::Snapshot,
+    usage::Meter,
+};
+
+/// Who answered, and what it took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The target that answered.
+    pub target: Target,
+    /// Its position in the fallback chain (0 for the first).
+    pub fallback_index: usize,
+    /// Attempts made, retries and fallbacks included.
+    pub attempts: u32,
+    /// Time spent waiting on upstreams (and in backoff) until the answer, or for a
+    /// stream until its first event: the rest of the latency is the host's own.
+    pub upstream_wait: Duration,
+}
+
+/// Accumulates time spent waiting on upstreams across attempts.
+#[derive(Debug, Default)]
+pub(super) struct WaitClock(std::sync::atomic::AtomicU64);
+
+impl WaitClock {
+    pub(super) fn add(&self, d: Duration) {
+        self.0
+            .fetch_add(d.as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn total(&self) -> Duration {
+        Duration::from_nanos(self.0.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+/// Tries the targets of `request.model` in order, with retries, until `attempt`
+/// succeeds. `attempt` gets the provider, the request as JSON (model set to the
+/// target's) and the request's deadline.
+pub(super) async fn run<T, F, Fut>(
+    snapshot: &Snapshot,
+    breakers: &Breakers,
+    meter: &Meter,
+    mut request: ChatRequest,
+    waited: &WaitClock,
+    mut attempt: F,
+) -> Result<(T, Route), DispatchError>
+where
+    F: FnMut(Arc<ReadyProvider>, String, Instant) -> Fut,
+    Fut: Future<Output = Result<T, ProviderError>>,
+{
+    let (registry, config) = (&snapshot.registry, &snapshot.config);
+    let model = std::mem::take(&mut request.model);
+    let targets = registry
+        .targets(&model)
+        .ok_or_else(|| DispatchError::UnknownModel {
+            model: model.clone(),
+        })?;
+    let deadline = Instant::now() + Duration::from_secs_f64(config.request_timeout);
+    let breaker_policy = &config.circuit_breaker;
+    let mut jitter = Jitter::new();
+    let mut reasons = Vec::new();
+    let mut last: Option<(Target, ProviderError)> = None;
+    let mut attempts = 0u32;
+    let mut budget_blocked = false;
+    let mut unsupported = false;
+    for (index, target) in targets.into_iter().enumerate() {
+        if let Some((_, error)) = &last {
+            if error.kind == ErrorKind::ContextWindowExceeded && !target.larger_context {
+                reasons.push(format!("{target} skipped: not marked larger_context"));
+                continue;
+            }
+        }
+        if let Err(spent) = meter.check_provider(&target.provider, &config.budgets) {
+            reasons.push(format!("{target}: {spent}"));
+            budget_blocked = true;
+            continue;
+        }
+        let provider = match ready(registry, &target) {
+            Ok(provider) => provider,
+            Err(reason) => {
+                reasons.push(reason);
+                continue;
+            }
+        };
+        if let Some(missing) = missing_capability(&request, &provider.manifest.capabilities) {
+            reasons.push(format!(
+                "{target} does not offer {missing} (its plugin's manifest lacks the capability)"
+            ));
+            unsupported = true;
+            continue;
+        }
+        let policy = retry_policy(registry, &target, &config.retry);
+        let keys = [target.provider.clone(), target.to_string()];
+        request.model.clone_from(&target.model);
+        let json = serde_json::to_string(&request).map_err(|e| DispatchError::Provider {
+            target: target.to_string(),
+            error: ProviderError::invalid_request(format!("unencodable request: {e}")),
+            attempts,
+        })?;
+        let mut retry = 0;
+        loop {
+            let now = Instant::now();
+            if let Some(wait) =
+                keys.iter()
+                    .find_map(|k| match breakers.admit(k, breaker_policy, now) {
+                        Admission::Refused(wait) => Some(wait),
+                        _ => None,
+                    })
+            {
+                reasons.push(format!(
+                    "{target} skipped: circuit open (next probe in {:.1}s)",
+                    wait.as_secs_f64()
+                ));
+                break;
+            }
+            if now >= deadline {
+                return Err(deadline_error(
+                    &target,
+                    config.request_timeout,
+                    attempts,
+                    last,
+                ));
+            }
+            attempts += 1;
+            match attempt(provider.clone(), json.clone(), deadline).await {
+                Ok(value) => {
+                    for key in &keys {
+                        breakers.record(key, true, breaker_policy, Instant::now());
+                    }
+                    if index > 0 || attempts > 1 {
+                        tracing::info!(%target, fallback_index = index, attempts, "answered after retries or fallback");
+                    }
+                    let route = Route {
+                        target,
+                        fallback_index: index,
+                        attempts,
+                        upstream_wait: waited.total(),
+                    };
+                    return Ok((value, route));
+                }
+                Err(error) => {
+                    let error = redact(error, &provider);
+                    let healthy = !counts_against_target(error.kind);
+                    breakers.record(
+                        &keys[0],
+                        healthy || error.kind == ErrorKind::ModelNotFound,
+                        breaker_policy,
+                        Instant::now(),
+                    );
+                    breakers.record(
+                        &keys[1],
+                        healthy && error.kind != ErrorKind::ModelNotFound,
+                        breaker_policy,
+                        Instant::now(),
+                    );
+                    tracing::info!(%target, attempt = attempts, kind = %error.kind, message = %error.message, "attempt failed");
+                    if retryable(error.kind) && retry < policy.max_retries {
+                        let wait = backoff(&policy, retry, &error, jitter.sample());
+                        if Instant::now() + wait < deadline {
+                            tokio::time::sleep(wait).await;
+                            waited.add(wait);
+                            retry += 1;
+                            last = Some((target.clone(), error));
+                            continue;
+                        }
+                    }
+                    last = Some((target.clone(), error));
+                    break;
+                }
+            }
+        }
+        if last.as_ref().is_some_and(|(_, e)| !fallback_worthy(e.kind)) {
+            break;
+        }
+    }
+    match last {
+        Some((target, error)) => Err(DispatchError::Provider {
+            target: target.to_string(),
+            error,
+            attempts,
+        }),
+        None if budget_blocked => Err(DispatchError::BudgetSpent { model, reasons }),
+        None if unsupported => Err(DispatchError::Unsupported { model, reasons }),
+        None => Err(DispatchError::NotReady { model, reasons }),
+    }
+}
+
+fn deadline_error(
+    target: &Target,
+    timeout: f64,
+    attempts: u32,
+    last: Option<(Target, ProviderError)>,
+) -> DispatchError {
+    let mut message =
+        format!("the request timeout of {timeout}s ran out after {attempts} attempts");
+    if let Some((_, error)) = &last {
+        message.push_str(&format!("; last error: {error}"));
+    }
+    DispatchError::Provider {
+        target: last
+            .map(|(t, _)| t)
+            .unwrap_or_else(|| target.clone())
+            .to_string(),
+        error: ProviderError::new(ErrorKind::Timeout, message),
+        attempts,
+    }
+}
+
+/// The serving instance of a target's provider, or why there is none.
+fn ready(registry: &Registry, target: &Target) -> Result<Arc<ReadyProvider>, String> {
+    match registry.provider(&target.provider) {
+        Some(status) => status
+            .ready
+            .clone()
+            .ok_or_else(|| format!("{} {}", target.provider, status.state)),
+        None => Err(format!("{} is not configured", target.provider)),
+    }
+}
+
+fn retry_policy(registry: &Registry, target: &Target, global: &RetryPolicy) -> RetryPolicy {
+    registry
+        .provider(&target.provider)
+        .and_then(|p| p.entry.retry)
+        .unwrap_or(*global)
+}

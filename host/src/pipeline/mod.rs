@@ -1,0 +1,325 @@
+//! The request pipeline: one protocol-independent path from a canonical call to an
+//! answer, with every policy on it. Each ingress adapter (and every embedder, through
+//! [`crate::Host`]) goes through here, so usage, budgets, breakers, retries and
+//! fallback are the same whatever protocol the client speaks.
+//!
+//! ```text
+//! Call ──▶ client budget ──▶ attempts::run ─┬─ route (alias or provider/model)
+//!                                           ├─ capabilities, provider budgets, breakers
+//!                                           └─ attempt: upstream::send ─▶ plugin ─▶ transport
+//!      ◀── Completion / EventStream ◀── upstream::read_answer / upstream::Decoding
+//!      (record: usage, cost, budgets and metrics, once, when the call ends)
+//! ```
+
+mod attempts;
+mod capabilities;
+mod error;
+mod events;
+mod policy;
+mod record;
+mod upstream;
+
+use std::{sync::Arc, time::Instant};
+
+use futures_util::stream;
+use provider_sdk::{ChatRequest, ChatResponse, ErrorKind, ProviderError};
+
+use crate::{
+    breaker::Breakers,
+    config::{BreakerPolicy, Budget},
+    metrics::Metrics,
+    registry::Target,
+    snapshot::Snapshot,
+    usage::{Meter, UsageRecord},
+};
+pub use attempts::Route;
+pub use error::DispatchError;
+pub use events::EventStream;
+pub use policy::{backoff, counts_against_target, fallback_worthy, retryable, Jitter};
+use record::Recorder;
+use upstream::Decoding;
+
+/// Who is calling, for usage and budgets.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The client key's name, or `anonymous`.
+    pub client: String,
+    /// The request id (sent back as `x-request-id`); may be empty.
+    pub request_id: String,
+    /// When the request arrived, so latency counts the time spent reading it.
+    pub received: Instant,
+}
+
+impl Default for Caller {
+    fn default() -> Self {
+        Caller {
+            client: "anonymous".to_owned(),
+            request_id: String::new(),
+            received: Instant::now(),
+        }
+    }
+}
+
+/// One canonical call: what to answer and for whom.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// The request; `model` is the client's model string (`provider/model` or alias).
+    pub request: ChatRequest,
+    /// Who asks.
+    pub caller: Caller,
+}
+
+impl Call {
+    /// A call by an anonymous caller, arriving now.
+    pub fn new(request: ChatRequest) -> Call {
+        Call {
+            request,
+            caller: Caller::default(),
+        }
+    }
+}
+
+/// A finished non-streamed answer and who gave it.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    /// The target that answered.
+    pub target: Target,
+    /// Who answered and what it took.
+    pub route: Route,
+    /// The answer.
+    pub response: ChatResponse,
+}
+
+/// The state that outlives snapshots: breakers, spend and metrics.
+pub struct Pipeline {
+    breakers: Arc<Breakers>,
+    meter: Meter,
+    metrics: Metrics,
+}
+
+impl Pipeline {
+    /// A pipeline counting usage in `meter`.
+    pub fn new(meter: Meter) -> Pipeline {
+        Pipeline {
+            breakers: Arc::default(),
+            meter,
+            metrics: Metrics::new(),
+        }
+    }
+
+    /// The circuit breakers.
+    pub fn breakers(&self) -> &Breakers {
+        &self.breakers
+    }
+
+    /// Usage, cost and budgets.
+    pub fn meter(&self) -> &Meter {
+        &self.meter
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Counts a finished call in usage, budgets and metrics.
+    pub fn count(&self, record: UsageRecord, budgets: &[Budget]) {
+        self.metrics.observe(&record);
+        self.meter.record(record, budgets);
+    }
+
+    /// Counts a request an ingress refused before it became a call (malformed,
+    /// oversized): `status` is what the caller got.
+    pub fn refused(
+        self: &Arc<Self>,
+        snapshot: Arc<Snapshot>,
+        caller: Caller,
+        stream: bool,
+        status: u16,
+        kind: ErrorKind,
+    ) {
+        let mut recorder = Recorder::new(self.clone(), snapshot, caller, stream);
+        recorder.refused(status, kind);
+        recorder.finish(false);
+    }
+
+    /// Answers `call` in one piece, on `snapshot`, and counts it.
+    pub async fn complete(
+        self: &Arc<Self>,
+        snapshot: Arc<Snapshot>,
+        call: Call,
+    ) -> Result<Completion, DispatchError> {
+        let mut recorder = Recorder::new(self.clone(), snapshot.clone(), call.caller, false);
+        let request = ChatRequest {
+            stream: false,
+            ..call.request
+        };
+        let client = recorder.client().to_owned();
+        let answered = self.answer(&snapshot, &client, request).await;
+        match &answered {
+            Ok(done) => {
+                recorder.routed(&done.route);
+                recorder.usage(done.response.usage);
+            }
+            Err(error) => recorder.failed(error),
+        }
+        recorder.finish(false);
+        answered
+    }
+
+    /// Answers `call` as a stream, on `snapshot`. Retries and fallbacks happen until
+    /// the first event is decoded; the call is counted when the stream ends or is
+    /// dropped.
+    pub async fn stream(
+        self: &Arc<Self>,
+        snapshot: Arc<Snapshot>,
+        call: Call,
+    ) -> Result<EventStream, DispatchError> {
+        let mut recorder = Recorder::new(self.clone(), snapshot.clone(), call.caller, true);
+        let request = ChatRequest {
+            stream: true,
+            ..call.request
+        };
+        let client = recorder.client().to_owned();
+        match self.open_stream(snapshot, &client, request).await {
+            Ok((route, inner)) => {
+                recorder.routed(&route);
+                Ok(EventStream {
+                    target: route.target.clone(),
+                    route,
+                    inner,
+                    recorder,
+                })
+            }
+            Err(error) => {
+                recorder.failed(&error);
+                recorder.finish(false);
+                Err(error)
+            }
+        }
+    }
+
+    async fn answer(
+        &self,
+        snapshot: &Snapshot,
+        client: &str,
+        request: ChatRequest,
+    ) -> Result<Completion, DispatchError> {
+        self.check_client_budget(snapshot, client)?;
+        let transport = &snapshot.transport;
+        let clock = attempts::WaitClock::default();
+        let waited = &clock;
+        let (response, route) = attempts::run(
+            snapshot,
+            &self.breakers,
+            &self.meter,
+            request,
+            waited,
+            |provider, json, deadline| async move {
+                let started = Instant::now();
+                let answer = async {
+                    let response = upstream::send(transport, &provider, &json, deadline).await?;
+                    upstream::read_answer(&provider, response).await
+                }
+                .await;
+                waited.add(started.elapsed());
+                answer
+            },
+        )
+        .await?;
+        Ok(Completion {
+            target: route.target.clone(),
+            route,
+            response,
+        })
+    }
+
+    async fn open_stream(
+        &self,
+        snapshot: Arc<Snapshot>,
+        client: &str,
+        request: ChatRequest,
+    ) -> Result<(Route, events::Inner), DispatchError> {
+        self.check_client_budget(&snapshot, client)?;
+        let transport = &snapshot.transport;
+        let clock = attempts::WaitClock::default();
+        let waited = &clock;
+        let (decoding, route) = attempts::run(
+            &snapshot,
+            &self.breakers,
+            &self.meter,
+            request,
+            waited,
+            |provider, json, deadline| async move {
+                let started = Instant::now();
+                let first = async {
+                    let response = upstream::send(transport, &provider, &json, deadline).await?;
+                    let mut decoding = Decoding::start(provider, response)?;
+                    // The first event decides whether this attempt succeeded.
+                    match decoding.next().await {
+                        Some(Ok(first)) => {
+                            decoding.unread(first);
+                            Ok(decoding)
+                        }
+                        Some(Err(error)) => Err(error),
+                        None => Err(ProviderError::new(
+                            ErrorKind::Connection,
+                            "the upstream stream ended before any event",
+                        )),
+                    }
+                }
+                .await;
+                waited.add(started.elapsed());
+                first
+            },
+        )
+        .await?;
+        let relay = Relay {
+            decoding,
+            target: route.target.to_string(),
+            keys: [route.target.provider.clone(), route.target.to_string()],
+            breakers: self.breakers.clone(),
+            policy: snapshot.config.circuit_breaker,
+        };
+        let inner = stream::unfold(Some(relay), |state| async move {
+            let mut relay = state?;
+            match relay.decoding.next().await? {
+                Ok(event) => Some((Ok(event), Some(relay))),
+                Err(error) => Some((Err(relay.failed(error)), None)),
+            }
+        });
+        Ok((route, Box::pin(inner)))
+    }
+
+    fn check_client_budget(&self, snapshot: &Snapshot, client: &str) -> Result<(), DispatchError> {
+        self.meter
+            .check_client(client, &snapshot.config.budgets)
+            .map_err(DispatchError::ClientBudgetSpent)
+    }
+}
+
+/// A stream past its first event: decoding goes on, and a failure still says something
+/// about the target's health.
+struct Relay {
+    decoding: Decoding,
+    target: String,
+    keys: [String; 2],
+    breakers: Arc<Breakers>,
+    policy: BreakerPolicy,
+}
+
+impl Relay {
+    fn failed(&self, error: ProviderError) -> DispatchError {
+        if counts_against_target(error.kind) {
+            for key in &self.keys {
+                self.breakers
+                    .record(key, false, &self.policy, Instant::now());
+            }
+        }
+        DispatchError::Provider {
+            target: self.target.clone(),
+            error,
+            attempts: 0,
+        }
+    }
+}

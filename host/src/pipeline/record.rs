@@ -1,0 +1,192 @@
+//! Counting a call once: usage, cost, budgets and metrics, when it ends or when its
+//! caller goes away (then marked cancelled, with the tokens seen so far).
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use provider_sdk::{ErrorKind, StreamEvent, Usage};
+
+use super::{attempts::Route, Caller, DispatchError, Pipeline};
+use crate::{snapshot::Snapshot, usage::UsageRecord};
+
+/// Collects what one call did and counts it exactly once.
+pub(super) struct Recorder {
+    pipeline: Arc<Pipeline>,
+    snapshot: Arc<Snapshot>,
+    started: Instant,
+    at: f64,
+    request_id: String,
+    client: String,
+    stream: bool,
+    route: Option<Route>,
+    failed_target: Option<String>,
+    failed_attempts: u32,
+    status: u16,
+    error_kind: Option<ErrorKind>,
+    first_event: Option<Duration>,
+    usage: Option<Usage>,
+    done: bool,
+}
+
+impl Recorder {
+    pub(super) fn new(
+        pipeline: Arc<Pipeline>,
+        snapshot: Arc<Snapshot>,
+        caller: Caller,
+        stream: bool,
+    ) -> Recorder {
+        Recorder {
+            pipeline,
+            snapshot,
+            started: caller.received,
+            at: crate::usage::now_unix(),
+            request_id: caller.request_id,
+            client: caller.client,
+            stream,
+            route: None,
+            failed_target: None,
+            failed_attempts: 0,
+            status: 200,
+            error_kind: None,
+            first_event: None,
+            usage: None,
+            done: false,
+        }
+    }
+
+    /// The client the call counts under.
+    pub(super) fn client(&self) -> &str {
+        &self.client
+    }
+
+    /// The call was answered by `route`.
+    pub(super) fn routed(&mut self, route: &Route) {
+        self.route = Some(route.clone());
+    }
+
+    /// The call was refused before it reached the pipeline (a malformed or oversized
+    /// body): the status the caller got, and why.
+    pub(super) fn refused(&mut self, status: u16, kind: ErrorKind) {
+        self.status = status;
+        self.error_kind = Some(kind);
+    }
+
+    /// The upstream reported `usage`.
+    pub(super) fn usage(&mut self, usage: Option<Usage>) {
+        self.usage = usage;
+    }
+
+    /// An event reached the caller.
+    pub(super) fn saw(&mut self, event: &StreamEvent) {
+        if self.first_event.is_none() {
+            self.first_event = Some(self.started.elapsed());
+        }
+        if let StreamEvent::Usage { usage } = event {
+            self.usage = Some(*usage);
+        }
+    }
+
+    /// The call failed (before an answer: the status is the error's; mid-stream: the
+    /// caller already had a 200).
+    pub(super) fn failed(&mut self, error: &DispatchError) {
+        if self.route.is_none() {
+            self.status = error.http_status();
+        }
+        self.error_kind = Some(error.kind());
+        if let DispatchError::Provider {
+            target, attempts, ..
+        } = error
+        {
+            self.failed_target = Some(target.clone());
+            if *attempts > 0 {
+                self.failed_attempts = *attempts;
+            }
+        }
+    }
+
+    /// Counts the call, once.
+    pub(super) fn finish(&mut self, cancelled: bool) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let latency = self.started.elapsed();
+        let (provider, model) = match (&self.route, &self.failed_target) {
+            (Some(route), _) => (
+                Some(route.target.provider.clone()),
+                Some(route.target.model.clone()),
+            ),
+            (None, Some(target)) => match target.split_once('/') {
+                Some((p, m)) => (Some(p.to_owned()), Some(m.to_owned())),
+                None => (None, None),
+            },
+            (None, None) => (None, None),
+        };
+        let (config, registry) = (&self.snapshot.config, &self.snapshot.registry);
+        let cost = match (&provider, &model, &self.usage) {
+            (Some(p), Some(m), Some(usage)) => {
+                let manifest = registry.provider(p).and_then(|s| s.manifest.as_deref());
+                crate::usage::cost::prices(&config.pricing, p, m, manifest)
+                    .map(|price| crate::usage::cost::cost(price, usage))
+            }
+            _ => None,
+        };
+        let waited = self
+            .route
+            .as_ref()
+            .map(|r| r.upstream_wait)
+            .unwrap_or_default();
+        let host_time = if self.stream {
+            self.first_event.unwrap_or(latency)
+        } else {
+            latency
+        };
+        let record = UsageRecord {
+            at: self.at,
+            request_id: std::mem::take(&mut self.request_id),
+            client: std::mem::take(&mut self.client),
+            provider,
+            model,
+            fallback_index: self.route.as_ref().map(|r| r.fallback_index),
+            attempts: self
+                .route
+                .as_ref()
+                .map(|r| r.attempts)
+                .unwrap_or(self.failed_attempts),
+            status: self.status,
+            error_kind: self.error_kind,
+            stream: self.stream,
+            cancelled,
+            latency_ms: latency.as_secs_f64() * 1000.0,
+            ttft_ms: self.first_event.map(|d| d.as_secs_f64() * 1000.0),
+            overhead_ms: host_time.saturating_sub(waited).as_secs_f64() * 1000.0,
+            usage: self.usage,
+            cost_usd: cost,
+        };
+        // Debug, not info: at thousands of requests a second an access line per request
+        // costs more than the request; usage and metrics already count every one.
+        tracing::debug!(
+            request_id = %record.request_id,
+            client = %record.client,
+            provider = record.provider.as_deref().unwrap_or("-"),
+            model = record.model.as_deref().unwrap_or("-"),
+            status = record.status,
+            error = record.error_kind.map(|k| k.as_str()).unwrap_or("-"),
+            attempts = record.attempts,
+            latency_ms = record.latency_ms,
+            prompt_tokens = record.usage.map(|u| u.prompt_tokens),
+            completion_tokens = record.usage.map(|u| u.completion_tokens),
+            cost_usd = record.cost_usd,
+            cancelled,
+            "request"
+        );
+        self.pipeline.count(record, &config.budgets);
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.finish(true);
+    }
+}
