@@ -11,7 +11,7 @@ client sends (any string when the server has no keys). MODE is a preset (`mock`,
 Prints one JSON object on stdout, `{"sdk_version": ..., "steps": {step: observation}}`.
 A step that raises where no error is expected is recorded as `{"unexpected": ...}`, its
 traceback goes to stderr, the remaining steps still run, and the exit status is 1.
-Used by tests/tests/openai_sdk.rs; installed by .ci/install-openai-sdk.
+Used by tests/tests/openai_sdk.rs; installed by .ci/install-client-sdks.
 """
 
 import json

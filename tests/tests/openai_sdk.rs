@@ -1,9 +1,8 @@
 //! The host against a client we did not write: the official OpenAI Python SDK (PyPI
-//! `openai`, pinned in `.ci/install-openai-sdk`), used as a user would use it,
+//! `openai`, pinned in `.ci/install-client-sdks`), used as a user would use it,
 //! `openai.OpenAI(base_url=..., api_key=...)`.
 //!
-//! `.ci/install-openai-sdk` puts the SDK in a venv (`$OPENAI_SDK_VENV`, default
-//! `target/openai-sdk-venv`; about 15 seconds the first time, under a second after).
+//! `e2e::sdk` installs the SDK in a venv once (about 15 seconds the first time).
 //! Each test starts a host in-process, runs `tests/client/openai_sdk_check.py` against it
 //! with a list of steps, and asserts on the JSON the script prints: what the SDK parsed,
 //! assembled or raised.
@@ -11,9 +10,8 @@
 use std::{
     ffi::OsStr,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
-    sync::{Arc, OnceLock},
-    time::{Duration, Instant},
+    sync::Arc,
+    time::Duration,
 };
 
 use e2e::{
@@ -37,48 +35,6 @@ fn repo_root() -> PathBuf {
         .to_owned()
 }
 
-/// The venv `.ci/install-openai-sdk` installs into; relative paths are from the repo root.
-fn venv() -> PathBuf {
-    let venv =
-        std::env::var_os("OPENAI_SDK_VENV").unwrap_or_else(|| "target/openai-sdk-venv".into());
-    repo_root().join(venv)
-}
-
-/// Runs `.ci/install-openai-sdk` once per process (it changes nothing when the venv has
-/// the pinned versions) and returns the venv's python.
-fn python() -> &'static Path {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        let (root, venv) = (repo_root(), venv());
-        let started = Instant::now();
-        let output = Command::new("bash")
-            .arg(root.join(".ci/install-openai-sdk"))
-            .current_dir(&root)
-            .env("OPENAI_SDK_VENV", &venv)
-            .stdin(Stdio::null())
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run bash");
-        assert!(
-            output.status.success(),
-            ".ci/install-openai-sdk failed ({}); its output is above",
-            output.status
-        );
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let path = PathBuf::from(stdout.lines().last().unwrap_or_default().trim());
-        assert!(
-            path.is_file(),
-            ".ci/install-openai-sdk printed `{stdout}`, not the path of a python"
-        );
-        eprintln!(
-            "openai_sdk: venv ready in {:.1?}: {}",
-            started.elapsed(),
-            path.display()
-        );
-        path
-    })
-}
-
 /// Runs the SDK script against the server at `url` (`http://127.0.0.1:<port>`) with
 /// `key` and `steps` (see the script); returns its `steps` object. The script runs on a
 /// blocking thread so that the in-process server keeps serving.
@@ -90,34 +46,7 @@ async fn sdk(url: &str, key: &str, steps: &str) -> Value {
 }
 
 fn run_script(args: &[String]) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("client/openai_sdk_check.py");
-    let mut command = Command::new(python());
-    command.arg(&script).args(args);
-    // Only the arguments configure the client: no OPENAI_BASE_URL, OPENAI_ORG_ID, ...
-    // from the environment, and no proxy between it and loopback.
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("OPENAI_") {
-            command.env_remove(&name);
-        }
-    }
-    let output = command
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env("no_proxy", "127.0.0.1,localhost")
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run the SDK script");
-    let (stdout, stderr) = e2e::texts(&output);
-    assert!(
-        output.status.success(),
-        "{} {} failed ({}):\nstdout: {stdout}\nstderr: {stderr}",
-        script.display(),
-        args.join(" "),
-        output.status
-    );
-    let last = stdout.lines().last().unwrap_or_default();
-    let out: Value = serde_json::from_str(last)
-        .unwrap_or_else(|e| panic!("the SDK script printed no JSON ({e}):\n{stdout}\n{stderr}"));
+    let out = e2e::sdk::run_script("openai_sdk_check.py", args, "OPENAI_");
     eprintln!("openai {}: {}", out["sdk_version"], args.join(" "));
     out["steps"].clone()
 }

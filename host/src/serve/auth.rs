@@ -30,14 +30,17 @@ pub async fn require_key(
             .insert(ClientName("anonymous".to_owned()));
         return next.run(request).await;
     }
-    let presented = request
-        .headers()
+    // OpenAI clients send `Authorization: Bearer`; Anthropic clients send `x-api-key`
+    // (or, in newer SDKs and Claude Code's `ANTHROPIC_AUTH_TOKEN`, the bearer form).
+    let headers = request.headers();
+    let presented = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         })
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
         .map(str::trim);
     let name = presented
         .and_then(|key| keys.accepts(key))
@@ -46,6 +49,13 @@ pub async fn require_key(
         Some(name) => {
             request.extensions_mut().insert(ClientName(name));
             next.run(request).await
+        }
+        None if request.uri().path().starts_with("/v1/messages") => {
+            super::messages::AnthropicError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "missing or invalid API key: send `x-api-key: <key>` or `Authorization: Bearer <key>` with a key from the host's config",
+            )
+            .into_response()
         }
         None => ApiError::unauthorized().into_response(),
     }

@@ -17,13 +17,13 @@ use bytes::Bytes;
 use futures_util::{stream, StreamExt};
 use provider_sdk::{ChatRequest, ErrorKind};
 
-use super::{auth::ClientName, RequestId};
+use super::{annotate, auth::ClientName, RequestId};
 use super::{
     error::ApiError,
     wire::{ChunkWriter, Completion},
 };
 use crate::{
-    pipeline::{Call, Caller, DispatchError, Route},
+    pipeline::{Call, Caller, DispatchError},
     Host,
 };
 
@@ -157,23 +157,6 @@ fn parse(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
         return Err(ApiError::bad_request("only `n: 1` is supported"));
     }
     Ok(request)
-}
-
-/// Tells the client which provider and model answered, which target of the fallback
-/// chain that was, and how many attempts it took.
-fn annotate(response: &mut Response, route: &Route) {
-    let headers = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&route.target.provider) {
-        headers.insert("x-provider", v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&route.target.model) {
-        headers.insert("x-model", v);
-    }
-    headers.insert("x-fallback-index", HeaderValue::from(route.fallback_index));
-    headers.insert("x-attempts", HeaderValue::from(route.attempts));
-    headers
-        .entry(header::CACHE_CONTROL)
-        .or_insert(HeaderValue::from_static("no-cache"));
 }
 
 /// A unique id for a completion: time and a process-wide counter.

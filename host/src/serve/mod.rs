@@ -7,13 +7,14 @@ mod admin;
 mod auth;
 mod chat;
 pub mod error;
+mod messages;
 mod wire;
 
 use std::{future::Future, sync::Arc};
 
 use axum::{
     extract::{Path, Request, State},
-    http::{HeaderValue, Method, StatusCode, Uri},
+    http::{header, HeaderValue, Method, StatusCode, Uri},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -23,16 +24,18 @@ use serde_json::{json, Value};
 use tracing::Instrument;
 
 pub use crate::clients::ClientKeys;
-use crate::Host;
+use crate::{pipeline::Route, Host};
 pub use auth::ClientName;
 use error::ApiError;
 
-/// The service's routes: `/v1/chat/completions`, `/v1/models`, `/admin/providers` and
+/// The service's routes: `/v1/chat/completions`, `/v1/messages`, `/v1/models`, `/admin/providers` and
 /// `/admin/reload` (behind client auth when keys are configured), `/healthz` and
 /// `/readyz`.
 pub fn router(host: Arc<Host>) -> Router {
     let api = Router::new()
         .route("/v1/chat/completions", post(chat::completions))
+        .route("/v1/messages", post(messages::messages))
+        .route("/v1/messages/count_tokens", post(messages::count_tokens))
         .route("/v1/models", get(models))
         .route("/v1/models/{*id}", get(model))
         .route("/admin/providers", get(admin::providers))
@@ -206,7 +209,7 @@ async fn no_route(method: Method, uri: Uri) -> Response {
         kind: "invalid_request_error",
         code: "unknown_url",
         message: format!(
-            "no route for {method} {}: see /v1/chat/completions and /v1/models",
+            "no route for {method} {}: see /v1/chat/completions, /v1/messages and /v1/models",
             uri.path()
         ),
     }
@@ -221,4 +224,21 @@ async fn wrong_method(method: Method, uri: Uri) -> Response {
         message: format!("{method} is not allowed on {}", uri.path()),
     }
     .into_response()
+}
+
+/// Tells the client which provider and model answered, which target of the fallback
+/// chain that was, and how many attempts it took.
+pub(crate) fn annotate(response: &mut Response, route: &Route) {
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&route.target.provider) {
+        headers.insert("x-provider", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&route.target.model) {
+        headers.insert("x-model", v);
+    }
+    headers.insert("x-fallback-index", HeaderValue::from(route.fallback_index));
+    headers.insert("x-attempts", HeaderValue::from(route.attempts));
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-cache"));
 }

@@ -1,0 +1,246 @@
+//! The Anthropic Messages ingress: `POST /v1/messages` (whole or SSE) and
+//! `POST /v1/messages/count_tokens`. Translates between Anthropic's wire shapes and
+//! the canonical call; every policy is the pipeline's.
+
+mod error;
+mod request;
+mod response;
+mod stream;
+
+use std::{
+    convert::Infallible,
+    sync::Arc,
+    time::{Instant, SystemTime, UNIX_EPOCH},
+};
+
+use axum::{
+    body::{to_bytes, Body},
+    extract::{Extension, State},
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use bytes::Bytes;
+use futures_util::{stream as futures_stream, StreamExt};
+use provider_sdk::{Content, ContentPart, ErrorKind, Message};
+use serde_json::json;
+
+use super::{annotate, auth::ClientName, RequestId};
+use crate::{
+    pipeline::{Call, Caller},
+    Host,
+};
+pub use error::AnthropicError;
+use request::MessagesRequest;
+use stream::EventWriter;
+
+/// `POST /v1/messages`.
+pub async fn messages(
+    State(host): State<Arc<Host>>,
+    client: Option<Extension<ClientName>>,
+    id: Option<Extension<RequestId>>,
+    body: Body,
+) -> Response {
+    let caller = caller(client, id);
+    let request_id = caller.request_id.clone();
+    let request = match read(&host, body).await.and_then(|r| {
+        r.into_canonical()
+            .map_err(|e| AnthropicError::bad_request(e.to_string()))
+    }) {
+        Ok(request) => request,
+        Err(error) => {
+            host.refused(
+                caller,
+                false,
+                error.status.as_u16(),
+                ErrorKind::InvalidRequest,
+            );
+            return error.into_response();
+        }
+    };
+    let mut response = answer(&host, Call { request, caller }).await;
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("request-id", value);
+    }
+    response
+}
+
+async fn answer(host: &Host, call: Call) -> Response {
+    let id = message_id();
+    if !call.request.stream {
+        return match host.complete(call).await {
+            Ok(done) => {
+                let model = done.target.to_string();
+                let mut response =
+                    Json(response::message(&id, &model, &done.response)).into_response();
+                annotate(&mut response, &done.route);
+                response
+            }
+            Err(error) => AnthropicError::from_dispatch(&error).into_response(),
+        };
+    }
+    let events = match host.stream(call).await {
+        Ok(events) => events,
+        // Known before the first byte: a real status, which Anthropic clients map to
+        // the right exception and may retry.
+        Err(error) => return AnthropicError::from_dispatch(&error).into_response(),
+    };
+    let route = events.route.clone();
+    let mut writer = EventWriter::new(id, events.target.to_string());
+    // Events decoded from one upstream read leave in one write.
+    let body = events
+        .map(Some)
+        .chain(futures_stream::iter([None]))
+        .ready_chunks(64)
+        .map(move |items| {
+            let mut out = String::new();
+            for item in items {
+                match item {
+                    Some(Ok(event)) => writer.event(&event, &mut out),
+                    Some(Err(error)) => {
+                        let error = AnthropicError::from_dispatch(&error);
+                        writer.error(error.kind, &error.message, &mut out);
+                    }
+                    None => writer.end(&mut out),
+                }
+            }
+            Ok::<_, Infallible>(Bytes::from(out))
+        })
+        .filter(|piece| std::future::ready(!matches!(piece, Ok(bytes) if bytes.is_empty())));
+    let mut response = Response::new(Body::from_stream(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    annotate(&mut response, &route);
+    response
+}
+
+/// `POST /v1/messages/count_tokens`: an estimate (about four characters a token, the
+/// rule of thumb for English text), documented as one.
+pub async fn count_tokens(State(host): State<Arc<Host>>, body: Body) -> Response {
+    let request = match read_count(&host, body).await {
+        Ok(request) => request,
+        Err(error) => return error.into_response(),
+    };
+    let mut chars = 0usize;
+    for message in &request.messages {
+        let text = |c: &Content| match c {
+            Content::Text(t) => t.len(),
+            Content::Parts(parts) => parts
+                .iter()
+                .map(|p| match p {
+                    ContentPart::Text { text } => text.len(),
+                    // An image costs on the order of a thousand tokens.
+                    ContentPart::ImageUrl { .. } => 4_000,
+                })
+                .sum(),
+        };
+        chars += match message {
+            Message::System { content, .. }
+            | Message::Developer { content, .. }
+            | Message::User { content, .. }
+            | Message::Tool { content, .. } => text(content),
+            Message::Assistant {
+                content,
+                tool_calls,
+                ..
+            } => {
+                content.as_ref().map(text).unwrap_or(0)
+                    + tool_calls
+                        .iter()
+                        .map(|c| c.function.name.len() + c.function.arguments.len())
+                        .sum::<usize>()
+            }
+        };
+    }
+    chars += request
+        .tools
+        .iter()
+        .map(|t| serde_json::to_string(t).map(|s| s.len()).unwrap_or(0))
+        .sum::<usize>();
+    let mut response = Json(json!({"input_tokens": chars.div_ceil(4)})).into_response();
+    response
+        .headers_mut()
+        .insert("x-token-count", HeaderValue::from_static("estimate"));
+    response
+}
+
+async fn read_count(host: &Host, body: Body) -> Result<provider_sdk::ChatRequest, AnthropicError> {
+    let bytes = read_bytes(host, body).await?;
+    // count_tokens takes a Messages body without `max_tokens`.
+    let mut value: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| AnthropicError::bad_request(format!("the body is not valid JSON: {e}")))?;
+    if let Some(object) = value.as_object_mut() {
+        object.entry("max_tokens").or_insert(json!(1));
+    }
+    let request: MessagesRequest = serde_path_to_error::deserialize(value)
+        .map_err(|e| AnthropicError::bad_request(describe(e)))?;
+    request
+        .into_canonical()
+        .map_err(|e| AnthropicError::bad_request(e.to_string()))
+}
+
+async fn read_bytes(host: &Host, body: Body) -> Result<Bytes, AnthropicError> {
+    let limit = host.config().max_request_bytes;
+    to_bytes(body, limit).await.map_err(|_| {
+        AnthropicError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is larger than {limit} bytes (max_request_bytes)"),
+        )
+    })
+}
+
+async fn read(host: &Host, body: Body) -> Result<MessagesRequest, AnthropicError> {
+    let bytes = read_bytes(host, body).await?;
+    let mut json = serde_json::Deserializer::from_slice(&bytes);
+    let request: MessagesRequest = serde_path_to_error::deserialize(&mut json)
+        .map_err(|e| AnthropicError::bad_request(describe(e)))?;
+    if request.model.is_empty() {
+        return Err(AnthropicError::bad_request(
+            "`model` is empty: name a `provider/model` or an alias",
+        ));
+    }
+    if request.messages.is_empty() {
+        return Err(AnthropicError::bad_request(
+            "`messages` is empty: send at least one message",
+        ));
+    }
+    Ok(request)
+}
+
+fn describe(e: serde_path_to_error::Error<serde_json::Error>) -> String {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    if inner.is_syntax() || inner.is_eof() {
+        format!("the body is not valid JSON: {inner}")
+    } else if path == "." {
+        format!("invalid request: {inner}")
+    } else {
+        format!("invalid request at `{path}`: {inner}")
+    }
+}
+
+fn caller(client: Option<Extension<ClientName>>, id: Option<Extension<RequestId>>) -> Caller {
+    Caller {
+        client: client
+            .map(|c| c.0 .0)
+            .unwrap_or_else(|| "anonymous".to_owned()),
+        request_id: id.map(|i| i.0 .0).unwrap_or_default(),
+        received: Instant::now(),
+    }
+}
+
+/// A unique message id: time and a process-wide counter.
+fn message_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    format!(
+        "msg_{nanos:x}{:06x}",
+        NEXT.fetch_add(1, Ordering::Relaxed) & 0xff_ffff
+    )
+}

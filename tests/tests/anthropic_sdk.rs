@@ -1,0 +1,316 @@
+//! `POST /v1/messages` against a client we did not write: the official Anthropic Python
+//! SDK (PyPI `anthropic`, pinned in `.ci/install-client-sdks`), used as Claude Code's
+//! users point it at a gateway: `anthropic.Anthropic(base_url=<host root>, api_key=...)`.
+//!
+//! Each test starts a host in-process, runs `tests/client/anthropic_sdk_check.py` with a
+//! list of steps, and asserts on what the SDK parsed, accumulated or raised. Targets:
+//! the mock (translated from canonical events), the openai plugin in front of a fake
+//! OpenAI upstream (Messages in, chat completions out), and the anthropic plugin in
+//! front of a fake Anthropic upstream answering with Anthropic's published bytes.
+
+use std::time::Duration;
+
+use e2e::{
+    client::entry_in_front_of,
+    fake::{FakeUpstream, Reply},
+    mock_plugin, plugin, Scratch, Server,
+};
+use serde_json::{json, Value};
+
+#[allow(dead_code)]
+#[path = "../../providers/anthropic/src/fixtures.rs"]
+mod fixtures;
+
+const PROMPT: &str = "Hello from the Anthropic SDK";
+const CLIENT_KEY: &str = "sk-e2e-anthropic-sdk-client-key";
+
+/// Runs the SDK script against the server at `url` and returns its `steps` object.
+async fn sdk(url: &str, key: &str, steps: &str) -> Value {
+    let args = [url.to_owned(), key.to_owned(), steps.to_owned()];
+    tokio::task::spawn_blocking(move || {
+        let out = e2e::sdk::run_script("anthropic_sdk_check.py", &args, "ANTHROPIC_");
+        eprintln!("anthropic {}: {}", out["sdk_version"], args.join(" "));
+        out["steps"].clone()
+    })
+    .await
+    .expect("the SDK script's thread")
+}
+
+fn block_types(message: &Value) -> Vec<&str> {
+    message["content"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no content: {message}"))
+        .iter()
+        .map(|b| b["type"].as_str().unwrap_or_default())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_sdk_creates_and_streams_messages_through_the_mock() {
+    let scratch = Scratch::new();
+    let server = Server::start(&scratch.mock_config()).await;
+    let steps = sdk(
+        &server.url,
+        "unused",
+        "create:mock/echo,stream_text:mock/long,tool_result:mock/echo,count_tokens:mock/echo",
+    )
+    .await;
+
+    let create = &steps["create"];
+    assert_eq!(create["type"], "message", "{create}");
+    assert_eq!(create["role"], "assistant", "{create}");
+    assert_eq!(create["model"], "mock/echo", "{create}");
+    assert!(
+        create["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("msg_")),
+        "{create}"
+    );
+    assert_eq!(
+        create["content"],
+        json!([{"type": "text", "text": PROMPT, "citations": null}]),
+        "the echoed prompt: {create}"
+    );
+    assert_eq!(create["stop_reason"], "end_turn", "{create}");
+    // The mock counts words: the system prompt's two and the prompt's five in, five out.
+    assert_eq!(create["usage"]["input_tokens"], 7, "{create}");
+    assert_eq!(create["usage"]["output_tokens"], 5, "{create}");
+    assert!(
+        create["request_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty()),
+        "the SDK reads the request-id header: {create}"
+    );
+
+    let streamed = &steps["stream_text"];
+    let texts: Vec<&str> = streamed["texts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{streamed}"))
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        texts.len(),
+        6,
+        "one text event per word, max_tokens 6: {streamed}"
+    );
+    let final_message = &streamed["final"];
+    assert_eq!(block_types(final_message), ["text"], "{streamed}");
+    assert_eq!(final_message["content"][0]["text"], texts.concat());
+    // The mock's `long` ends its answer at max_tokens words as a natural stop.
+    assert_eq!(final_message["stop_reason"], "end_turn", "{streamed}");
+    assert_eq!(final_message["usage"]["output_tokens"], 6, "{streamed}");
+
+    let answered = &steps["tool_result"];
+    assert_eq!(
+        answered["content"][0]["text"], "And tomorrow?",
+        "the tool result went in as a tool message, the user's text after it: {answered}"
+    );
+
+    let counted = &steps["count_tokens"];
+    assert!(
+        counted["input_tokens"].as_u64().is_some_and(|n| n > 0),
+        "{counted}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_streamed_tool_call_accumulates_into_a_tool_use_block_with_its_input() {
+    let scratch = Scratch::new();
+    let server = Server::start(&scratch.mock_config()).await;
+    let steps = sdk(&server.url, "unused", "stream_tools:mock/tool").await;
+    let observed = &steps["stream_tools"];
+    let events: Vec<&str> = observed["events"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{observed}"))
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert_eq!(events.first(), Some(&"message_start"), "{observed}");
+    assert_eq!(events.last(), Some(&"message_stop"), "{observed}");
+    assert!(events.contains(&"input_json"), "{observed}");
+    let final_message = &observed["final"];
+    assert_eq!(block_types(final_message), ["tool_use"], "{observed}");
+    let tool_use = &final_message["content"][0];
+    assert_eq!(tool_use["name"], "get_weather", "{observed}");
+    assert_eq!(
+        tool_use["input"],
+        json!({"city": "Weather in Paris?"}),
+        "the mock fills the required string argument with the prompt: {observed}"
+    );
+    assert_eq!(final_message["stop_reason"], "tool_use", "{observed}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn errors_reach_the_sdk_as_its_own_exception_classes_with_anthropic_bodies() {
+    let scratch = Scratch::new();
+    let server = Server::start(&scratch.mock_config()).await;
+    let steps = sdk(
+        &server.url,
+        "unused",
+        "not_found:mock/no-such-model,not_found_stream:nobody/nothing,bad_request:mock/echo",
+    )
+    .await;
+    for (step, class, status, kind) in [
+        ("not_found", "NotFoundError", 404, "not_found_error"),
+        ("not_found_stream", "NotFoundError", 404, "not_found_error"),
+        (
+            "bad_request",
+            "BadRequestError",
+            400,
+            "invalid_request_error",
+        ),
+    ] {
+        let observed = &steps[step];
+        assert_eq!(observed["raised"], class, "{step}: {observed}");
+        assert_eq!(observed["status_code"], status, "{step}: {observed}");
+        assert_eq!(observed["body"]["type"], "error", "{step}: {observed}");
+        assert_eq!(
+            observed["body"]["error"]["type"], kind,
+            "{step}: {observed}"
+        );
+        assert!(
+            observed["body"]["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{step}: {observed}"
+        );
+    }
+    assert!(
+        steps["bad_request"]["body"]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("web_search_20250305"),
+        "the refusal names the server tool"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn client_keys_are_accepted_in_the_sdks_header_and_a_wrong_one_is_a_401() {
+    let scratch = Scratch::new();
+    let config = scratch.config(json!({
+        "providers": [{"name": "mock", "library": mock_plugin()}],
+        "auth": {"keys": [CLIENT_KEY]}
+    }));
+    let server = Server::start(&config).await;
+    let steps = sdk(&server.url, CLIENT_KEY, "create:mock/echo").await;
+    assert_eq!(steps["create"]["content"][0]["text"], PROMPT, "{steps}");
+    let steps = sdk(&server.url, "sk-wrong", "wrong_key:mock/echo").await;
+    let observed = &steps["wrong_key"];
+    assert_eq!(observed["raised"], "AuthenticationError", "{observed}");
+    assert_eq!(observed["status_code"], 401, "{observed}");
+    assert_eq!(
+        observed["body"]["error"]["type"], "authentication_error",
+        "{observed}"
+    );
+    // The older SDKs and Claude Code's ANTHROPIC_API_KEY send `x-api-key`.
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/messages", server.url))
+        .header("x-api-key", CLIENT_KEY)
+        .header("anthropic-version", "2023-06-01")
+        .json(&json!({"model": "mock/echo", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_messages_request_reaches_an_openai_upstream_as_a_chat_completion() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    fake.always(Reply::json(
+        r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hi from OpenAI."},"finish_reason":"stop"}],"usage":{"prompt_tokens":20,"completion_tokens":4,"total_tokens":24,"prompt_tokens_details":{"cached_tokens":8}}}"#,
+    ));
+    let entry = entry_in_front_of(
+        &fake,
+        "",
+        json!({"name": "up", "library": plugin("openai_provider"), "base_url": "/v1"}),
+    );
+    let config = scratch.config(json!({"providers": [entry], "retry": {"max_retries": 0}}));
+    let server = Server::start(&config).await;
+    let steps = sdk(&server.url, "unused", "create:up/gpt-4o-mini").await;
+    let create = &steps["create"];
+    assert_eq!(
+        create["content"],
+        json!([{"type": "text", "text": "Hi from OpenAI.", "citations": null}])
+    );
+    assert_eq!(create["stop_reason"], "end_turn");
+    assert_eq!(
+        (
+            &create["usage"]["input_tokens"],
+            &create["usage"]["cache_read_input_tokens"],
+            &create["usage"]["output_tokens"]
+        ),
+        (&json!(12), &json!(8), &json!(4)),
+        "Anthropic counts cached input apart: {create}"
+    );
+    let sent = e2e::client::only_request(&fake).json();
+    assert_eq!(sent["model"], "gpt-4o-mini");
+    assert_eq!(
+        sent["messages"],
+        json!([
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": PROMPT}
+        ]),
+        "system hoisted into a system message; cache_control is Anthropic's alone"
+    );
+    assert_eq!(
+        sent["max_completion_tokens"], 64,
+        "OpenAI's current name for the output limit: {sent}"
+    );
+    assert_eq!(sent["user"], "u-42", "metadata.user_id becomes `user`");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn thinking_from_an_anthropic_upstream_streams_back_with_its_signature() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    fake.always(Reply::sse(
+        &[fixtures::THINKING_STREAM],
+        Duration::from_millis(1),
+    ));
+    let entry = entry_in_front_of(
+        &fake,
+        "",
+        json!({"name": "anthropic", "library": plugin("anthropic_provider")}),
+    );
+    let config = scratch.config(json!({"providers": [entry], "retry": {"max_retries": 0}}));
+    let server = Server::start(&config).await;
+    let steps = sdk(
+        &server.url,
+        "unused",
+        "thinking:anthropic/claude-sonnet-4-5",
+    )
+    .await;
+    let observed = &steps["thinking"];
+    let final_message = &observed["final"];
+    assert_eq!(
+        block_types(final_message),
+        ["thinking", "text"],
+        "{observed}"
+    );
+    let thinking = &final_message["content"][0];
+    assert!(
+        thinking["thinking"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Let me solve this step by step")),
+        "{observed}"
+    );
+    assert_eq!(
+        thinking["signature"], "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds...",
+        "the signature the upstream sent, whole: {observed}"
+    );
+    let events = observed["events"].to_string();
+    assert!(
+        events.contains("\"thinking\"") && events.contains("\"signature\""),
+        "{events}"
+    );
+    assert_eq!(final_message["stop_reason"], "end_turn", "{observed}");
+    let sent = e2e::client::only_request(&fake).json();
+    assert_eq!(sent["thinking"]["type"], "enabled", "{sent}");
+    server.stop().await;
+}
