@@ -18,7 +18,7 @@ use crate::{
     breaker::Breakers,
     config::{Config, ConfigError, KeyLookup},
     load::Loader,
-    pipeline::{Call, Caller, Completion, DispatchError, EventStream, Pipeline},
+    pipeline::{Call, Caller, Completion, DispatchError, EventStream, Pipeline, Streamed},
     registry::{Changes, Registry},
     snapshot::Snapshot,
     transport::{
@@ -389,7 +389,10 @@ impl Host {
 
     /// Answers a chat request as a stream of events, as an anonymous caller.
     pub async fn chat_stream(&self, request: ChatRequest) -> Result<EventStream, DispatchError> {
-        self.stream(Call::new(request)).await
+        match self.stream(Call::new(request)).await? {
+            Streamed::Events(events) => Ok(events),
+            Streamed::Native(_) => unreachable!("a call without a native body is translated"),
+        }
     }
 
     /// Answers `call` in one piece through the pipeline (budgets, breakers, retries,
@@ -399,8 +402,10 @@ impl Host {
     }
 
     /// Answers `call` as a stream through the pipeline, on the current snapshot; the
-    /// stream holds that snapshot until it ends.
-    pub async fn stream(&self, call: Call) -> Result<EventStream, DispatchError> {
+    /// stream holds that snapshot until it ends. It is the upstream's own bytes
+    /// ([`Streamed::Native`]) only when the call carries a native body and the target
+    /// speaks its protocol.
+    pub async fn stream(&self, call: Call) -> Result<Streamed, DispatchError> {
         self.pipeline.stream(self.snapshot(), call).await
     }
 }

@@ -94,6 +94,8 @@ pub struct ReadyProvider {
     pub base_url: Option<String>,
     /// Whether upstream addresses in private ranges are allowed.
     pub allow_private_network: bool,
+    /// Whether a client's own body may go to this upstream unchanged.
+    pub passthrough: bool,
 }
 
 /// One provider's status, ready or not.
@@ -333,6 +335,7 @@ impl Registry {
                 options: Value::Null,
                 sha256: None,
                 retry: None,
+                passthrough: true,
             };
             wanted.push((entry, Origin::PluginDir));
         }
@@ -471,6 +474,7 @@ fn build_entry(
             .clone()
             .or_else(|| manifest.defaults.base_url.clone()),
         allow_private_network: entry.allow_private_network,
+        passthrough: entry.passthrough,
     }));
     status
 }

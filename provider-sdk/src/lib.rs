@@ -35,6 +35,7 @@ mod chat;
 mod error;
 mod http;
 mod manifest;
+mod native;
 mod provider;
 pub mod samples;
 pub mod sse;
@@ -48,6 +49,9 @@ pub use chat::{
 pub use error::{ErrorKind, ProviderError};
 pub use http::{Header, HttpRequest, HttpResponse, LocalResponse, Outbound};
 pub use manifest::{AuthScheme, Capabilities, Defaults, Manifest, ModelInfo, Pricing};
+#[doc(hidden)]
+pub use native::NativeQuery;
+pub use native::{NativeRequest, Protocol};
 pub use provider::{CannedError, Conformance, Provider, ProviderConfig, StreamDecoder};
 pub use stream::StreamEvent;
 

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::{
     AuthScheme, ChatRequest, ChatResponse, ErrorKind, HttpResponse, LocalResponse, Manifest,
-    Outbound, ProviderError, StreamEvent,
+    NativeRequest, Outbound, Protocol, ProviderError, StreamEvent,
 };
 
 /// A provider: a pure translator between the canonical types and one upstream API.
@@ -50,6 +50,21 @@ pub trait Provider: Sized + Send + Sync + 'static {
     /// such as listing models. `None` (the default) lets the host send a one-token chat
     /// to the manifest's first model instead. A 2xx answer means healthy.
     fn health_request(&self) -> Result<Option<Outbound>, ProviderError> {
+        Ok(None)
+    }
+
+    /// How to send a request a client wrote in `protocol` to this upstream unchanged,
+    /// when the upstream speaks that protocol natively (exact passthrough, SDK 1.1);
+    /// `model` is the provider's model id. `None` (the default) makes the host
+    /// translate through the canonical types instead. Declare only the protocol your
+    /// `parse_response`, stream decoder and `classify_error` already read.
+    fn native_request(
+        &self,
+        protocol: Protocol,
+        model: &str,
+        stream: bool,
+    ) -> Result<Option<NativeRequest>, ProviderError> {
+        let _ = (protocol, model, stream);
         Ok(None)
     }
 }

@@ -263,3 +263,38 @@ pub mod canned {
   "service_tier": "default"
 }"#;
 }
+
+/// The mock provider as released with provider-sdk 1.0.0, built from the frozen sources
+/// in `tests/plugins/sdk-1.0` (a workspace of its own) into `target/sdk-1.0`, once per
+/// process; cargo's own lock serializes concurrent test processes. About 35 seconds the
+/// first time, under a second after.
+pub fn sdk_1_0_plugin() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .expect("tests/ has a parent")
+                .to_owned();
+            let target = root.join("target/sdk-1.0");
+            let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .args(["build", "--locked", "--quiet", "--manifest-path"])
+                .arg(root.join("tests/plugins/sdk-1.0/Cargo.toml"))
+                .arg("--target-dir")
+                .arg(&target)
+                .status()
+                .expect("run cargo");
+            assert!(
+                status.success(),
+                "building the SDK 1.0 fixture failed ({status}); its output is above"
+            );
+            let file = target.join(format!(
+                "debug/{}mock_provider_sdk_1_0{}",
+                std::env::consts::DLL_PREFIX,
+                std::env::consts::DLL_SUFFIX
+            ));
+            assert!(file.is_file(), "{} was not built", file.display());
+            file
+        })
+        .clone()
+}

@@ -266,13 +266,30 @@ async fn a_messages_request_reaches_an_openai_upstream_as_a_chat_completion() {
     server.stop().await;
 }
 
+/// The streaming guide's extended-thinking example, whose `message_start` and
+/// `message_delta` the docs abbreviate: the API always sends `usage` in both (as in the
+/// guide's other examples, [`fixtures::BASIC_STREAM`]), and clients rely on it, so it
+/// is put back.
+fn thinking_stream() -> String {
+    fixtures::THINKING_STREAM
+        .replacen(
+            r#""stop_reason": null, "stop_sequence": null}}"#,
+            r#""stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 41, "output_tokens": 1}}}"#,
+            1,
+        )
+        .replacen(
+            r#""stop_sequence": null}}"#,
+            r#""stop_sequence": null}, "usage": {"output_tokens": 282}}"#,
+            1,
+        )
+}
+
 #[tokio::test]
-async fn thinking_from_an_anthropic_upstream_streams_back_with_its_signature() {
+async fn messages_pass_through_to_an_anthropic_upstream_byte_for_byte_both_ways() {
     let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
-    fake.always(Reply::sse(
-        &[fixtures::THINKING_STREAM],
-        Duration::from_millis(1),
-    ));
+    let upstream_stream = thinking_stream();
+    assert!(upstream_stream.contains("\"input_tokens\": 41"));
+    fake.always(Reply::sse(&[&upstream_stream], Duration::from_millis(1)));
     let entry = entry_in_front_of(
         &fake,
         "",
@@ -304,13 +321,81 @@ async fn thinking_from_an_anthropic_upstream_streams_back_with_its_signature() {
         thinking["signature"], "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds...",
         "the signature the upstream sent, whole: {observed}"
     );
-    let events = observed["events"].to_string();
-    assert!(
-        events.contains("\"thinking\"") && events.contains("\"signature\""),
-        "{events}"
+    assert_eq!(
+        final_message["id"], "msg_01...",
+        "the upstream's own message id"
     );
+    assert_eq!(final_message["usage"]["input_tokens"], 41, "{observed}");
     assert_eq!(final_message["stop_reason"], "end_turn", "{observed}");
-    let sent = e2e::client::only_request(&fake).json();
-    assert_eq!(sent["thinking"]["type"], "enabled", "{sent}");
+
+    // Upstream: the client's body with only the model replaced: the exact thinking
+    // budget and the cache_control markers arrive as the SDK wrote them.
+    let received = e2e::client::only_request(&fake);
+    let sent = received.json();
+    assert_eq!(sent["model"], "claude-sonnet-4-5");
+    assert_eq!(
+        sent["thinking"],
+        json!({"type": "enabled", "budget_tokens": 2048})
+    );
+    assert_eq!(
+        sent["messages"][0]["content"][0]["cache_control"],
+        json!({"type": "ephemeral"})
+    );
+    assert_eq!(
+        received.header("anthropic-version"),
+        Some("2026-10-21"),
+        "the client's API version, not the plugin's default"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_whole_message_from_an_anthropic_upstream_is_relayed_as_it_came() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    fake.always(Reply::json(fixtures::MESSAGE_RESPONSE));
+    let entry = entry_in_front_of(
+        &fake,
+        "",
+        json!({"name": "anthropic", "library": plugin("anthropic_provider")}),
+    );
+    let config = scratch.config(json!({"providers": [entry], "retry": {"max_retries": 0}}));
+    let server = Server::start(&config).await;
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/messages", server.url))
+        .header("anthropic-beta", "some-future-beta-2099-01-01")
+        .json(
+            &json!({"model": "anthropic/claude-sonnet-4-5", "max_tokens": 64,
+                      "messages": [{"role": "user", "content": "Hello"}],
+                      "a_field_from_the_future": {"kept": true}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-provider"], "anthropic");
+    let body = response.bytes().await.unwrap();
+    assert_eq!(
+        body.as_ref(),
+        fixtures::MESSAGE_RESPONSE.as_bytes(),
+        "the upstream's bytes, untouched"
+    );
+    let received = e2e::client::only_request(&fake);
+    assert_eq!(
+        received.json()["a_field_from_the_future"],
+        json!({"kept": true})
+    );
+    assert_eq!(
+        received.header("anthropic-beta"),
+        Some("some-future-beta-2099-01-01")
+    );
+    // The plugin read the same bytes for usage.
+    let usage: Value = reqwest::get(format!("{}/admin/usage", server.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(usage["totals"]["prompt_tokens"], 2095, "{usage}");
+    assert_eq!(usage["totals"]["completion_tokens"], 503, "{usage}");
     server.stop().await;
 }

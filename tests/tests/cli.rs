@@ -63,7 +63,8 @@ fn providers_lists_each_entry_with_its_state() {
             .to_owned()
     };
     assert!(line("mock ").contains("ready"), "{stdout}");
-    assert!(line("mock ").contains("mock 1.0.0 (sdk 1.0.0)"), "{stdout}");
+    let plugin = format!("mock 1.0.0 (sdk {})", provider_sdk::SDK_VERSION);
+    assert!(line("mock ").contains(&plugin), "{stdout}");
     assert!(line("off ").contains("disabled"), "{stdout}");
     assert!(line("broken ").contains("FAILED"), "{stdout}");
     assert!(stdout.contains("nowhere.so: no such file"), "{stdout}");

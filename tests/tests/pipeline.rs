@@ -33,6 +33,7 @@ fn call_as(client: &str, model: &str, text: &str) -> Call {
             request_id: format!("req-{client}"),
             received: Instant::now(),
         },
+        native: None,
     }
 }
 

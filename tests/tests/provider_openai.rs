@@ -20,6 +20,11 @@
 //! Two bodies are the API reference's example edited, and say so where they are built: its
 //! `finish_reason` set to the other documented values, and its `usage` replaced by the
 //! one OpenAI's prompt-caching guide shows.
+//!
+//! An OpenAI client to OpenAI's own API is passed through unchanged by default; these
+//! tests are about the plugin's translation (what every client of another protocol, and
+//! every quirky OpenAI-compatible server, gets), so their entry sets `passthrough: false`.
+//! The passthrough itself is tested at the end.
 
 use e2e::{
     canned::OPENAI_CHAT_COMPLETION,
@@ -191,7 +196,8 @@ fn completion_with_cached_prompt() -> String {
 /// The fields of an `openai` entry over the openai plugin, OpenAI's API under `/v1` of the
 /// fake; `fields` add to them or replace them.
 fn openai_entry(fields: Value) -> Value {
-    let openai = json!({"name": "openai", "library": plugin("openai_provider"), "base_url": "/v1"});
+    let openai = json!({"name": "openai", "library": plugin("openai_provider"), "base_url": "/v1",
+                        "passthrough": false});
     with_fields(openai, fields)
 }
 
@@ -794,5 +800,100 @@ async fn an_openrouter_entry_sends_its_attribution_headers_and_the_bearer_key() 
         "openai/gpt-4.1",
         "only the entry's prefix is stripped from the model"
     );
+    server.stop().await;
+}
+
+/// An entry in front of `fake` with passthrough on (the default) and no key.
+async fn passthrough_host(fake: &FakeUpstream, scratch: &Scratch) -> Server {
+    let entry = client::entry_in_front_of(
+        fake,
+        "",
+        json!({"name": "openai", "library": plugin("openai_provider"), "base_url": "/v1"}),
+    );
+    let config = scratch.config(json!({"providers": [entry], "retry": {"max_retries": 0}}));
+    Server::start(&config).await
+}
+
+#[tokio::test]
+async fn an_openai_client_to_openai_is_passed_through_byte_for_byte() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    fake.always(Reply::json(OPENAI_CHAT_COMPLETION));
+    let server = passthrough_host(&fake, &scratch).await;
+    let request = json!({
+        "model": "openai/gpt-4.1",
+        "messages": [{"role": "developer", "content": "You are a helpful assistant."},
+                     {"role": "user", "content": "Hello!"}],
+        "max_tokens": 100,
+        "a_field_openai_added_last_week": {"x": 1}
+    });
+    let response = send_chat(&server, &request).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-provider"], "openai");
+    let body = response.bytes().await.unwrap();
+    assert_eq!(
+        body.as_ref(),
+        OPENAI_CHAT_COMPLETION.as_bytes(),
+        "the upstream's bytes"
+    );
+    let sent = only_request(&fake).json();
+    let mut expected = request.clone();
+    expected["model"] = json!("gpt-4.1");
+    assert_eq!(
+        sent, expected,
+        "the client's body, model replaced: max_tokens and the developer role stay as sent"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_passed_through_stream_asks_for_usage_relays_the_chunks_and_counts_the_tokens() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    fake.always(Reply::sse(&USAGE_STREAM, Duration::from_millis(1)));
+    let server = passthrough_host(&fake, &scratch).await;
+    let asked = json!({
+        "model": "openai/gpt-4o",
+        "stream": true,
+        "stream_options": {"include_usage": true},
+        "messages": [{"role": "user", "content": "Hello!"}]
+    });
+    let response = send_chat(&server, &asked).await;
+    assert_eq!(response.status(), 200);
+    let body = response.text().await.unwrap();
+    assert_eq!(
+        body,
+        USAGE_STREAM.concat(),
+        "chunk for chunk what OpenAI sent"
+    );
+
+    // A client that did not ask for usage: the host still asks (it counts the tokens),
+    // and keeps the usage-only chunk from the client; every other byte is OpenAI's.
+    let mut unasked = asked.clone();
+    unasked.as_object_mut().unwrap().remove("stream_options");
+    let body = send_chat(&server, &unasked).await.text().await.unwrap();
+    let usage_chunk = USAGE_STREAM[USAGE_STREAM.len() - 2];
+    assert!(usage_chunk.contains("\"choices\":[]"), "{usage_chunk}");
+    assert_eq!(body, USAGE_STREAM.concat().replace(usage_chunk, ""));
+    let received = fake.received();
+    assert_eq!(received.len(), 2);
+    for request in &received {
+        assert_eq!(
+            request.json()["stream_options"],
+            json!({"include_usage": true}),
+            "the host asks for the usage it counts"
+        );
+    }
+
+    let usage: Value = reqwest::get(format!("{}/admin/usage", server.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let figures: Value =
+        serde_json::from_str(usage_chunk.trim().trim_start_matches("data: ")).unwrap();
+    for field in ["prompt_tokens", "completion_tokens"] {
+        let each = figures["usage"][field].as_u64().unwrap();
+        assert_eq!(usage["totals"][field], 2 * each, "{field}: {usage}");
+    }
     server.stop().await;
 }

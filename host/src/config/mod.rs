@@ -187,6 +187,11 @@ pub struct ProviderEntry {
     /// This provider's retry policy, instead of the global one.
     #[serde(default)]
     pub retry: Option<RetryPolicy>,
+    /// Send a client's own body unchanged when this provider's upstream speaks the
+    /// client's protocol (exact passthrough; on by default). `false` always translates
+    /// through the plugin.
+    #[serde(default = "enabled_by_default")]
+    pub passthrough: bool,
 }
 
 /// A model alias and its targets, tried in order: a fallback chain.

@@ -13,8 +13,9 @@ use provider_sdk::{ChatRequest, ErrorKind, ProviderError};
 
 use super::{
     capabilities::missing_capability,
+    native::{self, NativeBody},
     policy::{backoff, counts_against_target, fallback_worthy, retryable, Jitter},
-    upstream::redact,
+    upstream::{redact, Prepared},
     DispatchError,
 };
 use crate::{
@@ -55,18 +56,21 @@ impl WaitClock {
 }
 
 /// Tries the targets of `request.model` in order, with retries, until `attempt`
-/// succeeds. `attempt` gets the provider, the request as JSON (model set to the
+/// succeeds. `attempt` gets the provider, what to send it (the client's own body when
+/// the target speaks `native`'s protocol, else the canonical request; model set to the
 /// target's) and the request's deadline.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn run<T, F, Fut>(
     snapshot: &Snapshot,
     breakers: &Breakers,
     meter: &Meter,
     mut request: ChatRequest,
+    native: Option<&NativeBody>,
     waited: &WaitClock,
     mut attempt: F,
 ) -> Result<(T, Route), DispatchError>
 where
-    F: FnMut(Arc<ReadyProvider>, String, Instant) -> Fut,
+    F: FnMut(Arc<ReadyProvider>, Arc<Prepared>, Instant) -> Fut,
     Fut: Future<Output = Result<T, ProviderError>>,
 {
     let (registry, config) = (&snapshot.registry, &snapshot.config);
@@ -113,11 +117,24 @@ where
         let policy = retry_policy(registry, &target, &config.retry);
         let keys = [target.provider.clone(), target.to_string()];
         request.model.clone_from(&target.model);
-        let json = serde_json::to_string(&request).map_err(|e| DispatchError::Provider {
-            target: target.to_string(),
-            error: ProviderError::invalid_request(format!("unencodable request: {e}")),
-            attempts,
-        })?;
+        let prepared = match prepare(&provider, &request, native) {
+            Ok(Some(prepared)) => prepared,
+            Ok(None) => {
+                let lost = native.map(|n| n.lost.join("; ")).unwrap_or_default();
+                reasons.push(format!(
+                    "{target} does not speak the client's protocol, and translating the request for it would drop {lost}"
+                ));
+                unsupported = true;
+                continue;
+            }
+            Err(error) => {
+                return Err(DispatchError::Provider {
+                    target: target.to_string(),
+                    error,
+                    attempts,
+                })
+            }
+        };
         let mut retry = 0;
         loop {
             let now = Instant::now();
@@ -143,7 +160,7 @@ where
                 ));
             }
             attempts += 1;
-            match attempt(provider.clone(), json.clone(), deadline).await {
+            match attempt(provider.clone(), prepared.clone(), deadline).await {
                 Ok(value) => {
                     for key in &keys {
                         breakers.record(key, true, breaker_policy, Instant::now());
@@ -243,4 +260,35 @@ fn retry_policy(registry: &Registry, target: &Target, global: &RetryPolicy) -> R
         .provider(&target.provider)
         .and_then(|p| p.entry.retry)
         .unwrap_or(*global)
+}
+
+/// What `provider` is sent for `request`: the client's own body when its plugin speaks
+/// the client's protocol natively, else the canonical request for it to translate;
+/// `None` when translating would drop part of the client's request.
+fn prepare(
+    provider: &ReadyProvider,
+    request: &ChatRequest,
+    native: Option<&NativeBody>,
+) -> Result<Option<Arc<Prepared>>, ProviderError> {
+    if let Some(body) = native {
+        let wanted = match provider.passthrough {
+            true => {
+                provider
+                    .plugin
+                    .native_request(body.protocol, &request.model, request.stream)?
+            }
+            false => None,
+        };
+        if let Some(wanted) = wanted {
+            let http = native::upstream_request(body, wanted, &request.model)
+                .map_err(|e| ProviderError::invalid_request(e.to_string()))?;
+            return Ok(Some(Arc::new(Prepared::Native(http))));
+        }
+        if !body.lost.is_empty() {
+            return Ok(None);
+        }
+    }
+    let json = serde_json::to_string(request)
+        .map_err(|e| ProviderError::invalid_request(format!("unencodable request: {e}")))?;
+    Ok(Some(Arc::new(Prepared::Canonical(json))))
 }

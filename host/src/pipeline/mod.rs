@@ -15,13 +15,15 @@ mod attempts;
 mod capabilities;
 mod error;
 mod events;
+pub mod native;
 mod policy;
 mod record;
 mod upstream;
 
 use std::{sync::Arc, time::Instant};
 
-use futures_util::stream;
+use bytes::Bytes;
+use futures_util::{stream, StreamExt};
 use provider_sdk::{ChatRequest, ChatResponse, ErrorKind, ProviderError};
 
 use crate::{
@@ -34,10 +36,11 @@ use crate::{
 };
 pub use attempts::Route;
 pub use error::DispatchError;
-pub use events::EventStream;
+pub use events::{EventStream, RawStream, Streamed};
+pub use native::NativeBody;
 pub use policy::{backoff, counts_against_target, fallback_worthy, retryable, Jitter};
 use record::Recorder;
-use upstream::Decoding;
+use upstream::{Decoding, Prepared};
 
 /// Who is calling, for usage and budgets.
 #[derive(Debug, Clone)]
@@ -67,6 +70,10 @@ pub struct Call {
     pub request: ChatRequest,
     /// Who asks.
     pub caller: Caller,
+    /// The client's own body, for targets whose upstream speaks its protocol: they
+    /// get it unchanged but for the model (exact passthrough); the others get
+    /// `request`, translated by their plugin.
+    pub native: Option<NativeBody>,
 }
 
 impl Call {
@@ -75,6 +82,7 @@ impl Call {
         Call {
             request,
             caller: Caller::default(),
+            native: None,
         }
     }
 }
@@ -88,6 +96,9 @@ pub struct Completion {
     pub route: Route,
     /// The answer.
     pub response: ChatResponse,
+    /// The upstream's own body, when the target spoke the client's protocol: the
+    /// ingress relays it as it is (`response` is the plugin's reading of it).
+    pub native: Option<Bytes>,
 }
 
 /// The state that outlives snapshots: breakers, spend and metrics.
@@ -155,7 +166,9 @@ impl Pipeline {
             ..call.request
         };
         let client = recorder.client().to_owned();
-        let answered = self.answer(&snapshot, &client, request).await;
+        let answered = self
+            .answer(&snapshot, &client, request, call.native.as_ref())
+            .await;
         match &answered {
             Ok(done) => {
                 recorder.routed(&done.route);
@@ -174,22 +187,34 @@ impl Pipeline {
         self: &Arc<Self>,
         snapshot: Arc<Snapshot>,
         call: Call,
-    ) -> Result<EventStream, DispatchError> {
+    ) -> Result<Streamed, DispatchError> {
         let mut recorder = Recorder::new(self.clone(), snapshot.clone(), call.caller, true);
         let request = ChatRequest {
             stream: true,
             ..call.request
         };
         let client = recorder.client().to_owned();
-        match self.open_stream(snapshot, &client, request).await {
-            Ok((route, inner)) => {
+        match self
+            .open_stream(snapshot, &client, request, call.native.as_ref())
+            .await
+        {
+            Ok((route, Opened::Events(inner))) => {
                 recorder.routed(&route);
-                Ok(EventStream {
+                Ok(Streamed::Events(EventStream {
                     target: route.target.clone(),
                     route,
                     inner,
                     recorder,
-                })
+                }))
+            }
+            Ok((route, Opened::Native(inner))) => {
+                recorder.routed(&route);
+                Ok(Streamed::Native(RawStream {
+                    target: route.target.clone(),
+                    route,
+                    inner,
+                    recorder,
+                }))
             }
             Err(error) => {
                 recorder.failed(&error);
@@ -204,22 +229,26 @@ impl Pipeline {
         snapshot: &Snapshot,
         client: &str,
         request: ChatRequest,
+        native: Option<&NativeBody>,
     ) -> Result<Completion, DispatchError> {
         self.check_client_budget(snapshot, client)?;
         let transport = &snapshot.transport;
         let clock = attempts::WaitClock::default();
         let waited = &clock;
-        let (response, route) = attempts::run(
+        let ((response, body), route) = attempts::run(
             snapshot,
             &self.breakers,
             &self.meter,
             request,
+            native,
             waited,
-            |provider, json, deadline| async move {
+            |provider, prepared, deadline| async move {
                 let started = Instant::now();
                 let answer = async {
-                    let response = upstream::send(transport, &provider, &json, deadline).await?;
-                    upstream::read_answer(&provider, response).await
+                    let response =
+                        upstream::send(transport, &provider, &prepared, deadline).await?;
+                    let (parsed, body) = upstream::read_answer(&provider, response).await?;
+                    Ok((parsed, prepared.is_native().then_some(body)))
                 }
                 .await;
                 waited.add(started.elapsed());
@@ -231,6 +260,7 @@ impl Pipeline {
             target: route.target.clone(),
             route,
             response,
+            native: body,
         })
     }
 
@@ -239,34 +269,26 @@ impl Pipeline {
         snapshot: Arc<Snapshot>,
         client: &str,
         request: ChatRequest,
-    ) -> Result<(Route, events::Inner), DispatchError> {
+        native: Option<&NativeBody>,
+    ) -> Result<(Route, Opened), DispatchError> {
         self.check_client_budget(&snapshot, client)?;
         let transport = &snapshot.transport;
         let clock = attempts::WaitClock::default();
         let waited = &clock;
-        let (decoding, route) = attempts::run(
+        let ((decoding, held), route) = attempts::run(
             &snapshot,
             &self.breakers,
             &self.meter,
             request,
+            native,
             waited,
-            |provider, json, deadline| async move {
+            |provider, prepared, deadline| async move {
                 let started = Instant::now();
                 let first = async {
-                    let response = upstream::send(transport, &provider, &json, deadline).await?;
-                    let mut decoding = Decoding::start(provider, response)?;
-                    // The first event decides whether this attempt succeeded.
-                    match decoding.next().await {
-                        Some(Ok(first)) => {
-                            decoding.unread(first);
-                            Ok(decoding)
-                        }
-                        Some(Err(error)) => Err(error),
-                        None => Err(ProviderError::new(
-                            ErrorKind::Connection,
-                            "the upstream stream ended before any event",
-                        )),
-                    }
+                    let response =
+                        upstream::send(transport, &provider, &prepared, deadline).await?;
+                    let decoding = Decoding::start(provider, response)?;
+                    first_event(decoding, &prepared).await
                 }
                 .await;
                 waited.add(started.elapsed());
@@ -281,20 +303,77 @@ impl Pipeline {
             breakers: self.breakers.clone(),
             policy: snapshot.config.circuit_breaker,
         };
-        let inner = stream::unfold(Some(relay), |state| async move {
-            let mut relay = state?;
-            match relay.decoding.next().await? {
-                Ok(event) => Some((Ok(event), Some(relay))),
-                Err(error) => Some((Err(relay.failed(error)), None)),
-            }
-        });
-        Ok((route, Box::pin(inner)))
+        let Some(held) = held else {
+            let inner = stream::unfold(Some(relay), |state| async move {
+                let mut relay = state?;
+                match relay.decoding.next().await? {
+                    Ok(event) => Some((Ok(event), Some(relay))),
+                    Err(error) => Some((Err(relay.failed(error)), None)),
+                }
+            });
+            return Ok((route, Opened::Events(Box::pin(inner))));
+        };
+        // The bytes read while waiting for the first event go first, as they arrived.
+        let inner =
+            stream::iter([Ok(held)]).chain(stream::unfold(Some(relay), |state| async move {
+                let mut relay = state?;
+                match relay.decoding.next_piece().await? {
+                    Ok(piece) => Some((Ok(piece), Some(relay))),
+                    Err(error) => Some((Err(relay.failed(error)), None)),
+                }
+            }));
+        Ok((route, Opened::Native(Box::pin(inner))))
     }
 
     fn check_client_budget(&self, snapshot: &Snapshot, client: &str) -> Result<(), DispatchError> {
         self.meter
             .check_client(client, &snapshot.config.budgets)
             .map_err(DispatchError::ClientBudgetSpent)
+    }
+}
+
+/// What a stream attempt opened: canonical events, or the upstream's own bytes (with
+/// the events decoded from them) for a caller that speaks the upstream's protocol.
+enum Opened {
+    Events(events::Inner),
+    Native(events::RawInner),
+}
+
+/// Reads until the plugin decodes a first event: that decides whether the attempt
+/// succeeded (a failure before it may still fall back). For a native stream the bytes
+/// read so far are held, with the events decoded from them, to be relayed first.
+async fn first_event(
+    mut decoding: Decoding,
+    prepared: &Prepared,
+) -> Result<(Decoding, Option<(Bytes, Vec<provider_sdk::StreamEvent>)>), ProviderError> {
+    let ended = || {
+        ProviderError::new(
+            ErrorKind::Connection,
+            "the upstream stream ended before any event",
+        )
+    };
+    if !prepared.is_native() {
+        return match decoding.next().await {
+            Some(Ok(first)) => {
+                decoding.unread(first);
+                Ok((decoding, None))
+            }
+            Some(Err(error)) => Err(error),
+            None => Err(ended()),
+        };
+    }
+    let mut held = bytes::BytesMut::new();
+    loop {
+        match decoding.next_piece().await {
+            Some(Ok((bytes, events))) => {
+                held.extend_from_slice(&bytes);
+                if !events.is_empty() {
+                    return Ok((decoding, Some((held.freeze(), events))));
+                }
+            }
+            Some(Err(error)) => return Err(error),
+            None => return Err(ended()),
+        }
     }
 }
 

@@ -3,10 +3,11 @@
 
 use std::{collections::VecDeque, sync::Arc, time::Instant};
 
+use bytes::Bytes;
 use futures_util::StreamExt;
 use provider_sdk::{
-    abi::load::PluginDecoder, ChatResponse, ErrorKind, Header, HttpResponse, ProviderError,
-    StreamEvent,
+    abi::load::PluginDecoder, ChatResponse, ErrorKind, Header, HttpRequest, HttpResponse, Outbound,
+    ProviderError, StreamEvent,
 };
 
 use crate::{
@@ -14,15 +15,35 @@ use crate::{
     transport::{self, BodyStream, Transport, UpstreamResponse, ERROR_BODY_CAP, RESPONSE_BODY_CAP},
 };
 
+/// What one target is sent: the canonical request for the plugin to translate, or the
+/// client's own body for an upstream that speaks the client's protocol.
+#[derive(Debug)]
+pub(super) enum Prepared {
+    /// The canonical request as JSON, model set to the target's.
+    Canonical(String),
+    /// The client's body, model rewritten, as the plugin's native request says.
+    Native(HttpRequest),
+}
+
+impl Prepared {
+    /// Whether the upstream's bytes are in the client's own protocol.
+    pub(super) fn is_native(&self) -> bool {
+        matches!(self, Prepared::Native(_))
+    }
+}
+
 /// Sends the request to its provider and returns the upstream response, failing on
 /// a non-2xx status with the plugin's classification of it.
 pub(super) async fn send(
     transport: &Transport,
     provider: &ReadyProvider,
-    request_json: &str,
+    prepared: &Prepared,
     deadline: Instant,
 ) -> Result<UpstreamResponse, ProviderError> {
-    let outbound = provider.plugin.build_request_json(request_json)?;
+    let outbound = match prepared {
+        Prepared::Canonical(json) => provider.plugin.build_request_json(json)?,
+        Prepared::Native(http) => Outbound::Http(http.clone()),
+    };
     let response = transport.send(provider, outbound, deadline).await?;
     if (200..300).contains(&response.status) {
         return Ok(response);
@@ -34,11 +55,12 @@ pub(super) async fn send(
         .classify_error(&HttpResponse::new(response.status, &headers, &body)))
 }
 
-/// Reads a whole answer (up to [`RESPONSE_BODY_CAP`]) and lets the plugin parse it.
+/// Reads a whole answer (up to [`RESPONSE_BODY_CAP`]) and lets the plugin parse it;
+/// the bytes come back too, for a caller that speaks the upstream's protocol.
 pub(super) async fn read_answer(
     provider: &ReadyProvider,
     response: UpstreamResponse,
-) -> Result<ChatResponse, ProviderError> {
+) -> Result<(ChatResponse, Bytes), ProviderError> {
     let (body, cut) = transport::read_capped(response.body, RESPONSE_BODY_CAP).await?;
     if cut {
         return Err(ProviderError::new(
@@ -47,9 +69,11 @@ pub(super) async fn read_answer(
         ));
     }
     let headers = header_views(&response.headers);
-    provider
-        .plugin
-        .parse_response(&HttpResponse::new(response.status, &headers, &body))
+    let parsed =
+        provider
+            .plugin
+            .parse_response(&HttpResponse::new(response.status, &headers, &body))?;
+    Ok((parsed, Bytes::from(body)))
 }
 
 /// An upstream body run through the plugin's stream decoder, event by event.
@@ -100,20 +124,49 @@ impl Decoding {
             if self.done {
                 return None;
             }
-            let step = match self.body.next().await {
-                Some(Ok(bytes)) => self.decoder.feed(&bytes, &mut self.scratch),
-                Some(Err(e)) => Err(e),
-                None => {
-                    self.done = true;
-                    self.decoder.finish(&mut self.scratch)
-                }
-            };
-            self.pending.extend(self.scratch.drain(..));
-            if let Err(error) = step {
-                self.done = true;
-                self.failure = Some(error);
-            }
+            self.read().await;
         }
+    }
+
+    /// The next piece of the upstream body as it arrived, with the events decoded from
+    /// it (for a caller that relays the bytes and only watches the events); then the
+    /// failure that ends the stream, if any.
+    pub(super) async fn next_piece(
+        &mut self,
+    ) -> Option<Result<(Bytes, Vec<StreamEvent>), ProviderError>> {
+        if !self.pending.is_empty() {
+            return Some(Ok((Bytes::new(), self.pending.drain(..).collect())));
+        }
+        if let Some(failure) = self.failure.take() {
+            return Some(Err(redact(failure, &self.provider)));
+        }
+        if self.done {
+            return None;
+        }
+        let bytes = self.read().await;
+        Some(Ok((bytes, self.pending.drain(..).collect())))
+    }
+
+    /// Reads one piece of the body into the decoder; its events go to `pending`, a
+    /// failure is kept for after them.
+    async fn read(&mut self) -> Bytes {
+        let (bytes, step) = match self.body.next().await {
+            Some(Ok(bytes)) => {
+                let step = self.decoder.feed(&bytes, &mut self.scratch);
+                (bytes, step)
+            }
+            Some(Err(e)) => (Bytes::new(), Err(e)),
+            None => {
+                self.done = true;
+                (Bytes::new(), self.decoder.finish(&mut self.scratch))
+            }
+        };
+        self.pending.extend(self.scratch.drain(..));
+        if let Err(error) = step {
+            self.done = true;
+            self.failure = Some(error);
+        }
+        bytes
     }
 }
 

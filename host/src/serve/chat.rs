@@ -15,15 +15,15 @@ use axum::{
 };
 use bytes::Bytes;
 use futures_util::{stream, StreamExt};
-use provider_sdk::{ChatRequest, ErrorKind};
+use provider_sdk::{ChatRequest, ErrorKind, Protocol};
 
-use super::{annotate, auth::ClientName, RequestId};
+use super::{annotate, auth::ClientName, relay, RequestId};
 use super::{
     error::ApiError,
     wire::{ChunkWriter, Completion},
 };
 use crate::{
-    pipeline::{Call, Caller, DispatchError},
+    pipeline::{Call, Caller, DispatchError, NativeBody, Streamed},
     Host,
 };
 
@@ -42,12 +42,12 @@ pub async fn completions(
         received: Instant::now(),
     };
     let limit = host.config().max_request_bytes;
-    let request = match to_bytes(body, limit).await {
+    let read = match to_bytes(body, limit).await {
         Err(_) => Err(ApiError::too_large(limit)),
-        Ok(bytes) => parse(&bytes),
+        Ok(bytes) => parse(&bytes).map(|request| (request, bytes)),
     };
-    let request = match request {
-        Ok(request) => request,
+    let (request, bytes) = match read {
+        Ok(read) => read,
         Err(error) => {
             host.refused(
                 caller,
@@ -58,7 +58,16 @@ pub async fn completions(
             return error.into_response();
         }
     };
-    let call = Call { request, caller };
+    let call = Call {
+        request,
+        caller,
+        native: Some(NativeBody {
+            protocol: Protocol::OpenAiChat,
+            body: bytes,
+            headers: Vec::new(),
+            lost: Vec::new(),
+        }),
+    };
     match answer(&host, call).await {
         Ok(response) => response,
         Err(error) => ApiError::from_dispatch(&error).into_response(),
@@ -73,6 +82,9 @@ async fn answer(host: &Host, call: Call) -> Result<Response, DispatchError> {
         .unwrap_or(0);
     if !call.request.stream {
         let done = host.complete(call).await?;
+        if let Some(body) = done.native {
+            return Ok(relay::whole(body, &done.route));
+        }
         let model = done.target.to_string();
         let mut response =
             Json(Completion::new(&id, created, &model, &done.response)).into_response();
@@ -84,7 +96,26 @@ async fn answer(host: &Host, call: Call) -> Result<Response, DispatchError> {
         .stream_options
         .as_ref()
         .is_some_and(|o| o.include_usage);
-    let events = host.stream(call).await?;
+    let events = match host.stream(call).await? {
+        Streamed::Events(events) => events,
+        Streamed::Native(raw) => {
+            // The host asks a passed-through stream for its usage, to count it; a client
+            // that did not ask does not get the usage-only chunk (`choices: []`), which
+            // code reading `choices[0]` of every chunk would trip on.
+            let events = move |events| match include_usage {
+                true => relay::unchanged(events),
+                false => relay::without_events_containing(
+                    events,
+                    &[b"\"choices\":[]", b"\"choices\": []"],
+                ),
+            };
+            return Ok(relay::streamed(raw, events, |error| {
+                let error = ApiError::from_dispatch(error);
+                let body = serde_json::to_string(&error.body()).expect("serializable");
+                format!("data: {body}\n\ndata: [DONE]\n\n")
+            }));
+        }
+    };
     let model = events.target.to_string();
     let route = events.route.clone();
     let mut writer = ChunkWriter::new(id, created, model, include_usage);

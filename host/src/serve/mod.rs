@@ -8,6 +8,7 @@ mod auth;
 mod chat;
 pub mod error;
 mod messages;
+mod relay;
 mod wire;
 
 use std::{future::Future, sync::Arc};

@@ -13,8 +13,9 @@ use abi_stable::{
 use serde::Serialize;
 
 use super::{
-    FfiDecoder, FfiDecoderBox, FfiDecoder_TO, FfiHttpRequest, FfiHttpResponse, FfiLocalResponse,
-    FfiOutbound, FfiProvider, FfiProviderBox, FfiProvider_TO, PluginModule, PluginModuleRef,
+    extension, FfiDecoder, FfiDecoderBox, FfiDecoder_TO, FfiHttpRequest, FfiHttpResponse,
+    FfiLocalResponse, FfiOutbound, FfiProvider, FfiProviderBox, FfiProvider_TO, PluginModule,
+    PluginModuleRef,
 };
 use crate::{
     ChatRequest, ErrorKind, HttpResponse, LocalResponse, Outbound, Provider, ProviderConfig,
@@ -101,12 +102,36 @@ struct Instance<P> {
     auth: RString,
 }
 
+impl<P: Provider> Instance<P> {
+    /// Answers an extension call (see [`extension`]) as a status-0 local response.
+    fn extension(&self, call: &str) -> Result<FfiOutbound, ProviderError> {
+        let call: extension::Call = serde_json::from_str(call)
+            .map_err(|e| ProviderError::invalid_request(format!("bad extension call: {e}")))?;
+        let answer = match call {
+            extension::Call::NativeRequest { query } => to_json(&self.provider.native_request(
+                query.protocol,
+                &query.model,
+                query.stream,
+            )?)?,
+        };
+        Ok(FfiOutbound::Local(FfiLocalResponse {
+            status: extension::ANSWER_STATUS,
+            headers: RVec::new(),
+            chunks: vec![answer.into_bytes()].into(),
+            interval_ms: 0,
+        }))
+    }
+}
+
 impl<P: Provider> FfiProvider for Instance<P> {
     fn auth(&self) -> RString {
         self.auth.clone()
     }
 
     fn build_request(&self, request: RStr<'_>) -> RResult<FfiOutbound, RString> {
+        if request.as_str().starts_with(extension::PREFIX) {
+            return guard(|| self.extension(request.as_str()));
+        }
         guard(|| {
             let request: ChatRequest = serde_json::from_str(request.as_str())
                 .map_err(|e| ProviderError::invalid_request(format!("bad chat request: {e}")))?;

@@ -11,10 +11,13 @@ use abi_stable::{
 };
 use serde::de::DeserializeOwned;
 
-use super::{FfiDecoderBox, FfiHttpResponse, FfiOutbound, FfiProviderBox, PluginModuleRef};
+use super::{
+    extension, FfiDecoderBox, FfiHttpResponse, FfiOutbound, FfiProviderBox, PluginModuleRef,
+};
 use crate::{
     AuthScheme, ChatRequest, ChatResponse, Conformance, HttpRequest, HttpResponse, LocalResponse,
-    Manifest, Outbound, ProviderConfig, ProviderError, StreamEvent, SDK_VERSION,
+    Manifest, NativeQuery, NativeRequest, Outbound, Protocol, ProviderConfig, ProviderError,
+    StreamEvent, SDK_VERSION,
 };
 
 /// Why a file could not be opened as a plugin. `Display` gives one line: what is wrong
@@ -222,7 +225,12 @@ impl PluginLibrary {
         let construct = self.module.construct();
         let inner = into_result(construct(RStr::from_str(&config)))?;
         let auth = parse_json::<AuthScheme>(inner.auth().as_str(), "auth scheme")?;
-        Ok(PluginProvider { inner, auth })
+        let sdk_minor = sdk_minor(&self.manifest()?.sdk_version);
+        Ok(PluginProvider {
+            inner,
+            auth,
+            sdk_minor,
+        })
     }
 }
 
@@ -230,6 +238,18 @@ impl PluginLibrary {
 pub struct PluginProvider {
     inner: FfiProviderBox,
     auth: AuthScheme,
+    /// The minor version of the 1.x SDK the plugin was built against: which
+    /// [`extension`] calls it understands.
+    sdk_minor: u64,
+}
+
+/// The minor version in `1.<minor>.<patch>` (0 when unreadable: no extensions).
+fn sdk_minor(version: &str) -> u64 {
+    version
+        .split('.')
+        .nth(1)
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0)
 }
 
 impl fmt::Debug for PluginProvider {
@@ -264,6 +284,49 @@ impl PluginProvider {
     pub fn health_request(&self) -> Result<Option<Outbound>, ProviderError> {
         let outbound = into_result(self.inner.health_request())?;
         Ok(outbound.into_option().map(host_outbound))
+    }
+
+    /// `Provider::native_request`: how to pass a request in `protocol` through to this
+    /// upstream unchanged, or `None` (always, for plugins built before SDK 1.1).
+    pub fn native_request(
+        &self,
+        protocol: Protocol,
+        model: &str,
+        stream: bool,
+    ) -> Result<Option<NativeRequest>, ProviderError> {
+        let call = extension::Call::NativeRequest {
+            query: NativeQuery {
+                protocol,
+                model: model.to_owned(),
+                stream,
+            },
+        };
+        match self.extension(&call)? {
+            Some(json) => parse_json(&json, "native request"),
+            None => Ok(None),
+        }
+    }
+
+    /// Sends an [`extension`] call to a plugin that understands it; `None` for a plugin
+    /// built before the call existed.
+    fn extension(&self, call: &extension::Call) -> Result<Option<String>, ProviderError> {
+        if self.sdk_minor < extension::since_minor(call) {
+            return Ok(None);
+        }
+        let json = serde_json::to_string(call)
+            .map_err(|e| ProviderError::plugin_fault(format!("unencodable extension call: {e}")))?;
+        debug_assert!(json.starts_with(extension::PREFIX));
+        match host_outbound(into_result(self.inner.build_request(RStr::from_str(&json)))?) {
+            Outbound::Local(answer) if answer.status == extension::ANSWER_STATUS => {
+                let bytes = answer.chunks.concat();
+                String::from_utf8(bytes).map(Some).map_err(|_| {
+                    ProviderError::plugin_fault("an extension answer is not UTF-8 JSON")
+                })
+            }
+            _ => Err(ProviderError::plugin_fault(
+                "the plugin answered an extension call with a request: it claims an SDK it was not built with",
+            )),
+        }
     }
 
     /// `Provider::parse_response`.

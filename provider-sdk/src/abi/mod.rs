@@ -2,7 +2,8 @@
 //! is in this module, so the ABI crate can be replaced without touching a provider.
 //!
 //! The boundary is deliberately narrow: a root module of three functions and two small
-//! trait objects. Canonical values cross it as JSON text, which keeps the layout that
+//! trait objects. Its layout is frozen at 1.0; calls added in 1.x go through the
+//! JSON [`extension`] channel, so a plugin built against an older 1.x SDK keeps loading. Canonical values cross it as JSON text, which keeps the layout that
 //! `abi_stable` checks tiny and lets the canonical types grow (new optional fields)
 //! without an ABI break; bodies cross as borrowed byte slices, never copied by the ABI.
 //! Every plugin-side entry point catches panics ([`export`]); every value a plugin
@@ -68,6 +69,48 @@ pub trait FfiProvider: Send + Sync {
     /// `Provider::health_request`.
     #[sabi(last_prefix_field)]
     fn health_request(&self) -> RResult<ROption<FfiOutbound>, RString>;
+}
+
+/// How SDK 1.x grows without changing a layout.
+///
+/// abi_stable 0.11 lets a library's prefix types have *more* fields than the host
+/// expects, never fewer: a host whose vtable gained a method refuses every plugin built
+/// before (measured: "too many fields", by the SDK 1.0 fixture in the test suite). So
+/// the layout above stays exactly 1.0's, and calls added in 1.x travel as JSON through
+/// `build_request`: the host sends `{"$sdk_extension": <name>, ...}` only to plugins
+/// whose manifest says they were built against an SDK that has the call, and the
+/// plugin's SDK layer answers with a `Local` outbound of status 0 whose one chunk is
+/// the answer's JSON (no real HTTP status is 0).
+pub mod extension {
+    use serde::{Deserialize, Serialize};
+
+    use crate::NativeQuery;
+
+    /// How an extension call's JSON starts (serde writes fields in declaration order,
+    /// without spaces), so a plugin tells one from a chat request by its first bytes.
+    pub const PREFIX: &str = "{\"$sdk_extension\":";
+
+    /// The status of the `Local` outbound that carries an extension's answer.
+    pub const ANSWER_STATUS: u16 = 0;
+
+    /// An extension call.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    #[serde(tag = "$sdk_extension", rename_all = "snake_case")]
+    pub enum Call {
+        /// `Provider::native_request` (SDK 1.1); answers a `NativeRequest` or `null`.
+        NativeRequest {
+            /// What the host asks.
+            query: NativeQuery,
+        },
+    }
+
+    /// The SDK minor version (of 1.x) that introduced `call`: older plugins are never
+    /// sent it.
+    pub fn since_minor(call: &Call) -> u64 {
+        match call {
+            Call::NativeRequest { .. } => 1,
+        }
+    }
 }
 
 /// An owned provider instance.

@@ -85,7 +85,7 @@ mod stream;
 use provider_sdk::{
     export_provider, serde_json, AuthScheme, CannedError, Capabilities, ChatRequest, ChatResponse,
     Conformance, Defaults, ErrorKind, HttpRequest, HttpResponse, LocalResponse, Manifest,
-    ModelInfo, Outbound, Pricing, Provider, ProviderConfig, ProviderError,
+    ModelInfo, NativeRequest, Outbound, Pricing, Protocol, Provider, ProviderConfig, ProviderError,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -337,6 +337,25 @@ impl Provider for Anthropic {
 
     fn classify_error(&self, response: &HttpResponse<'_>) -> ProviderError {
         response::classify_error(response)
+    }
+
+    /// A Messages request from an Anthropic client goes to the same URL unchanged; the
+    /// client's own `anthropic-version` and `anthropic-beta` replace these defaults.
+    fn native_request(
+        &self,
+        protocol: Protocol,
+        _model: &str,
+        _stream: bool,
+    ) -> Result<Option<NativeRequest>, ProviderError> {
+        if protocol != Protocol::AnthropicMessages {
+            return Ok(None);
+        }
+        let mut native = NativeRequest::post_json(&self.messages_url)
+            .header("anthropic-version", &self.api_version);
+        if let Some(beta) = &self.beta {
+            native = native.header("anthropic-beta", beta);
+        }
+        Ok(Some(native))
     }
 
     /// `GET /v1/models` (docs.anthropic.com/en/api/models-list): cheap, and it checks

@@ -23,7 +23,7 @@ pub mod stream;
 
 use provider_sdk::{
     export_provider, AuthScheme, ChatRequest, ChatResponse, Conformance, HttpResponse, Manifest,
-    Outbound, Provider, ProviderConfig, ProviderError,
+    NativeRequest, Outbound, Protocol, Provider, ProviderConfig, ProviderError,
 };
 
 pub use presets::{Preset, Settings};
@@ -88,6 +88,16 @@ impl Provider for OpenAi {
 
     fn health_request(&self) -> Result<Option<Outbound>, ProviderError> {
         Ok(Some(Outbound::Http(request::list_models(&self.settings))))
+    }
+
+    fn native_request(
+        &self,
+        protocol: Protocol,
+        model: &str,
+        stream: bool,
+    ) -> Result<Option<NativeRequest>, ProviderError> {
+        let native = protocol == Protocol::OpenAiChat && self.settings.preset.passes_through();
+        Ok(native.then(|| request::native(&self.settings, model, stream)))
     }
 }
 

@@ -175,6 +175,14 @@ impl Preset {
         }
     }
 
+    /// Whether a chat-completions body an OpenAI client wrote goes to this server as it
+    /// is (exact passthrough): true for servers that implement OpenAI's API itself
+    /// (OpenAI, Azure OpenAI, OpenRouter). For the others the quirks above rewrite
+    /// fields, so the host translates through the canonical request instead.
+    pub fn passes_through(self) -> bool {
+        matches!(self, Preset::OpenAi | Preset::OpenRouter)
+    }
+
     /// The server's quirks, each with what it is based on.
     pub fn quirks(self) -> Quirks {
         match self {

@@ -1,26 +1,48 @@
 //! Canonical request → chat-completions HTTP request.
 
-use provider_sdk::{ChatRequest, HttpRequest, Message, ProviderError};
+use provider_sdk::{ChatRequest, HttpRequest, Message, NativeRequest, ProviderError};
 use serde_json::{json, Map, Value};
 
 use crate::presets::{EffortField, Settings, TokenLimit};
+
+/// The chat-completions URL for `model`.
+fn chat_url(settings: &Settings, model: &str) -> String {
+    match &settings.azure {
+        // learn.microsoft.com/azure/ai-services/openai/reference: POST
+        // {endpoint}/openai/deployments/{deployment-id}/chat/completions?api-version=...
+        Some(azure) => format!(
+            "{}/openai/deployments/{}/chat/completions?api-version={}",
+            settings.base_url,
+            encode_component(model),
+            encode_component(&azure.api_version)
+        ),
+        None => format!("{}/chat/completions", settings.base_url),
+    }
+}
+
+/// How a chat-completions body from an OpenAI client goes upstream unchanged: the
+/// same URL and headers as a translated request, and, for a stream from a server that
+/// can report usage, `stream_options.include_usage` so the host can count the tokens.
+pub fn native(settings: &Settings, model: &str, stream: bool) -> NativeRequest {
+    let mut native = NativeRequest::post_json(chat_url(settings, model));
+    if stream {
+        native = native.header("accept", "text/event-stream");
+        if settings.quirks.stream_usage {
+            native = native.set("stream_options", json!({ "include_usage": true }));
+        }
+    }
+    for (name, value) in &settings.headers {
+        native = native.header(name.clone(), value.clone());
+    }
+    native
+}
 
 /// Builds the upstream request for `request`: URL, headers and JSON body.
 pub fn build(settings: &Settings, request: &ChatRequest) -> Result<HttpRequest, ProviderError> {
     if request.model.trim().is_empty() {
         return Err(ProviderError::invalid_request("the request names no model"));
     }
-    let url = match &settings.azure {
-        // learn.microsoft.com/azure/ai-services/openai/reference: POST
-        // {endpoint}/openai/deployments/{deployment-id}/chat/completions?api-version=...
-        Some(azure) => format!(
-            "{}/openai/deployments/{}/chat/completions?api-version={}",
-            settings.base_url,
-            encode_component(&request.model),
-            encode_component(&azure.api_version)
-        ),
-        None => format!("{}/chat/completions", settings.base_url),
-    };
+    let url = chat_url(settings, &request.model);
     let body = serde_json::to_vec(&body(settings, request)?)
         .map_err(|e| ProviderError::plugin_fault(format!("cannot encode the request: {e}")))?;
     let mut http = HttpRequest::post_json(url, body);

@@ -16,38 +16,45 @@ use std::{
 use axum::{
     body::{to_bytes, Body},
     extract::{Extension, State},
-    http::{header, HeaderValue, StatusCode},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     Json,
 };
 use bytes::Bytes;
 use futures_util::{stream as futures_stream, StreamExt};
-use provider_sdk::{Content, ContentPart, ErrorKind, Message};
+use provider_sdk::{Content, ContentPart, ErrorKind, Message, Protocol};
 use serde_json::json;
 
-use super::{annotate, auth::ClientName, RequestId};
+use super::{annotate, auth::ClientName, relay, RequestId};
 use crate::{
-    pipeline::{Call, Caller},
+    pipeline::{Call, Caller, NativeBody, Streamed},
     Host,
 };
 pub use error::AnthropicError;
-use request::MessagesRequest;
+use request::{MessagesRequest, Translated};
 use stream::EventWriter;
+
+/// Client headers an Anthropic upstream gets as the client sent them.
+const FORWARDED_HEADERS: [&str; 2] = ["anthropic-version", "anthropic-beta"];
 
 /// `POST /v1/messages`.
 pub async fn messages(
     State(host): State<Arc<Host>>,
     client: Option<Extension<ClientName>>,
     id: Option<Extension<RequestId>>,
+    headers: HeaderMap,
     body: Body,
 ) -> Response {
     let caller = caller(client, id);
     let request_id = caller.request_id.clone();
-    let request = match read(&host, body).await.and_then(|r| {
-        r.into_canonical()
-            .map_err(|e| AnthropicError::bad_request(e.to_string()))
-    }) {
-        Ok(request) => request,
+    let read = read(&host, body).await.and_then(|(request, bytes)| {
+        let translated = request
+            .into_canonical()
+            .map_err(|e| AnthropicError::bad_request(e.to_string()))?;
+        Ok((translated, bytes))
+    });
+    let (Translated { request, lost }, bytes) = match read {
+        Ok(read) => read,
         Err(error) => {
             host.refused(
                 caller,
@@ -58,7 +65,24 @@ pub async fn messages(
             return error.into_response();
         }
     };
-    let mut response = answer(&host, Call { request, caller }).await;
+    let forwarded = FORWARDED_HEADERS
+        .iter()
+        .filter_map(|name| {
+            let value = headers.get(*name)?.to_str().ok()?;
+            Some((name.to_string(), value.to_owned()))
+        })
+        .collect();
+    let call = Call {
+        request,
+        caller,
+        native: Some(NativeBody {
+            protocol: Protocol::AnthropicMessages,
+            body: bytes,
+            headers: forwarded,
+            lost,
+        }),
+    };
+    let mut response = answer(&host, call).await;
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("request-id", value);
     }
@@ -69,6 +93,10 @@ async fn answer(host: &Host, call: Call) -> Response {
     let id = message_id();
     if !call.request.stream {
         return match host.complete(call).await {
+            Ok(done) if done.native.is_some() => {
+                let body = done.native.expect("checked");
+                relay::whole(body, &done.route)
+            }
             Ok(done) => {
                 let model = done.target.to_string();
                 let mut response =
@@ -80,7 +108,15 @@ async fn answer(host: &Host, call: Call) -> Response {
         };
     }
     let events = match host.stream(call).await {
-        Ok(events) => events,
+        Ok(Streamed::Events(events)) => events,
+        Ok(Streamed::Native(raw)) => {
+            return relay::streamed(raw, relay::unchanged, |error| {
+                let error = AnthropicError::from_dispatch(error);
+                let mut out = String::new();
+                stream::EventWriter::error_event(error.kind, &error.message, &mut out);
+                out
+            })
+        }
         // Known before the first byte: a real status, which Anthropic clients map to
         // the right exception and may retry.
         Err(error) => return AnthropicError::from_dispatch(&error).into_response(),
@@ -178,6 +214,7 @@ async fn read_count(host: &Host, body: Body) -> Result<provider_sdk::ChatRequest
         .map_err(|e| AnthropicError::bad_request(describe(e)))?;
     request
         .into_canonical()
+        .map(|translated| translated.request)
         .map_err(|e| AnthropicError::bad_request(e.to_string()))
 }
 
@@ -191,7 +228,7 @@ async fn read_bytes(host: &Host, body: Body) -> Result<Bytes, AnthropicError> {
     })
 }
 
-async fn read(host: &Host, body: Body) -> Result<MessagesRequest, AnthropicError> {
+async fn read(host: &Host, body: Body) -> Result<(MessagesRequest, Bytes), AnthropicError> {
     let bytes = read_bytes(host, body).await?;
     let mut json = serde_json::Deserializer::from_slice(&bytes);
     let request: MessagesRequest = serde_path_to_error::deserialize(&mut json)
@@ -206,7 +243,7 @@ async fn read(host: &Host, body: Body) -> Result<MessagesRequest, AnthropicError
             "`messages` is empty: send at least one message",
         ));
     }
-    Ok(request)
+    Ok((request, bytes))
 }
 
 fn describe(e: serde_path_to_error::Error<serde_json::Error>) -> String {

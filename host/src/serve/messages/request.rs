@@ -1,10 +1,12 @@
 //! An Anthropic Messages request, read as the API documents it and turned into the
 //! canonical request.
 //!
-//! What has no canonical place is refused with a 400 naming the field, never dropped:
-//! server tools and non-text documents need an Anthropic target. `cache_control`
-//! markers are hints to Anthropic's prompt cache; across protocols there is no cache
-//! to hint, so they are not carried.
+//! What has no canonical place (server tools, PDF documents, images in tool results,
+//! fields this version does not know) is listed in [`Translated::lost`], never dropped
+//! silently: an Anthropic target gets the client's body as it is, and any other target
+//! is refused with a 400 naming what it would lose. `cache_control` markers are hints
+//! to Anthropic's prompt cache; across protocols there is no cache to hint, so they are
+//! not carried.
 
 use provider_sdk::{
     ChatRequest, Content, ContentPart, FunctionDefinition, ImageUrl, Message, NamedFunction,
@@ -176,24 +178,33 @@ pub enum Thinking {
     Adaptive,
 }
 
-/// A request the canonical types cannot carry: the message names the field and what
-/// to do.
+/// A request that is malformed whatever the target: the message names the place.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct Untranslatable(pub String);
+
+/// The canonical request, and what it could not carry.
+#[derive(Debug)]
+pub struct Translated {
+    /// The canonical request; `model` is still the client's model string.
+    pub request: ChatRequest,
+    /// What a non-Anthropic target would not get, one line each, naming the place.
+    pub lost: Vec<String>,
+}
 
 /// Fields Anthropic documents that have no canonical meaning and change nothing in an
 /// answer's content; they are accepted and not carried across protocols.
 const HINTS: &[&str] = &["cache_control", "service_tier", "container", "speed"];
 
 impl MessagesRequest {
-    /// The canonical request: `model` is still the client's model string.
-    pub fn into_canonical(self) -> Result<ChatRequest, Untranslatable> {
-        if let Some(field) = self.other.keys().find(|k| !HINTS.contains(&k.as_str())) {
-            return Err(Untranslatable(format!(
-                "`{field}` is not supported by this host's Messages endpoint for this model; remove it, or send the request to an Anthropic model"
-            )));
-        }
+    /// The canonical request and what it could not carry.
+    pub fn into_canonical(self) -> Result<Translated, Untranslatable> {
+        let mut lost: Vec<String> = self
+            .other
+            .keys()
+            .filter(|k| !HINTS.contains(&k.as_str()))
+            .map(|field| format!("the field `{field}`"))
+            .collect();
         let mut messages = Vec::new();
         match self.system {
             Some(System::Text(text)) if !text.is_empty() => messages.push(Message::system(text)),
@@ -204,14 +215,12 @@ impl MessagesRequest {
             _ => {}
         }
         for (i, message) in self.messages.into_iter().enumerate() {
-            turn(i, message, &mut messages)?;
+            turn(i, message, &mut messages, &mut lost)?;
         }
-        let tools = self
-            .tools
-            .into_iter()
-            .enumerate()
-            .map(|(i, t)| tool(i, t))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut tools = Vec::new();
+        for (i, t) in self.tools.into_iter().enumerate() {
+            tools.extend(tool(i, t, &mut lost)?);
+        }
         let (tool_choice, parallel_tool_calls) = match self.tool_choice {
             None => (None, None),
             Some(choice) => choice.into_canonical(),
@@ -220,7 +229,7 @@ impl MessagesRequest {
         if let Some(top_k) = self.top_k {
             extra.insert("top_k".into(), top_k.into());
         }
-        Ok(ChatRequest {
+        let request = ChatRequest {
             model: self.model,
             messages,
             tools,
@@ -236,7 +245,8 @@ impl MessagesRequest {
             stream: self.stream,
             extra,
             ..ChatRequest::default()
-        })
+        };
+        Ok(Translated { request, lost })
     }
 }
 
@@ -300,7 +310,12 @@ fn text_content(mut texts: Vec<String>) -> Content {
 
 /// One turn; a user turn's tool results become tool messages, placed before its
 /// other content as the OpenAI shape requires.
-fn turn(i: usize, message: InputMessage, out: &mut Vec<Message>) -> Result<(), Untranslatable> {
+fn turn(
+    i: usize,
+    message: InputMessage,
+    out: &mut Vec<Message>,
+    lost: &mut Vec<String>,
+) -> Result<(), Untranslatable> {
     let blocks = match message.content {
         InputContent::Text(text) => vec![Block::Text { text }],
         InputContent::Blocks(blocks) => blocks,
@@ -338,12 +353,14 @@ fn turn(i: usize, message: InputMessage, out: &mut Vec<Message>) -> Result<(), U
                             None => String::new(),
                             Some(InputContent::Text(text)) => text,
                             Some(InputContent::Blocks(blocks)) => {
-                                result_text(blocks).map_err(|what| {
-                                    Untranslatable(format!(
-                                        "{}.content: {what} in a tool result needs an Anthropic model",
+                                let (text, dropped) = result_text(blocks);
+                                if dropped > 0 {
+                                    lost.push(format!(
+                                        "{}.content: {dropped} non-text block(s) of a tool result",
                                         at(j)
-                                    ))
-                                })?
+                                    ));
+                                }
+                                text
                             }
                         };
                         // The OpenAI shape has no error flag on tool results: say it in
@@ -358,10 +375,11 @@ fn turn(i: usize, message: InputMessage, out: &mut Vec<Message>) -> Result<(), U
                             tool_call_id: tool_use_id,
                         });
                     }
-                    other => parts.push(
-                        user_part(other)
-                            .map_err(|what| Untranslatable(format!("{}: {what}", at(j))))?,
-                    ),
+                    other => match user_part(other) {
+                        Ok(Part::Kept(part)) => parts.push(part),
+                        Ok(Part::Lost(what)) => lost.push(format!("{}: {what}", at(j))),
+                        Err(what) => return Err(Untranslatable(format!("{}: {what}", at(j)))),
+                    },
                 }
             }
             if !parts.is_empty() {
@@ -431,22 +449,30 @@ fn turn(i: usize, message: InputMessage, out: &mut Vec<Message>) -> Result<(), U
     Ok(())
 }
 
+/// A user block in canonical form, or what it is when it has none.
+enum Part {
+    Kept(ContentPart),
+    Lost(&'static str),
+}
+
 /// A user turn's text, image or text document as a canonical part.
-fn user_part(block: Block) -> Result<ContentPart, String> {
+fn user_part(block: Block) -> Result<Part, String> {
     match block {
-        Block::Text { text } => Ok(ContentPart::Text { text }),
+        Block::Text { text } => Ok(Part::Kept(ContentPart::Text { text })),
         Block::Image { source } => match source {
-            Source::Base64 { media_type, data } => Ok(image(format!("data:{media_type};base64,{data}"))),
-            Source::Url { url } => Ok(image(url)),
-            _ => Err("an image must come as base64 or a URL".into()),
+            Source::Base64 { media_type, data } => Ok(Part::Kept(image(format!(
+                "data:{media_type};base64,{data}"
+            )))),
+            Source::Url { url } => Ok(Part::Kept(image(url))),
+            _ => Ok(Part::Lost("an image by file id")),
         },
         Block::Document { source, title } => match source {
-            Source::Text { data } => Ok(titled(title, data)),
-            Source::Content { content } => Ok(titled(
-                title,
-                result_text(content).map_err(|what| format!("{what} in a document"))?,
-            )),
-            _ => Err("only plain-text documents can go to a non-Anthropic model; send PDFs to an Anthropic model".into()),
+            Source::Text { data } => Ok(Part::Kept(titled(title, data))),
+            Source::Content { content } => match result_text(content) {
+                (text, 0) => Ok(Part::Kept(titled(title, text))),
+                _ => Ok(Part::Lost("a document with non-text blocks")),
+            },
+            _ => Ok(Part::Lost("a PDF or file document")),
         },
         Block::Thinking { .. } | Block::RedactedThinking { .. } | Block::ToolUse { .. } => {
             Err("thinking and tool_use blocks belong in assistant turns".into())
@@ -470,9 +496,11 @@ fn image(url: String) -> ContentPart {
     }
 }
 
-/// A tool result's blocks as text (images in tool results have no OpenAI shape).
-fn result_text(blocks: Vec<Block>) -> Result<String, &'static str> {
+/// The text of blocks, and how many had no text to give (images in tool results have
+/// no OpenAI shape).
+fn result_text(blocks: Vec<Block>) -> (String, usize) {
     let mut text = String::new();
+    let mut dropped = 0;
     for block in blocks {
         match block {
             Block::Text { text: t } => text.push_str(&t),
@@ -480,14 +508,14 @@ fn result_text(blocks: Vec<Block>) -> Result<String, &'static str> {
                 source: Source::Text { data },
                 ..
             } => text.push_str(&data),
-            _ => return Err("a non-text block"),
+            _ => dropped += 1,
         }
     }
-    Ok(text)
+    (text, dropped)
 }
 
 /// A custom tool; server tools (`web_search_...`, `bash_...`) run at Anthropic only.
-fn tool(i: usize, tool: Value) -> Result<Tool, Untranslatable> {
+fn tool(i: usize, tool: Value, lost: &mut Vec<String>) -> Result<Option<Tool>, Untranslatable> {
     #[derive(Deserialize)]
     struct Custom {
         name: String,
@@ -499,13 +527,14 @@ fn tool(i: usize, tool: Value) -> Result<Tool, Untranslatable> {
     }
     let kind = tool.get("type").and_then(Value::as_str).unwrap_or("custom");
     if kind != "custom" {
-        return Err(Untranslatable(format!(
-            "tools[{i}]: the server tool `{kind}` runs only at Anthropic; send the request to an Anthropic model"
-        )));
+        lost.push(format!(
+            "tools[{i}]: the server tool `{kind}`, which runs only at Anthropic"
+        ));
+        return Ok(None);
     }
     let custom: Custom =
         serde_json::from_value(tool).map_err(|e| Untranslatable(format!("tools[{i}]: {e}")))?;
-    Ok(Tool {
+    Ok(Some(Tool {
         kind: "function".into(),
         function: FunctionDefinition {
             name: custom.name,
@@ -513,5 +542,5 @@ fn tool(i: usize, tool: Value) -> Result<Tool, Untranslatable> {
             parameters: Some(custom.input_schema),
             strict: custom.strict,
         },
-    })
+    }))
 }

@@ -124,6 +124,11 @@ impl EventWriter {
     /// A failure after the stream began: Anthropic's `error` event; the stream ends.
     pub fn error(&mut self, error_type: &str, message: &str, out: &mut String) {
         self.start(out);
+        EventWriter::error_event(error_type, message, out);
+    }
+
+    /// Anthropic's `error` event on its own.
+    pub fn error_event(error_type: &str, message: &str, out: &mut String) {
         sse(
             out,
             "error",

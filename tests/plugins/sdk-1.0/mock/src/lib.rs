@@ -1,0 +1,539 @@
+//! The mock provider: deterministic answers with no network and no key.
+//!
+//! It is also the template for a new provider. Like every provider it only translates:
+//! `build_request` returns the "upstream" answer as raw bytes ([`Outbound::Local`]), and
+//! the host runs those bytes through `parse_response` or the stream decoder exactly as
+//! it would run a real upstream's. Its wire format is the SDK's canonical types as JSON,
+//! streamed as SSE (`data: {event}` ... `data: [DONE]`).
+//!
+//! Models:
+//! - `echo`: answers with the last user message.
+//! - `tool`: calls the first tool offered, filling its required arguments.
+//! - `long`: streams a long answer (`max_completion_tokens` or `max_tokens` words, 256 by
+//!   default) in one-word chunks,
+//!   `long_interval_ms` (option, default 0) apart.
+//! - `fail`: fails with the error kind named by the last user message (`rate_limited`,
+//!   `authentication`, ...; option `fail_kind` otherwise; `provider_service` by default).
+//!   `plugin_fault` makes it panic, to exercise the host's panic barrier.
+//!
+//! Tokens are counted as whitespace-separated words.
+
+use provider_sdk::{
+    export_provider, serde_json, sse::SseParser, AssistantMessage, AuthScheme, CannedError,
+    Capabilities, ChatRequest, ChatResponse, Conformance, Defaults, ErrorKind, FinishReason,
+    HttpResponse, LocalResponse, Manifest, Message, ModelInfo, Outbound, Pricing, Provider,
+    ProviderConfig, ProviderError, StreamDecoder, StreamEvent, ToolCall, Usage,
+};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+/// The mock provider.
+pub struct Mock {
+    options: MockOptions,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct MockOptions {
+    /// Pause between the chunks of the `long` model.
+    long_interval_ms: u32,
+    /// Error kind of the `fail` model when the message names none.
+    fail_kind: Option<ErrorKind>,
+}
+
+const ERROR_KIND_HEADER: &str = "x-mock-error-kind";
+
+impl Provider for Mock {
+    type Decoder = MockDecoder;
+
+    fn manifest() -> Manifest {
+        let model = |id: &str| ModelInfo {
+            id: id.to_owned(),
+            context_window: Some(32_768),
+            max_output_tokens: Some(4_096),
+            pricing: Some(Pricing {
+                input_per_mtok: 1.0,
+                output_per_mtok: 2.0,
+                cached_input_per_mtok: Some(0.5),
+            }),
+        };
+        Manifest {
+            name: "mock".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            description: "Deterministic answers, no network, no key".to_owned(),
+            capabilities: Capabilities {
+                streaming: true,
+                tools: true,
+                ..Capabilities::default()
+            },
+            defaults: Defaults {
+                base_url: None,
+                api_key_env: None,
+                auth: AuthScheme::None,
+            },
+            models: ["echo", "tool", "long", "fail"].map(model).to_vec(),
+            ..Manifest::default()
+        }
+    }
+
+    fn conformance() -> Conformance {
+        let mock = Mock {
+            options: MockOptions::default(),
+        };
+        let local = |request: ChatRequest| match mock.build_request(&request) {
+            Ok(Outbound::Local(local)) => local,
+            _ => unreachable!("the mock answers every sample locally"),
+        };
+        let mut failing = provider_sdk::samples::chat_request("fail");
+        failing.messages.push(Message::user("rate_limited"));
+        Conformance {
+            options: json!({}),
+            response: local(provider_sdk::samples::chat_request("echo")),
+            stream: local(provider_sdk::samples::stream_request("echo")),
+            error: Some(CannedError {
+                response: local(failing),
+                kind: ErrorKind::RateLimited,
+            }),
+        }
+    }
+
+    fn new(config: ProviderConfig) -> Result<Self, ProviderError> {
+        let options = match config.options {
+            Value::Null => MockOptions::default(),
+            options => serde_json::from_value(options)
+                .map_err(|e| ProviderError::invalid_request(format!("mock options: {e}")))?,
+        };
+        Ok(Mock { options })
+    }
+
+    fn build_request(&self, request: &ChatRequest) -> Result<Outbound, ProviderError> {
+        let prompt_tokens = request.messages.iter().map(message_words).sum();
+        let (message, finish_reason, interval_ms) = match request.model.as_str() {
+            "echo" => (
+                text(request.last_user_text().unwrap_or_default()),
+                FinishReason::Stop,
+                0,
+            ),
+            "tool" => tool_call(request),
+            "long" => {
+                let limit = request.max_completion_tokens.or(request.max_tokens);
+                let words = limit.unwrap_or(256) as usize;
+                let answer = (0..words).map(|i| format!("word{i}")).collect::<Vec<_>>();
+                (
+                    text(answer.join(" ")),
+                    FinishReason::Stop,
+                    self.options.long_interval_ms,
+                )
+            }
+            "fail" => return Ok(Outbound::Local(self.failure(request))),
+            other => {
+                let body = json!({"error": {"message": format!("mock has no model `{other}`; try echo, tool, long or fail"), "code": "model_not_found"}});
+                return Ok(Outbound::Local(error_response(
+                    404,
+                    ErrorKind::ModelNotFound,
+                    &body,
+                )));
+            }
+        };
+        let completion_tokens = message.content.as_deref().map(words).unwrap_or(0)
+            + message
+                .tool_calls
+                .iter()
+                .map(|c| words(&c.function.arguments))
+                .sum::<u64>();
+        let response = ChatResponse {
+            id: Some(format!("mock-{:016x}", fingerprint(request))),
+            model: request.model.clone(),
+            message,
+            finish_reason,
+            usage: Some(Usage {
+                prompt_tokens,
+                completion_tokens,
+                ..Usage::default()
+            }),
+        };
+        Ok(Outbound::Local(if request.stream {
+            stream_response(&response, interval_ms)
+        } else {
+            LocalResponse {
+                status: 200,
+                headers: vec![("content-type".to_owned(), "application/json".to_owned())],
+                chunks: vec![serde_json::to_vec(&response).expect("serializable")],
+                interval_ms: 0,
+            }
+        }))
+    }
+
+    fn parse_response(&self, response: &HttpResponse<'_>) -> Result<ChatResponse, ProviderError> {
+        serde_json::from_slice(response.body)
+            .map_err(|e| ProviderError::plugin_fault(format!("mock sent a malformed answer: {e}")))
+    }
+
+    fn stream_decoder(&self) -> MockDecoder {
+        MockDecoder::default()
+    }
+
+    fn classify_error(&self, response: &HttpResponse<'_>) -> ProviderError {
+        let mut error = ProviderError::from_http(response);
+        if let Some(kind) = response
+            .header(ERROR_KIND_HEADER)
+            .and_then(ErrorKind::parse)
+        {
+            error.kind = kind;
+        }
+        error
+    }
+}
+
+impl Mock {
+    fn failure(&self, request: &ChatRequest) -> LocalResponse {
+        let named = request
+            .last_user_text()
+            .and_then(|t| ErrorKind::parse(t.trim()));
+        let kind = named
+            .or(self.options.fail_kind)
+            .unwrap_or(ErrorKind::ProviderService);
+        if kind == ErrorKind::PluginFault {
+            panic!("the mock fails with a panic on purpose (plugin_fault)");
+        }
+        let status = match kind {
+            ErrorKind::Authentication => 401,
+            ErrorKind::RateLimited | ErrorKind::QuotaExceeded => 429,
+            ErrorKind::ContextWindowExceeded | ErrorKind::InvalidRequest => 400,
+            ErrorKind::ModelNotFound => 404,
+            ErrorKind::Timeout => 504,
+            ErrorKind::Connection => 502,
+            ErrorKind::ProviderService | ErrorKind::PluginFault => 503,
+        };
+        let body = json!({"error": {"message": format!("mock failure on purpose: {kind}"), "code": kind.as_str()}});
+        let mut response = error_response(status, kind, &body);
+        if kind == ErrorKind::RateLimited {
+            response
+                .headers
+                .push(("retry-after-ms".to_owned(), "100".to_owned()));
+        }
+        response
+    }
+}
+
+fn error_response(status: u16, kind: ErrorKind, body: &Value) -> LocalResponse {
+    LocalResponse {
+        status,
+        headers: vec![
+            ("content-type".to_owned(), "application/json".to_owned()),
+            (ERROR_KIND_HEADER.to_owned(), kind.as_str().to_owned()),
+        ],
+        chunks: vec![serde_json::to_vec(body).expect("serializable")],
+        interval_ms: 0,
+    }
+}
+
+fn text(content: String) -> AssistantMessage {
+    AssistantMessage {
+        content: Some(content),
+        ..AssistantMessage::default()
+    }
+}
+
+/// Calls the first tool offered with its required arguments filled in.
+fn tool_call(request: &ChatRequest) -> (AssistantMessage, FinishReason, u32) {
+    let Some(tool) = request.tools.first() else {
+        return (
+            text("no tools were offered".to_owned()),
+            FinishReason::Stop,
+            0,
+        );
+    };
+    let said = request.last_user_text().unwrap_or_default();
+    let schema = tool.function.parameters.clone().unwrap_or(Value::Null);
+    let mut arguments = Map::new();
+    for name in schema["required"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        let value = match schema["properties"][name]["type"].as_str() {
+            Some("number") | Some("integer") => json!(0),
+            Some("boolean") => json!(false),
+            Some("array") => json!([]),
+            Some("object") => json!({}),
+            _ => json!(said),
+        };
+        arguments.insert(name.to_owned(), value);
+    }
+    let call = ToolCall::function(
+        format!("call_{:08x}", fingerprint(request) as u32),
+        tool.function.name.clone(),
+        Value::Object(arguments).to_string(),
+    );
+    let message = AssistantMessage {
+        tool_calls: vec![call],
+        ..AssistantMessage::default()
+    };
+    (message, FinishReason::ToolCalls, 0)
+}
+
+/// The answer as SSE: one event per word of text, tool arguments in two pieces.
+fn stream_response(response: &ChatResponse, interval_ms: u32) -> LocalResponse {
+    let mut events = vec![StreamEvent::Start {
+        id: response.id.clone(),
+        model: Some(response.model.clone()),
+    }];
+    if let Some(content) = &response.message.content {
+        events.extend(
+            content
+                .split_inclusive(' ')
+                .map(|word| StreamEvent::TextDelta {
+                    text: word.to_owned(),
+                }),
+        );
+    }
+    for (index, call) in response.message.tool_calls.iter().enumerate() {
+        let index = index as u32;
+        events.push(StreamEvent::ToolCallStart {
+            index,
+            id: call.id.clone(),
+            name: call.function.name.clone(),
+        });
+        let args = &call.function.arguments;
+        let mut half = args.len() / 2;
+        while !args.is_char_boundary(half) {
+            half += 1;
+        }
+        for piece in [&args[..half], &args[half..]] {
+            events.push(StreamEvent::ToolCallDelta {
+                index,
+                arguments: piece.to_owned(),
+            });
+        }
+    }
+    if let Some(usage) = response.usage {
+        events.push(StreamEvent::Usage { usage });
+    }
+    events.push(StreamEvent::Finish {
+        reason: response.finish_reason,
+    });
+    let mut chunks: Vec<Vec<u8>> = events
+        .iter()
+        .map(|e| {
+            format!(
+                "data: {}\n\n",
+                serde_json::to_string(e).expect("serializable")
+            )
+            .into_bytes()
+        })
+        .collect();
+    chunks.push(b"data: [DONE]\n\n".to_vec());
+    LocalResponse {
+        status: 200,
+        headers: vec![("content-type".to_owned(), "text/event-stream".to_owned())],
+        chunks,
+        interval_ms,
+    }
+}
+
+/// Decodes the mock's SSE stream.
+#[derive(Default)]
+pub struct MockDecoder {
+    sse: SseParser,
+    done: bool,
+}
+
+impl MockDecoder {
+    fn decode(
+        data: &str,
+        done: &mut bool,
+        events: &mut Vec<StreamEvent>,
+    ) -> Result<(), ProviderError> {
+        if data == "[DONE]" {
+            *done = true;
+            return Ok(());
+        }
+        let event = serde_json::from_str(data).map_err(|e| {
+            ProviderError::plugin_fault(format!("mock sent a malformed stream event: {e}"))
+        })?;
+        events.push(event);
+        Ok(())
+    }
+}
+
+impl StreamDecoder for MockDecoder {
+    fn feed(&mut self, bytes: &[u8], events: &mut Vec<StreamEvent>) -> Result<(), ProviderError> {
+        let mut result = Ok(());
+        let done = &mut self.done;
+        self.sse.feed(bytes, |e| {
+            if result.is_ok() {
+                result = Self::decode(&e.data, done, events);
+            }
+        });
+        result
+    }
+
+    fn finish(&mut self, events: &mut Vec<StreamEvent>) -> Result<(), ProviderError> {
+        let mut result = Ok(());
+        let done = &mut self.done;
+        self.sse.finish(|e| {
+            if result.is_ok() {
+                result = Self::decode(&e.data, done, events);
+            }
+        });
+        result?;
+        if !self.done {
+            return Err(ProviderError::new(
+                ErrorKind::Connection,
+                "the stream ended before [DONE]",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn words(text: &str) -> u64 {
+    text.split_whitespace().count() as u64
+}
+
+fn message_words(message: &Message) -> u64 {
+    match message {
+        Message::System { content, .. }
+        | Message::Developer { content, .. }
+        | Message::User { content, .. }
+        | Message::Tool { content, .. } => words(&content.text()),
+        Message::Assistant {
+            content,
+            tool_calls,
+            ..
+        } => {
+            content.as_ref().map(|c| words(&c.text())).unwrap_or(0)
+                + tool_calls
+                    .iter()
+                    .map(|c| words(&c.function.arguments))
+                    .sum::<u64>()
+        }
+    }
+}
+
+/// A stable hash of the conversation, so ids are deterministic.
+fn fingerprint(request: &ChatRequest) -> u64 {
+    let text = serde_json::to_string(&request.messages).unwrap_or_default();
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+export_provider!(Mock);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mock() -> Mock {
+        Mock::new(ProviderConfig::default()).unwrap()
+    }
+
+    fn answer(request: &ChatRequest) -> ChatResponse {
+        let Outbound::Local(local) = mock().build_request(request).unwrap() else {
+            panic!("mock answers locally")
+        };
+        let body = local.chunks.concat();
+        mock()
+            .parse_response(&HttpResponse::new(local.status, &[], &body))
+            .unwrap()
+    }
+
+    fn stream(request: &ChatRequest) -> Vec<StreamEvent> {
+        let Outbound::Local(local) = mock().build_request(request).unwrap() else {
+            panic!("mock answers locally")
+        };
+        let mut decoder = mock().stream_decoder();
+        let mut events = Vec::new();
+        for chunk in &local.chunks {
+            decoder.feed(chunk, &mut events).unwrap();
+        }
+        decoder.finish(&mut events).unwrap();
+        events
+    }
+
+    #[test]
+    fn echo_repeats_the_last_user_message_and_counts_words() {
+        let request = ChatRequest::new(
+            "echo",
+            vec![Message::system("be nice"), Message::user("hello there")],
+        );
+        let response = answer(&request);
+        assert_eq!(response.message.content.as_deref(), Some("hello there"));
+        assert_eq!(
+            response.usage,
+            Some(Usage {
+                prompt_tokens: 4,
+                completion_tokens: 2,
+                ..Usage::default()
+            })
+        );
+    }
+
+    #[test]
+    fn tool_calls_the_first_tool_with_its_required_arguments() {
+        let response = answer(&provider_sdk::samples::tool_request("tool"));
+        assert_eq!(response.finish_reason, FinishReason::ToolCalls);
+        let call = &response.message.tool_calls[0];
+        assert_eq!(call.function.name, "get_weather");
+        assert_eq!(call.function.arguments, r#"{"city":"Weather in Paris?"}"#);
+    }
+
+    #[test]
+    fn long_streams_one_word_per_event() {
+        let mut request = provider_sdk::samples::stream_request("long");
+        request.max_tokens = Some(50);
+        let events = stream(&request);
+        let deltas = events
+            .iter()
+            .filter(|e| matches!(e, StreamEvent::TextDelta { .. }))
+            .count();
+        assert_eq!(deltas, 50);
+        assert_eq!(
+            events.last(),
+            Some(&StreamEvent::Finish {
+                reason: FinishReason::Stop
+            })
+        );
+    }
+
+    #[test]
+    fn fail_answers_with_the_named_kind() {
+        let mut request = ChatRequest::new("fail", vec![Message::user("quota_exceeded")]);
+        let Outbound::Local(local) = mock().build_request(&request).unwrap() else {
+            panic!()
+        };
+        let headers: Vec<_> = local
+            .headers
+            .iter()
+            .map(|(n, v)| provider_sdk::Header::new(n, v))
+            .collect();
+        let body = local.chunks.concat();
+        let error = mock().classify_error(&HttpResponse::new(local.status, &headers, &body));
+        assert_eq!(
+            (error.kind, error.status),
+            (ErrorKind::QuotaExceeded, Some(429))
+        );
+        request.messages = vec![Message::user("plugin_fault")];
+        let panicked = std::panic::catch_unwind(|| mock().build_request(&request));
+        assert!(panicked.is_err(), "plugin_fault panics on purpose");
+    }
+
+    #[test]
+    fn a_stream_cut_before_done_is_a_connection_error() {
+        let mut decoder = mock().stream_decoder();
+        let mut events = Vec::new();
+        decoder
+            .feed(
+                b"data: {\"type\":\"text_delta\",\"text\":\"hi\"}\n\n",
+                &mut events,
+            )
+            .unwrap();
+        assert_eq!(
+            decoder.finish(&mut events).unwrap_err().kind,
+            ErrorKind::Connection
+        );
+    }
+}

@@ -1,0 +1,156 @@
+//! The stable ABI between the host and a plugin. Everything that touches `abi_stable`
+//! is in this module, so the ABI crate can be replaced without touching a provider.
+//!
+//! The boundary is deliberately narrow: a root module of three functions and two small
+//! trait objects. Canonical values cross it as JSON text, which keeps the layout that
+//! `abi_stable` checks tiny and lets the canonical types grow (new optional fields)
+//! without an ABI break; bodies cross as borrowed byte slices, never copied by the ABI.
+//! Every plugin-side entry point catches panics ([`export`]); every value a plugin
+//! returns is turned into a host-owned value before the call returns ([`load`]).
+
+// abi_stable 0.11's `sabi_trait` expansion trips this newer lint; the code is its own.
+#![allow(non_local_definitions)]
+
+pub mod export;
+pub mod load;
+
+use abi_stable::{
+    declare_root_module_statics,
+    library::RootModule,
+    package_version_strings, sabi_trait,
+    sabi_types::VersionStrings,
+    std_types::{RBox, ROption, RResult, RSlice, RStr, RString, RVec, Tuple2},
+    StableAbi,
+};
+
+use crate::http::Header;
+
+/// The root module a plugin exports.
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = PluginModuleRef)))]
+#[sabi(missing_field(option))]
+pub struct PluginModule {
+    /// The manifest, as JSON.
+    pub manifest: extern "C" fn() -> RResult<RString, RString>,
+    /// The conformance material, as JSON.
+    pub conformance: extern "C" fn() -> RResult<RString, RString>,
+    /// Builds an instance from a `ProviderConfig` given as JSON.
+    #[sabi(last_prefix_field)]
+    pub construct: extern "C" fn(config: RStr<'_>) -> RResult<FfiProviderBox, RString>,
+}
+
+impl RootModule for PluginModuleRef {
+    declare_root_module_statics! {PluginModuleRef}
+    const BASE_NAME: &'static str = "provider_plugin";
+    const NAME: &'static str = "provider_plugin";
+    const VERSION_STRINGS: VersionStrings = package_version_strings!();
+}
+
+/// A provider instance across the boundary. Errors are `ProviderError`s as JSON.
+#[sabi_trait]
+pub trait FfiProvider: Send + Sync {
+    /// The `AuthScheme`, as JSON.
+    fn auth(&self) -> RString;
+
+    /// `Provider::build_request`, the request given as JSON.
+    fn build_request(&self, request: RStr<'_>) -> RResult<FfiOutbound, RString>;
+
+    /// `Provider::parse_response`; the answer is a `ChatResponse` as JSON.
+    fn parse_response(&self, response: FfiHttpResponse<'_>) -> RResult<RString, RString>;
+
+    /// `Provider::classify_error`; the answer is a `ProviderError` as JSON.
+    fn classify_error(&self, response: FfiHttpResponse<'_>) -> RString;
+
+    /// `Provider::stream_decoder`.
+    fn stream_decoder(&self) -> RResult<FfiDecoderBox, RString>;
+
+    /// `Provider::health_request`.
+    #[sabi(last_prefix_field)]
+    fn health_request(&self) -> RResult<ROption<FfiOutbound>, RString>;
+}
+
+/// An owned provider instance.
+pub type FfiProviderBox = FfiProvider_TO<'static, RBox<()>>;
+
+/// A stream decoder across the boundary. Events come back as a JSON array, or as an
+/// empty string when a piece completed no event.
+#[sabi_trait]
+pub trait FfiDecoder: Send {
+    /// `StreamDecoder::feed`.
+    fn feed(&mut self, bytes: RSlice<'_, u8>) -> RResult<RString, RString>;
+
+    /// `StreamDecoder::finish`.
+    #[sabi(last_prefix_field)]
+    fn finish(&mut self) -> RResult<RString, RString>;
+}
+
+/// An owned stream decoder.
+pub type FfiDecoderBox = FfiDecoder_TO<'static, RBox<()>>;
+
+/// `Outbound` across the boundary.
+#[repr(u8)]
+#[derive(StableAbi)]
+pub enum FfiOutbound {
+    /// `Outbound::Http`.
+    Http(FfiHttpRequest),
+    /// `Outbound::Local`.
+    Local(FfiLocalResponse),
+}
+
+/// `HttpRequest` across the boundary.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct FfiHttpRequest {
+    /// Method.
+    pub method: RString,
+    /// URL.
+    pub url: RString,
+    /// Headers.
+    pub headers: RVec<Tuple2<RString, RString>>,
+    /// Body.
+    pub body: RVec<u8>,
+}
+
+/// `LocalResponse` across the boundary.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct FfiLocalResponse {
+    /// Status.
+    pub status: u16,
+    /// Headers.
+    pub headers: RVec<Tuple2<RString, RString>>,
+    /// Body pieces.
+    pub chunks: RVec<RVec<u8>>,
+    /// Pause between pieces.
+    pub interval_ms: u32,
+}
+
+/// `HttpResponse` across the boundary, borrowed from the host.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy)]
+pub struct FfiHttpResponse<'a> {
+    /// Status.
+    pub status: u16,
+    /// Headers.
+    pub headers: RSlice<'a, Header<'a>>,
+    /// Body.
+    pub body: RSlice<'a, u8>,
+}
+
+/// The symbol every plugin exports its root module under (abi_stable's mangled name).
+/// Spelled out because `export_provider!` must name it without depending on
+/// `abi_stable`'s proc macro, which only works in crates that depend on `abi_stable`.
+#[doc(hidden)]
+pub const ROOT_MODULE_SYMBOL: &str = "_1as_0lib_1header_0root_bmodule_bloader";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_exported_symbol_is_the_one_abi_stable_looks_up() {
+        assert_eq!(
+            super::ROOT_MODULE_SYMBOL,
+            abi_stable::library::ROOT_MODULE_LOADER_NAME
+        );
+    }
+}

@@ -1,0 +1,109 @@
+//! The trait a provider implements.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{
+    AuthScheme, ChatRequest, ChatResponse, ErrorKind, HttpResponse, LocalResponse, Manifest,
+    Outbound, ProviderError, StreamEvent,
+};
+
+/// A provider: a pure translator between the canonical types and one upstream API.
+///
+/// Implementations must not do I/O, spawn threads or keep thread-locals: the host owns
+/// the network, may call any method from any thread, and retires old plugin versions
+/// on reload. Panics are caught at the boundary and reported as
+/// [`ErrorKind::PluginFault`], but they are bugs.
+pub trait Provider: Sized + Send + Sync + 'static {
+    /// The incremental decoder of this provider's streaming wire format.
+    type Decoder: StreamDecoder;
+
+    /// Describes the plugin: name, version, capabilities, defaults and models.
+    fn manifest() -> Manifest;
+
+    /// Canned upstream bytes the host uses to check the plugin before it serves.
+    fn conformance() -> Conformance;
+
+    /// Builds an instance for one config entry.
+    fn new(config: ProviderConfig) -> Result<Self, ProviderError>;
+
+    /// Where the host must put the API key; defaults to the manifest's choice.
+    fn auth(&self) -> AuthScheme {
+        Self::manifest().defaults.auth
+    }
+
+    /// Translates a canonical request into what the host should send.
+    fn build_request(&self, request: &ChatRequest) -> Result<Outbound, ProviderError>;
+
+    /// Translates a successful (2xx) non-streamed upstream response.
+    fn parse_response(&self, response: &HttpResponse<'_>) -> Result<ChatResponse, ProviderError>;
+
+    /// A fresh decoder for one streamed response.
+    fn stream_decoder(&self) -> Self::Decoder;
+
+    /// Classifies a non-2xx upstream response.
+    fn classify_error(&self, response: &HttpResponse<'_>) -> ProviderError {
+        ProviderError::from_http(response)
+    }
+
+    /// The cheapest live request that proves the upstream answers and takes the key,
+    /// such as listing models. `None` (the default) lets the host send a one-token chat
+    /// to the manifest's first model instead. A 2xx answer means healthy.
+    fn health_request(&self) -> Result<Option<Outbound>, ProviderError> {
+        Ok(None)
+    }
+}
+
+/// Turns a streamed response body into canonical events, fed in arbitrary pieces.
+///
+/// The host calls `feed` with whatever bytes arrived — a piece may end anywhere, even
+/// inside a UTF-8 character — and `finish` once at the end of the body.
+pub trait StreamDecoder: Send + 'static {
+    /// Consumes `bytes`, appending every event that is now complete to `events`.
+    fn feed(&mut self, bytes: &[u8], events: &mut Vec<StreamEvent>) -> Result<(), ProviderError>;
+
+    /// Ends the stream: flushes what is buffered, or fails if the body stopped early.
+    fn finish(&mut self, events: &mut Vec<StreamEvent>) -> Result<(), ProviderError>;
+}
+
+/// What the host tells a provider instance about its config entry.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProviderConfig {
+    /// The entry's name: the routing prefix (`openrouter` in `openrouter/...`).
+    pub name: String,
+    /// The entry's upstream base URL, when the operator set one; otherwise the plugin
+    /// uses its own default (the manifest's, or a preset's).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Provider-specific options from the entry, as written there.
+    #[serde(default)]
+    pub options: Value,
+}
+
+/// Canned material for the host's conformance check, in the provider's own wire format.
+///
+/// The host builds a request for [`crate::samples::chat_request`], parses `response`,
+/// decodes `stream` whole and split at every byte (the events must agree), and checks
+/// that `error` is classified as its declared kind.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Conformance {
+    /// Options to construct the provider with for the check.
+    #[serde(default)]
+    pub options: Value,
+    /// A successful non-streamed answer.
+    pub response: LocalResponse,
+    /// A successful streamed answer.
+    pub stream: LocalResponse,
+    /// An error response and the kind it must be classified as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<CannedError>,
+}
+
+/// An upstream error response and the kind it stands for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CannedError {
+    /// The response as the upstream sends it.
+    pub response: LocalResponse,
+    /// The kind `classify_error` must give it.
+    pub kind: ErrorKind,
+}
