@@ -20,6 +20,7 @@ use crate::{
     load::Loader,
     pipeline::{Call, Caller, Completion, DispatchError, EventStream, Pipeline, Streamed},
     registry::{Changes, Registry},
+    response_store::ResponseStore,
     snapshot::Snapshot,
     transport::{
         rawlog::{RawLog, RecordCallback, UpstreamRecord},
@@ -161,6 +162,7 @@ pub struct Host {
     reloading: Mutex<()>,
     stats: ReloadStats,
     pipeline: Arc<Pipeline>,
+    responses: ResponseStore,
 }
 
 impl Host {
@@ -200,6 +202,7 @@ impl Host {
         let registry = Registry::build(&config, &loader, &*keys);
         let transport = Transport::new(config.timeouts, raw_log(&config, &records));
         let meter = Meter::open(&config.usage);
+        let responses = ResponseStore::open(&config.usage, &config.responses);
         let snapshot = Snapshot::new(config, registry, transport, 1, &*keys);
         Host {
             config_path: path,
@@ -211,6 +214,7 @@ impl Host {
             reloading: Mutex::new(()),
             stats: ReloadStats::default(),
             pipeline: Arc::new(Pipeline::new(meter)),
+            responses,
         }
     }
 
@@ -248,6 +252,11 @@ impl Host {
     /// Usage, cost and budgets.
     pub fn usage(&self) -> &Meter {
         self.pipeline.meter()
+    }
+
+    /// Stored Responses-API answers (`store: true`), for retrieval and continuation.
+    pub fn responses(&self) -> &ResponseStore {
+        &self.responses
     }
 
     /// Counts a request the host did not answer through [`Host::complete`] or

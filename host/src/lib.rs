@@ -19,6 +19,7 @@ pub mod load;
 pub mod metrics;
 pub mod pipeline;
 pub mod registry;
+pub mod response_store;
 pub mod serve;
 pub mod snapshot;
 pub mod target;

@@ -60,6 +60,13 @@ DEFAULT_MODELS = {
     "not_found": "mock/no-such-model",
     "not_found_stream": "no-such-provider-or-alias",
     "wrong_key": "mock/echo",
+    "responses_create": "mock/echo",
+    "responses_stream": "mock/tool",
+    "responses_stream_text": "mock/echo",
+    "responses_tool_loop": "mock/tool",
+    "responses_previous": "mock/echo",
+    "responses_no_store": "mock/echo",
+    "responses_not_found": "mock/no-such-model",
 }
 
 
@@ -244,9 +251,117 @@ def stream_error(c, model):
     return observed
 
 
+# The Responses API's function tool is flat (no `function` wrapper).
+RESPONSES_WEATHER_TOOL = {"type": "function", **WEATHER_TOOL["function"]}
+
+
+def response_summary(r):
+    return {
+        "id": r.id,
+        "object": r.object,
+        "status": r.status,
+        "model": r.model,
+        "output_text": r.output_text,
+        "output": [dump(item) for item in r.output],
+        "usage": dump(r.usage),
+        "previous_response_id": r.previous_response_id,
+        "incomplete_details": dump(r.incomplete_details),
+    }
+
+
+def responses_create(c, model):
+    r = c.responses.create(model=model, input=CHAT_PROMPT, instructions="Be brief.")
+    return response_summary(r)
+
+
+def responses_stream(c, model):
+    events = []
+    with c.responses.stream(model=model, input=TOOL_PROMPT, tools=[RESPONSES_WEATHER_TOOL]) as s:
+        for event in s:
+            events.append(event.type)
+        final = s.get_final_response()
+    calls = [
+        {
+            "name": item.name,
+            "call_id": item.call_id,
+            "arguments": item.arguments,
+            "parsed_arguments": getattr(item, "parsed_arguments", None),
+        }
+        for item in final.output
+        if item.type == "function_call"
+    ]
+    return {"events": events, "final": response_summary(final), "calls": calls}
+
+
+def responses_stream_text(c, model):
+    deltas = []
+    with c.responses.stream(model=model, input=STREAM_PROMPT) as s:
+        for event in s:
+            if event.type == "response.output_text.delta":
+                deltas.append(event.delta)
+        final = s.get_final_response()
+    return {"deltas": deltas, "final": response_summary(final)}
+
+
+def responses_tool_loop(c, model):
+    first = c.responses.create(model=model, input=TOOL_PROMPT, tools=[RESPONSES_WEATHER_TOOL])
+    call = next(item for item in first.output if item.type == "function_call")
+    second = c.responses.create(
+        model="mock/echo",
+        input=[
+            {"role": "user", "content": TOOL_PROMPT},
+            *first.output,
+            {"type": "function_call_output", "call_id": call.call_id, "output": "15 degrees"},
+        ],
+        tools=[RESPONSES_WEATHER_TOOL],
+    )
+    return {"first": response_summary(first), "second": response_summary(second)}
+
+
+def responses_previous(c, model):
+    first = c.responses.create(model=model, input="one two")
+    second = c.responses.create(model=model, input="three", previous_response_id=first.id)
+    retrieved = c.responses.retrieve(first.id)
+    c.responses.delete(first.id)
+    return {
+        "first": response_summary(first),
+        "second": response_summary(second),
+        "retrieved": response_summary(retrieved),
+        "retrieve_deleted": raised(lambda: c.responses.retrieve(first.id)),
+        "continue_deleted": raised(
+            lambda: c.responses.create(model=model, input="four", previous_response_id=first.id)
+        ),
+    }
+
+
+def responses_no_store(c, model):
+    r = c.responses.create(model=model, input="keep nothing", store=False)
+    return {"response": response_summary(r), "retrieve": raised(lambda: c.responses.retrieve(r.id))}
+
+
+def responses_not_found(c, model):
+    return raised(lambda: c.responses.create(model=model, input="hi"))
+
+
 STEPS = {
     f.__name__: f
-    for f in [models, chat, stream, tool_stream, not_found, not_found_stream, wrong_key, stream_error]
+    for f in [
+        models,
+        chat,
+        stream,
+        tool_stream,
+        not_found,
+        not_found_stream,
+        wrong_key,
+        stream_error,
+        responses_create,
+        responses_stream,
+        responses_stream_text,
+        responses_tool_loop,
+        responses_previous,
+        responses_no_store,
+        responses_not_found,
+    ]
 }
 
 

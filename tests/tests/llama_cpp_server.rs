@@ -491,3 +491,75 @@ async fn a_streamed_prompt_over_the_context_window_is_an_error_not_an_empty_answ
     );
     setup.stop().await;
 }
+
+impl Setup {
+    /// Posts `body` to `path` on the host; the status and the body as JSON.
+    async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response = reqwest::Client::new()
+            .post(self.host.at(path))
+            .json(body)
+            .send()
+            .await
+            .expect("host answers");
+        let status = response.status().as_u16();
+        (status, parse(&response.text().await.expect("host body")))
+    }
+}
+
+#[tokio::test]
+async fn a_messages_request_is_translated_for_the_server_and_answered_in_anthropic_shape() {
+    let setup = Setup::start().await;
+    let question = "What is 2+2?";
+    let (status, direct) = setup.llama.chat(ask(question, 32)).await;
+    assert_eq!(status, 200, "{direct}");
+    let direct = parse(&direct);
+    let (status, message) = setup
+        .post(
+            "/v1/messages",
+            &json!({"model": ALIAS, "max_tokens": 32, "temperature": 0,
+                    "messages": [{"role": "user", "content": question}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{message}");
+    assert_eq!(message["type"], "message", "{message}");
+    assert_eq!(message["content"][0]["type"], "text", "{message}");
+    // Greedy decoding: the same answer the server gives an OpenAI client directly.
+    assert_eq!(
+        message["content"][0]["text"], direct["choices"][0]["message"]["content"],
+        "{message}\n{direct}"
+    );
+    assert_eq!(message["stop_reason"], "end_turn", "{message}");
+    assert_eq!(
+        message["usage"]["output_tokens"], direct["usage"]["completion_tokens"],
+        "{message}"
+    );
+    setup.stop().await;
+}
+
+#[tokio::test]
+async fn a_responses_request_is_translated_for_the_server_and_answered_as_a_response() {
+    let setup = Setup::start().await;
+    let question = "What is 2+2?";
+    let (status, direct) = setup.llama.chat(ask(question, 32)).await;
+    assert_eq!(status, 200, "{direct}");
+    let direct = parse(&direct);
+    let (status, response) = setup
+        .post(
+            "/v1/responses",
+            &json!({"model": ALIAS, "max_output_tokens": 32, "temperature": 0, "input": question}),
+        )
+        .await;
+    assert_eq!(status, 200, "{response}");
+    assert_eq!(response["object"], "response", "{response}");
+    assert_eq!(response["status"], "completed", "{response}");
+    assert_eq!(response["output"][0]["type"], "message", "{response}");
+    assert_eq!(
+        response["output"][0]["content"][0]["text"], direct["choices"][0]["message"]["content"],
+        "{response}\n{direct}"
+    );
+    assert_eq!(
+        response["usage"]["input_tokens"], direct["usage"]["prompt_tokens"],
+        "{response}"
+    );
+    setup.stop().await;
+}

@@ -22,6 +22,26 @@ use serde_json::Value;
 
 use crate::target::Target;
 
+/// How answers of `POST /v1/responses` with `store: true` are kept: in the usage ledger's
+/// database (SQLite, or PostgreSQL for a fleet), in memory when the ledger is off.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ResponsesConfig {
+    /// How long a stored response can be retrieved or continued, in hours.
+    pub retention_hours: f64,
+    /// The most responses kept when they live in memory (oldest go first).
+    pub max_in_memory: usize,
+}
+
+impl Default for ResponsesConfig {
+    fn default() -> Self {
+        ResponsesConfig {
+            retention_hours: 720.0,
+            max_in_memory: 10_000,
+        }
+    }
+}
+
 /// Looks up a secret (an API key, a client key list) by the name of its environment
 /// variable, or wherever an embedder keeps secrets.
 pub type KeyLookup = dyn Fn(&str) -> Option<String> + Send + Sync;
@@ -78,6 +98,9 @@ pub struct Config {
     /// Where usage is kept.
     #[serde(default)]
     pub usage: UsageConfig,
+    /// Stored Responses-API answers (`store: true`) and how long they are kept.
+    #[serde(default)]
+    pub responses: ResponsesConfig,
 }
 
 fn default_request_timeout() -> f64 {

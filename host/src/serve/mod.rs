@@ -9,6 +9,7 @@ mod chat;
 pub mod error;
 mod messages;
 mod relay;
+mod responses;
 mod wire;
 
 use std::{future::Future, sync::Arc};
@@ -29,7 +30,7 @@ use crate::{pipeline::Route, Host};
 pub use auth::ClientName;
 use error::ApiError;
 
-/// The service's routes: `/v1/chat/completions`, `/v1/messages`, `/v1/models`, `/admin/providers` and
+/// The service's routes: `/v1/chat/completions`, `/v1/messages`, `/v1/responses`, `/v1/models`, `/admin/providers` and
 /// `/admin/reload` (behind client auth when keys are configured), `/healthz` and
 /// `/readyz`.
 pub fn router(host: Arc<Host>) -> Router {
@@ -37,6 +38,11 @@ pub fn router(host: Arc<Host>) -> Router {
         .route("/v1/chat/completions", post(chat::completions))
         .route("/v1/messages", post(messages::messages))
         .route("/v1/messages/count_tokens", post(messages::count_tokens))
+        .route("/v1/responses", post(responses::create))
+        .route(
+            "/v1/responses/{id}",
+            get(responses::retrieve).delete(responses::delete),
+        )
         .route("/v1/models", get(models))
         .route("/v1/models/{*id}", get(model))
         .route("/admin/providers", get(admin::providers))
@@ -210,7 +216,7 @@ async fn no_route(method: Method, uri: Uri) -> Response {
         kind: "invalid_request_error",
         code: "unknown_url",
         message: format!(
-            "no route for {method} {}: see /v1/chat/completions, /v1/messages and /v1/models",
+            "no route for {method} {}: see /v1/chat/completions, /v1/messages, /v1/responses and /v1/models",
             uri.path()
         ),
     }
