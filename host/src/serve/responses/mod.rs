@@ -113,7 +113,7 @@ async fn prepare(
         },
     };
     let (canonical, conversation) = request
-        .into_canonical(history)
+        .to_canonical(history)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     if canonical.messages.is_empty() {
         return Err(ApiError::bad_request(

@@ -98,7 +98,7 @@ impl ResponsesRequest {
     /// The canonical request after `history` (a stored conversation this one continues)
     /// and this request's own input; also the conversation to store, which leaves out
     /// `instructions` (a continuation does not inherit them).
-    pub fn into_canonical(
+    pub fn to_canonical(
         &self,
         history: Vec<Message>,
     ) -> Result<(ChatRequest, Vec<Message>), Refused> {
