@@ -538,3 +538,106 @@ async fn a_health_check_makes_one_cheap_live_call_and_reports_latency_or_the_cla
     assert_eq!(check("nobody").await.status(), 404);
     server.stop().await;
 }
+
+/// A key with characters that JSON escaping and percent-encoding both change.
+const ODD_KEY: &str = r#"sk-e2e/raw+log="key"\0123456789"#;
+
+/// The forms [`ODD_KEY`] takes when an upstream quotes it back: literal, in a JSON
+/// string (as serde_json escapes it, and with `/` escaped too), and percent-encoded in
+/// upper- and lowercase hex (form encoding, as in the query string the transport
+/// writes, gives the uppercase form for this key).
+fn odd_key_forms() -> Vec<(&'static str, String)> {
+    let json = serde_json::to_string(ODD_KEY).unwrap();
+    let json = json[1..json.len() - 1].to_owned();
+    let upper = r#"sk-e2e%2Fraw%2Blog%3D%22key%22%5C0123456789"#.to_owned();
+    vec![
+        ("literal", ODD_KEY.to_owned()),
+        ("json", json.clone()),
+        ("json with \\/", json.replace('/', "\\/")),
+        ("percent", upper.clone()),
+        ("percent lowercase", upper.to_lowercase()),
+    ]
+}
+
+#[tokio::test]
+async fn the_raw_log_masks_a_quoted_key_in_every_encoding_wherever_the_cap_cuts_it() {
+    const CAP: usize = 64;
+    let fake = FakeUpstream::start().await;
+    let mut cases = Vec::new();
+    for (encoding, form) in odd_key_forms() {
+        // Where the key starts: at the start, across the cut, ending exactly at the
+        // cut, and at the end of a body shorter than the cap.
+        let placements = [
+            ("at the start", 0, 100),
+            ("across the cut", CAP - form.len() / 2, 100),
+            ("ending at the cut", CAP - form.len(), 100),
+            ("at the end of a short body", 3, 3 + form.len()),
+        ];
+        for (place, start, total) in placements {
+            let mut body = vec![b'.'; total.max(start + form.len())];
+            body[start..start + form.len()].copy_from_slice(form.as_bytes());
+            // Whole, and in two pieces split at the cut.
+            let split = CAP.min(body.len());
+            fake.script([
+                Reply::Full {
+                    status: 400,
+                    headers: vec![],
+                    body: body.clone(),
+                },
+                Reply::Stream {
+                    status: 400,
+                    pieces: vec![body[..split].to_vec(), body[split..].to_vec()],
+                    pause: Duration::from_millis(1),
+                    then_hang: false,
+                },
+            ]);
+            cases.push(format!("{encoding} {place}"));
+            cases.push(format!("{encoding} {place}, in two pieces"));
+        }
+    }
+    let scratch = Scratch::new();
+    let config = scratch.config(json!({
+        "providers": [primary_entry(&fake, "E2E_ODD_KEY")],
+        "raw_log": {"to": scratch.path("raw.jsonl"), "max_body_bytes": CAP}
+    }));
+    let seen: Arc<Mutex<Vec<provider_host::transport::rawlog::UpstreamRecord>>> = Arc::default();
+    let sink = seen.clone();
+    let host = provider_host::Host::builder()
+        .config_file(&config)
+        .api_keys(|name| (name == "E2E_ODD_KEY").then(|| ODD_KEY.to_owned()))
+        .on_upstream_record(move |record| sink.lock().unwrap().push(record.clone()))
+        .build()
+        .unwrap();
+    for case in &cases {
+        let answer = host
+            .chat(provider_sdk::ChatRequest::new(
+                "primary/gpt-4o-mini",
+                vec![provider_sdk::Message::user("hi")],
+            ))
+            .await;
+        assert!(answer.is_err(), "{case}: the fake answered 400");
+    }
+    let responses: Vec<_> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.direction == "response")
+        .cloned()
+        .collect();
+    assert_eq!(responses.len(), cases.len());
+    for (case, record) in cases.iter().zip(&responses) {
+        assert!(
+            !record.body.contains("sk-e2e"),
+            "{case}: part of the key reached the log: {:?}",
+            record.body
+        );
+        assert!(
+            record.body.contains("***"),
+            "{case}: the key started before the cut, so its mask shows: {:?}",
+            record.body
+        );
+        assert!(record.body.len() <= CAP, "{case}: {:?}", record.body);
+    }
+    let file = std::fs::read_to_string(scratch.path("raw.jsonl")).unwrap();
+    assert!(!file.contains("sk-e2e"), "the file holds the same records");
+}
