@@ -43,6 +43,7 @@ pub struct HostBuilder {
     file: Option<PathBuf>,
     config: Option<(Config, PathBuf)>,
     keys: Option<Box<KeyLookup>>,
+    env: Option<Arc<KeyLookup>>,
     records: Option<Arc<RecordCallback>>,
     no_ledger: bool,
 }
@@ -69,6 +70,13 @@ impl HostBuilder {
         self
     }
 
+    /// Where `${VAR}` references in the config file and the `LLM_*` overrides are
+    /// looked up, on every load and reload (the process environment by default).
+    pub fn env(mut self, lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
+        self.env = Some(Arc::new(lookup));
+        self
+    }
+
     /// Keeps usage in memory only, whatever the config says about the ledger (for
     /// one-shot tools that should leave no files behind).
     pub fn without_ledger(mut self) -> Self {
@@ -92,6 +100,9 @@ impl HostBuilder {
         let keys = self
             .keys
             .unwrap_or_else(|| Box::new(|name: &str| std::env::var(name).ok()));
+        let env: Arc<KeyLookup> = self
+            .env
+            .unwrap_or_else(|| Arc::new(|name: &str| std::env::var(name).ok()));
         let records = self.records;
         let no_ledger = self.no_ledger;
         let with_ledger = move |mut config: Config| {
@@ -102,14 +113,14 @@ impl HostBuilder {
         };
         let host = match (self.config, self.file) {
             (Some((config, dir)), _) => {
-                Host::assemble(with_ledger(config), dir, None, keys, records)
+                Host::assemble(with_ledger(config), dir, None, keys, env, records)
             }
             (None, file) => {
                 let path =
                     file.unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_CONFIG_FILE));
-                let config = with_ledger(Config::load(&path)?);
+                let config = with_ledger(Config::load_with_env(&path, &*env)?);
                 let dir = path.parent().unwrap_or(Path::new(".")).to_owned();
-                Host::assemble(config, dir, Some(path), keys, records)
+                Host::assemble(config, dir, Some(path), keys, env, records)
             }
         };
         Ok(Arc::new(host))
@@ -155,6 +166,7 @@ pub struct Host {
     config_path: Option<PathBuf>,
     config_dir: PathBuf,
     keys: Box<KeyLookup>,
+    env: Arc<KeyLookup>,
     records: Option<Arc<RecordCallback>>,
     loader: Loader,
     current: ArcSwap<Snapshot>,
@@ -176,11 +188,13 @@ impl Host {
         let config = Config::load(path)?;
         let dir = path.parent().unwrap_or(Path::new(".")).to_owned();
         let keys: Box<KeyLookup> = Box::new(|name: &str| std::env::var(name).ok());
+        let env: Arc<KeyLookup> = Arc::new(|name: &str| std::env::var(name).ok());
         Ok(Host::assemble(
             config,
             dir,
             Some(path.to_owned()),
             keys,
+            env,
             None,
         ))
     }
@@ -190,6 +204,7 @@ impl Host {
         dir: PathBuf,
         path: Option<PathBuf>,
         keys: Box<KeyLookup>,
+        env: Arc<KeyLookup>,
         records: Option<Arc<RecordCallback>>,
     ) -> Host {
         let cache_dir = config
@@ -205,6 +220,7 @@ impl Host {
             config_path: path,
             config_dir: dir,
             keys,
+            env,
             records,
             loader,
             current: ArcSwap::from_pointee(snapshot),
@@ -309,7 +325,7 @@ impl Host {
             duration_ms: 0.0,
         };
         let config = match &self.config_path {
-            Some(path) => Config::load(path),
+            Some(path) => Config::load_with_env(path, &*self.env),
             None => Ok((*current.config).clone()),
         };
         match config {

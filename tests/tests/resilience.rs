@@ -641,3 +641,114 @@ async fn the_raw_log_masks_a_quoted_key_in_every_encoding_wherever_the_cap_cuts_
     let file = std::fs::read_to_string(scratch.path("raw.jsonl")).unwrap();
     assert!(!file.contains("sk-e2e"), "the file holds the same records");
 }
+
+/// A breaker that opens on the first failure and stays open for 50 ms.
+fn quick_breaker() -> Value {
+    json!({"enabled": true, "consecutive_failures": 1, "open_for": 0.05, "min_calls": 100})
+}
+
+fn hello_to(model: &str) -> provider_sdk::ChatRequest {
+    provider_sdk::ChatRequest::new(model, vec![provider_sdk::Message::user("hi")])
+}
+
+/// Fails one call to `primary/gpt-4o-mini` (the fake's first reply must be a failure),
+/// which opens its breakers, and waits until they would let a probe through.
+async fn trip_primary(host: &provider_host::Host) {
+    assert!(host.chat(hello_to("primary/gpt-4o-mini")).await.is_err());
+    assert!(matches!(
+        host.breakers().state("primary/gpt-4o-mini"),
+        provider_host::breaker::BreakerState::Open { .. }
+    ));
+    // open_for is 50 ms; waiting longer only makes the breaker readier.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+#[tokio::test]
+async fn a_request_past_its_deadline_leaves_an_expired_breaker_ready_for_a_probe() {
+    let (scratch, fake, slow) = (
+        Scratch::new(),
+        FakeUpstream::start().await,
+        FakeUpstream::start().await,
+    );
+    fake.script([Reply::status_json(500, SERVER_ERROR)]);
+    fake.always(Reply::json(COMPLETION));
+    slow.always(Reply::Hang);
+    let slow_entry = entry_in_front_of(
+        &slow,
+        "E2E_SLOW_KEY",
+        json!({"name": "slow", "library": plugin("openai_provider"), "base_url": "/v1"}),
+    );
+    let config = scratch.config(json!({
+        "providers": [primary_entry(&fake, "E2E_PRIMARY_KEY"), slow_entry],
+        // The slow target uses up the whole request deadline; the primary comes after.
+        "models": {"late": {"targets": ["slow/gpt-4o-mini", "primary/gpt-4o-mini"]}},
+        "request_timeout": 1.0,
+        "timeouts": {"first_byte": 30.0},
+        "retry": {"max_retries": 0},
+        "circuit_breaker": quick_breaker()
+    }));
+    let host = e2e::host_with_keys(
+        &config,
+        &[
+            ("E2E_PRIMARY_KEY", "sk-primary"),
+            ("E2E_SLOW_KEY", "sk-slow"),
+        ],
+    );
+    trip_primary(&host).await;
+
+    let late = host.chat(hello_to("late")).await.unwrap_err();
+    assert_eq!(late.http_status(), 504, "{late}");
+    assert_eq!(fake.received().len(), 1, "the primary was never called");
+    assert!(
+        !matches!(
+            host.breakers().state("primary"),
+            provider_host::breaker::BreakerState::HalfOpen
+        ),
+        "no probe went out, so the breaker is not waiting for one"
+    );
+    let probe = host.chat(hello_to("primary/gpt-4o-mini")).await.unwrap();
+    assert_eq!(
+        probe.target.provider, "primary",
+        "the next call was the probe"
+    );
+    assert_eq!(
+        host.breakers().state("primary/gpt-4o-mini"),
+        provider_host::breaker::BreakerState::Closed
+    );
+}
+
+#[tokio::test]
+async fn a_probe_whose_client_goes_away_hands_the_breaker_to_the_next_call() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    // A failure to open the breaker, then a probe that never gets an answer.
+    fake.script([Reply::status_json(500, SERVER_ERROR), Reply::Hang]);
+    fake.always(Reply::json(COMPLETION));
+    let config = scratch.config(json!({
+        "providers": [primary_entry(&fake, "E2E_PRIMARY_KEY")],
+        "timeouts": {"first_byte": 60.0},
+        "retry": {"max_retries": 0},
+        "circuit_breaker": quick_breaker()
+    }));
+    let host = e2e::host_with_keys(&config, &[("E2E_PRIMARY_KEY", "sk-primary")]);
+    trip_primary(&host).await;
+
+    let caller = host.clone();
+    let probe = tokio::spawn(async move { caller.chat(hello_to("primary/gpt-4o-mini")).await });
+    fake.until_received(2).await;
+    assert_eq!(
+        host.breakers().state("primary"),
+        provider_host::breaker::BreakerState::HalfOpen,
+        "the probe is in flight"
+    );
+    // The client goes away mid-probe.
+    probe.abort();
+    assert!(probe.await.unwrap_err().is_cancelled());
+
+    let next = host.chat(hello_to("primary/gpt-4o-mini")).await.unwrap();
+    assert_eq!(next.target.provider, "primary", "the next call probed");
+    assert_eq!(fake.received().len(), 3);
+    assert_eq!(
+        host.breakers().state("primary"),
+        provider_host::breaker::BreakerState::Closed
+    );
+}

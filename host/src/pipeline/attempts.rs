@@ -18,7 +18,7 @@ use super::{
     DispatchError,
 };
 use crate::{
-    breaker::{Admission, Breakers},
+    breaker::Breakers,
     config::RetryPolicy,
     registry::{ReadyProvider, Registry, Target},
     snapshot::Snapshot,
@@ -121,19 +121,8 @@ where
         let mut retry = 0;
         loop {
             let now = Instant::now();
-            if let Some(wait) =
-                keys.iter()
-                    .find_map(|k| match breakers.admit(k, breaker_policy, now) {
-                        Admission::Refused(wait) => Some(wait),
-                        _ => None,
-                    })
-            {
-                reasons.push(format!(
-                    "{target} skipped: circuit open (next probe in {:.1}s)",
-                    wait.as_secs_f64()
-                ));
-                break;
-            }
+            // The deadline first: a request that cannot be sent must not take a
+            // breaker's probe.
             if now >= deadline {
                 return Err(deadline_error(
                     &target,
@@ -142,6 +131,18 @@ where
                     last,
                 ));
             }
+            // Held until the attempt has an outcome: when this future is dropped first
+            // (the client left), a probe it carried is handed back.
+            let _permit = match breakers.permit(&keys, breaker_policy, now) {
+                Ok(permit) => permit,
+                Err(wait) => {
+                    reasons.push(format!(
+                        "{target} skipped: circuit open (next probe in {:.1}s)",
+                        wait.as_secs_f64()
+                    ));
+                    break;
+                }
+            };
             attempts += 1;
             match attempt(provider.clone(), json.clone(), deadline).await {
                 Ok(value) => {
