@@ -18,14 +18,14 @@ use crate::{
     breaker::Breakers,
     config::{Config, ConfigError, KeyLookup},
     load::Loader,
-    pipeline::{Call, Caller, Completion, DispatchError, EventStream, Pipeline},
+    pipeline::{Call, Caller, Completion, DispatchError, EventStream, JitterSource, Pipeline},
     registry::{Changes, Registry},
     snapshot::Snapshot,
     transport::{
         rawlog::{RawLog, RecordCallback, UpstreamRecord},
         Transport,
     },
-    usage::{Meter, UsageRecord},
+    usage::{Clock, Meter, UsageRecord},
 };
 
 /// Builds a [`Host`] from a config file or an in-memory config.
@@ -45,6 +45,8 @@ pub struct HostBuilder {
     keys: Option<Box<KeyLookup>>,
     env: Option<Arc<KeyLookup>>,
     records: Option<Arc<RecordCallback>>,
+    jitter: Option<JitterSource>,
+    clock: Option<Clock>,
     no_ledger: bool,
 }
 
@@ -77,6 +79,20 @@ impl HostBuilder {
         self
     }
 
+    /// Draws retry backoff jitter (a number in `[0, 1]` per wait) from `source` instead
+    /// of a random generator, which makes every wait exact.
+    pub fn jitter(mut self, source: impl Fn() -> f64 + Send + Sync + 'static) -> Self {
+        self.jitter = Some(Arc::new(source));
+        self
+    }
+
+    /// Reads the time for usage records and budget periods (Unix seconds) from
+    /// `clock` instead of the system clock, so a period boundary can be crossed at will.
+    pub fn usage_clock(mut self, clock: impl Fn() -> f64 + Send + Sync + 'static) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
     /// Keeps usage in memory only, whatever the config says about the ledger (for
     /// one-shot tools that should leave no files behind).
     pub fn without_ledger(mut self) -> Self {
@@ -103,7 +119,11 @@ impl HostBuilder {
         let env: Arc<KeyLookup> = self
             .env
             .unwrap_or_else(|| Arc::new(|name: &str| std::env::var(name).ok()));
-        let records = self.records;
+        let hooks = Hooks {
+            records: self.records,
+            jitter: self.jitter,
+            clock: self.clock,
+        };
         let no_ledger = self.no_ledger;
         let with_ledger = move |mut config: Config| {
             if no_ledger {
@@ -113,18 +133,26 @@ impl HostBuilder {
         };
         let host = match (self.config, self.file) {
             (Some((config, dir)), _) => {
-                Host::assemble(with_ledger(config), dir, None, keys, env, records)
+                Host::assemble(with_ledger(config), dir, None, keys, env, hooks)
             }
             (None, file) => {
                 let path =
                     file.unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_CONFIG_FILE));
                 let config = with_ledger(Config::load_with_env(&path, &*env)?);
                 let dir = path.parent().unwrap_or(Path::new(".")).to_owned();
-                Host::assemble(config, dir, Some(path), keys, env, records)
+                Host::assemble(config, dir, Some(path), keys, env, hooks)
             }
         };
         Ok(Arc::new(host))
     }
+}
+
+/// What an embedder (or a test) plugs into the host besides keys and config.
+#[derive(Default)]
+struct Hooks {
+    records: Option<Arc<RecordCallback>>,
+    jitter: Option<JitterSource>,
+    clock: Option<Clock>,
 }
 
 /// What one reload did.
@@ -195,7 +223,7 @@ impl Host {
             Some(path.to_owned()),
             keys,
             env,
-            None,
+            Hooks::default(),
         ))
     }
 
@@ -205,8 +233,9 @@ impl Host {
         path: Option<PathBuf>,
         keys: Box<KeyLookup>,
         env: Arc<KeyLookup>,
-        records: Option<Arc<RecordCallback>>,
+        hooks: Hooks,
     ) -> Host {
+        let records = hooks.records;
         let cache_dir = config
             .cache_dir
             .clone()
@@ -214,7 +243,14 @@ impl Host {
         let loader = Loader::new(cache_dir);
         let registry = Registry::build(&config, &loader, &*keys);
         let transport = Transport::new(config.timeouts, raw_log(&config, &records));
-        let meter = Meter::open(&config.usage);
+        let meter = match hooks.clock {
+            Some(clock) => Meter::open_with_clock(&config.usage, clock),
+            None => Meter::open(&config.usage),
+        };
+        let mut pipeline = Pipeline::new(meter);
+        if let Some(jitter) = hooks.jitter {
+            pipeline = pipeline.with_jitter(jitter);
+        }
         let snapshot = Snapshot::new(config, registry, transport, 1, &*keys);
         Host {
             config_path: path,
@@ -226,7 +262,7 @@ impl Host {
             current: ArcSwap::from_pointee(snapshot),
             reloading: Mutex::new(()),
             stats: ReloadStats::default(),
-            pipeline: Arc::new(Pipeline::new(meter)),
+            pipeline: Arc::new(pipeline),
         }
     }
 

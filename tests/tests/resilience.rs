@@ -90,24 +90,45 @@ fn gaps(fake: &FakeUpstream) -> Vec<Duration> {
 }
 
 #[tokio::test]
-async fn a_transient_failure_is_retried_with_capped_jittered_backoff() {
+async fn a_transient_failure_is_retried_after_exponential_jittered_waits_up_to_the_cap() {
     let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
     fake.script([
         Reply::status_json(500, SERVER_ERROR),
         Reply::status_json(503, OVERLOADED),
+        Reply::status_json(500, SERVER_ERROR),
         Reply::json(COMPLETION),
     ]);
-    let server = host(&scratch, &fake, json!({})).await;
-    let response = chat(&server, "primary/gpt-4o-mini", false).await;
-    assert_eq!(response.status(), 200);
-    assert_eq!(header(&response, "x-attempts"), "3");
-    assert_eq!(header(&response, "x-fallback-index"), "0");
-    assert_eq!(fake.received().len(), 3);
-    // Full jitter: retry n waits at most min(max_delay, delay * 2^n) = 50ms, then 100ms.
+    let config = scratch.config(json!({
+        "providers": [primary_entry(&fake, "E2E_PRIMARY_KEY")],
+        // Binary fractions, so every wait below is exact: 1/16 s, capped at 3/16 s.
+        "retry": {"max_retries": 3, "delay": 0.0625, "max_delay": 0.1875},
+        "circuit_breaker": {"enabled": false}
+    }));
+    // The jitter the waits are drawn with, in order.
+    let draws = Arc::new(Mutex::new(vec![1.0, 0.5, 1.0].into_iter()));
+    let host = provider_host::Host::builder()
+        .config_file(&config)
+        .api_keys(e2e::key_lookup(&[("E2E_PRIMARY_KEY", "sk-primary")]))
+        .jitter(move || draws.lock().unwrap().next().expect("one draw per wait"))
+        .build()
+        .unwrap();
+    let done = host.chat(hello_to("primary/gpt-4o-mini")).await.unwrap();
+    assert_eq!(done.route.attempts, 4);
+    assert_eq!(done.route.fallback_index, 0);
+    let ms = |m: f64| Duration::from_secs_f64(m / 1000.0);
+    assert_eq!(
+        done.route.backoffs,
+        [
+            ms(62.5),  // retry 0: the whole of delay * 2^0
+            ms(62.5),  // retry 1: half of delay * 2^1
+            ms(187.5), // retry 2: all of min(delay * 2^2, max_delay): the cap
+        ]
+    );
+    // And the host did wait them: each retry arrived no sooner than its wait.
     let gaps = gaps(&fake);
-    assert!(gaps[0] < Duration::from_millis(50 + 150), "{gaps:?}");
-    assert!(gaps[1] < Duration::from_millis(100 + 150), "{gaps:?}");
-    server.stop().await;
+    for (gap, wait) in gaps.iter().zip(&done.route.backoffs) {
+        assert!(gap >= wait, "{gaps:?} vs {:?}", done.route.backoffs);
+    }
 }
 
 #[tokio::test]

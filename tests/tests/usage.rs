@@ -31,8 +31,19 @@ fn stream_pieces() -> Vec<String> {
     ]
 }
 
+/// The variables the tests' configs name, given to the host directly (never through
+/// the process environment, which other tests share).
+const VARIABLES: [(&str, &str); 2] = [
+    ("E2E_USAGE_KEY", "sk-usage"),
+    ("E2E_TEAM_A_KEY", "sk-team-a"),
+];
+
+/// A server over `config`, reading [`VARIABLES`].
+async fn start(config: &std::path::Path) -> Server {
+    Server::start_with_keys(config, &VARIABLES).await
+}
+
 fn config(scratch: &Scratch, fake: &FakeUpstream, extra: Value) -> std::path::PathBuf {
-    std::env::set_var("E2E_USAGE_KEY", "sk-usage");
     let openai = json!({"name": "openai", "library": plugin("openai_provider"), "base_url": "/v1"});
     let config = json!({
         "providers": [
@@ -72,7 +83,7 @@ async fn plain_and_streamed_calls_count_tokens_and_cost_as_computed_by_hand() {
             then_hang: false,
         },
     ]);
-    let server = Server::start(&config(&scratch, &fake, json!({}))).await;
+    let server = start(&config(&scratch, &fake, json!({}))).await;
     let hello = |stream: bool| json!({"model": "openai/gpt-4o-mini", "stream": stream, "messages": [{"role": "user", "content": "hi"}]});
     let plain = send_chat(&server, &hello(false)).await;
     assert_eq!(plain.status(), 200);
@@ -109,7 +120,7 @@ async fn plain_and_streamed_calls_count_tokens_and_cost_as_computed_by_hand() {
 async fn an_answer_without_usage_is_counted_as_such_never_estimated() {
     let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
     fake.always(Reply::json(NO_USAGE));
-    let server = Server::start(&config(&scratch, &fake, json!({}))).await;
+    let server = start(&config(&scratch, &fake, json!({}))).await;
     let response = send_chat(
         &server,
         &json!({"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}),
@@ -148,7 +159,7 @@ async fn a_stream_the_client_abandons_is_counted_with_what_was_seen() {
         pause: Duration::ZERO,
         then_hang: true,
     });
-    let server = Server::start(&config(
+    let server = start(&config(
         &scratch,
         &fake,
         json!({"timeouts": {"idle": 30.0}}),
@@ -179,7 +190,7 @@ async fn a_stream_the_client_abandons_is_counted_with_what_was_seen() {
 async fn totals_survive_a_restart_and_reset_starts_them_over() {
     let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
     let config = config(&scratch, &fake, json!({}));
-    let server = Server::start(&config).await;
+    let server = start(&config).await;
     for words in ["one", "one two", "one two three"] {
         let r = send_chat(
             &server,
@@ -194,7 +205,7 @@ async fn totals_survive_a_restart_and_reset_starts_them_over() {
     assert_eq!(before["models"]["mock/echo"]["prompt_tokens"], 6);
     assert!(close(&before["models"]["mock/echo"]["cost_usd"], 18e-6));
 
-    let server = Server::start(&config).await;
+    let server = start(&config).await;
     let after = usage(&server, None).await;
     assert_eq!(
         after["models"], before["models"],
@@ -211,7 +222,7 @@ async fn totals_survive_a_restart_and_reset_starts_them_over() {
         .unwrap();
     assert_eq!(reset["totals"]["calls"], 0);
     server.stop().await;
-    let server = Server::start(&config).await;
+    let server = start(&config).await;
     assert_eq!(
         usage(&server, None).await["totals"]["calls"],
         0,
@@ -223,7 +234,6 @@ async fn totals_survive_a_restart_and_reset_starts_them_over() {
 #[tokio::test]
 async fn a_client_budget_blocks_the_call_after_the_one_that_spent_it() {
     let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
-    std::env::set_var("E2E_TEAM_A_KEY", "sk-team-a");
     let config = config(
         &scratch,
         &fake,
@@ -233,7 +243,7 @@ async fn a_client_budget_blocks_the_call_after_the_one_that_spent_it() {
             "budgets": [{"client": "team-a", "limit_usd": 0.00002, "period": "day"}]
         }),
     );
-    let server = Server::start(&config).await;
+    let server = start(&config).await;
     let call = |key: &'static str| {
         let server = &server;
         async move {
@@ -287,7 +297,7 @@ async fn a_client_budget_blocks_the_call_after_the_one_that_spent_it() {
 }
 
 #[tokio::test]
-async fn a_provider_budget_sends_traffic_to_the_next_target_or_refuses() {
+async fn a_spent_provider_budget_sends_traffic_to_the_next_target_or_refuses_when_none_is_left() {
     let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
     let config = config(
         &scratch,
@@ -296,10 +306,11 @@ async fn a_provider_budget_sends_traffic_to_the_next_target_or_refuses() {
             "providers": [{"name": "mock", "library": mock_plugin()}, {"name": "spare", "library": mock_plugin()}],
             "pricing": {},
             "models": {"chain": {"targets": ["mock/echo", "spare/echo"]}},
-            "budgets": [{"provider": "mock", "limit_usd": 0.00001, "period": "month"}, {"provider": "spare", "limit_usd": 0.0, "period": "hour"}]
+            // Each echo of "a b c" costs $9e-6: mock's budget is spent by the second.
+            "budgets": [{"provider": "mock", "limit_usd": 0.00001, "period": "month"}, {"provider": "spare", "limit_usd": 1.0, "period": "hour"}]
         }),
     );
-    let server = Server::start(&config).await;
+    let server = start(&config).await;
     let call = |model: &'static str| {
         let server = &server;
         async move {
@@ -310,21 +321,32 @@ async fn a_provider_budget_sends_traffic_to_the_next_target_or_refuses() {
             .await
         }
     };
-    let first = call("chain").await;
-    assert_eq!(first.headers()["x-provider"], "mock");
-    let second = call("chain").await;
+    let header = |r: &reqwest::Response, name: &str| r.headers()[name].to_str().unwrap().to_owned();
+    for (n, spent) in [(1, "$9e-6"), (2, "$18e-6")] {
+        let answered = call("chain").await;
+        assert_eq!(answered.status(), 200);
+        assert_eq!(
+            (
+                header(&answered, "x-provider"),
+                header(&answered, "x-fallback-index")
+            ),
+            ("mock".to_owned(), "0".to_owned()),
+            "call {n}: mock still had budget before it ({spent} after)"
+        );
+    }
+    let moved = call("chain").await;
+    assert_eq!(moved.status(), 200);
     assert_eq!(
-        second.headers()["x-provider"],
-        "mock",
-        "$9e-6 spent, under $1e-5"
+        (
+            header(&moved, "x-provider"),
+            header(&moved, "x-fallback-index")
+        ),
+        ("spare".to_owned(), "1".to_owned()),
+        "mock's budget is spent: the chain's next target answered"
     );
-    let third = call("chain").await;
-    assert_eq!(
-        third.status(),
-        429,
-        "mock is spent and spare has a zero budget"
-    );
-    let body: Value = third.json().await.unwrap();
+    let refused = call("mock/echo").await;
+    assert_eq!(refused.status(), 429, "no other target to send it to");
+    let body: Value = refused.json().await.unwrap();
     assert_eq!(body["error"]["code"], "budget_exceeded");
     assert!(
         body["error"]["message"]
@@ -333,13 +355,15 @@ async fn a_provider_budget_sends_traffic_to_the_next_target_or_refuses() {
             .contains("provider mock"),
         "{body}"
     );
+    let summary = usage(&server, None).await;
+    assert_eq!(summary["providers"]["spare"]["calls"], 1, "{summary}");
     server.stop().await;
 }
 
 #[tokio::test]
 async fn metrics_parse_as_prometheus_text_and_move_with_calls() {
     let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
-    let server = Server::start(&config(&scratch, &fake, json!({}))).await;
+    let server = start(&config(&scratch, &fake, json!({}))).await;
     let scrape = || async {
         let text = reqwest::get(server.at("/metrics"))
             .await
@@ -414,7 +438,7 @@ async fn metrics_parse_as_prometheus_text_and_move_with_calls() {
 #[tokio::test]
 async fn every_response_carries_a_request_id_and_honours_the_clients() {
     let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
-    let server = Server::start(&config(&scratch, &fake, json!({}))).await;
+    let server = start(&config(&scratch, &fake, json!({}))).await;
     let body = json!({"model": "mock/echo", "messages": [{"role": "user", "content": "x"}]});
     let generated = send_chat(&server, &body).await;
     assert!(generated.headers()["x-request-id"]

@@ -13,7 +13,7 @@ use provider_sdk::{ChatRequest, ErrorKind, ProviderError};
 
 use super::{
     capabilities::missing_capability,
-    policy::{backoff, counts_against_target, fallback_worthy, retryable, Jitter},
+    policy::{backoff, counts_against_target, fallback_worthy, retryable, Jitter, JitterSource},
     upstream::redact,
     DispatchError,
 };
@@ -37,6 +37,8 @@ pub struct Route {
     /// Time spent waiting on upstreams (and in backoff) until the answer, or for a
     /// stream until its first event: the rest of the latency is the host's own.
     pub upstream_wait: Duration,
+    /// The backoff waited before each retry, in order.
+    pub backoffs: Vec<Duration>,
 }
 
 /// Accumulates time spent waiting on upstreams across attempts.
@@ -61,6 +63,7 @@ pub(super) async fn run<T, F, Fut>(
     snapshot: &Snapshot,
     breakers: &Breakers,
     meter: &Meter,
+    jitter_source: Option<&JitterSource>,
     mut request: ChatRequest,
     waited: &WaitClock,
     mut attempt: F,
@@ -79,6 +82,11 @@ where
     let deadline = Instant::now() + Duration::from_secs_f64(config.request_timeout);
     let breaker_policy = &config.circuit_breaker;
     let mut jitter = Jitter::new();
+    let mut sample = || match jitter_source {
+        Some(source) => source(),
+        None => jitter.sample(),
+    };
+    let mut backoffs = Vec::new();
     let mut reasons = Vec::new();
     let mut last: Option<(Target, ProviderError)> = None;
     let mut attempts = 0u32;
@@ -157,6 +165,7 @@ where
                         fallback_index: index,
                         attempts,
                         upstream_wait: waited.total(),
+                        backoffs,
                     };
                     return Ok((value, route));
                 }
@@ -177,10 +186,11 @@ where
                     );
                     tracing::info!(%target, attempt = attempts, kind = %error.kind, message = %error.message, "attempt failed");
                     if retryable(error.kind) && retry < policy.max_retries {
-                        let wait = backoff(&policy, retry, &error, jitter.sample());
+                        let wait = backoff(&policy, retry, &error, sample());
                         if Instant::now() + wait < deadline {
                             tokio::time::sleep(wait).await;
                             waited.add(wait);
+                            backoffs.push(wait);
                             retry += 1;
                             last = Some((target.clone(), error));
                             continue;

@@ -35,7 +35,9 @@ use crate::{
 pub use attempts::Route;
 pub use error::DispatchError;
 pub use events::EventStream;
-pub use policy::{backoff, counts_against_target, fallback_worthy, retryable, Jitter};
+pub use policy::{
+    backoff, counts_against_target, fallback_worthy, retryable, Jitter, JitterSource,
+};
 use record::Recorder;
 use upstream::Decoding;
 
@@ -95,6 +97,7 @@ pub struct Pipeline {
     breakers: Arc<Breakers>,
     meter: Meter,
     metrics: Metrics,
+    jitter: Option<JitterSource>,
 }
 
 impl Pipeline {
@@ -104,7 +107,14 @@ impl Pipeline {
             breakers: Arc::default(),
             meter,
             metrics: Metrics::new(),
+            jitter: None,
         }
+    }
+
+    /// Draws backoff jitter from `source` instead of a random generator.
+    pub fn with_jitter(mut self, source: JitterSource) -> Pipeline {
+        self.jitter = Some(source);
+        self
     }
 
     /// The circuit breakers.
@@ -213,6 +223,7 @@ impl Pipeline {
             snapshot,
             &self.breakers,
             &self.meter,
+            self.jitter.as_ref(),
             request,
             waited,
             |provider, json, deadline| async move {
@@ -248,6 +259,7 @@ impl Pipeline {
             &snapshot,
             &self.breakers,
             &self.meter,
+            self.jitter.as_ref(),
             request,
             waited,
             |provider, json, deadline| async move {

@@ -11,7 +11,7 @@ mod postgres;
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::{mpsc, Mutex},
+    sync::{mpsc, Arc, Mutex},
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -170,6 +170,10 @@ enum Message {
     Reset(f64, mpsc::Sender<()>),
 }
 
+/// Where the meter reads the time, in Unix seconds: the system clock, or a clock a
+/// test moves across a period boundary without waiting for it.
+pub type Clock = Arc<dyn Fn() -> f64 + Send + Sync>;
+
 /// Usage bookkeeping for one host.
 pub struct Meter {
     summary: Mutex<Summary>,
@@ -177,6 +181,7 @@ pub struct Meter {
     spend: Mutex<HashMap<(Scope, Period), (f64, f64)>>,
     writer: Option<Mutex<mpsc::Sender<Message>>>,
     enabled: bool,
+    clock: Clock,
 }
 
 /// Unix seconds now.
@@ -191,19 +196,28 @@ impl Meter {
     /// Opens the ledger the config names and loads what it holds. A ledger that
     /// cannot be opened is logged, and usage is then kept in memory only.
     pub fn open(config: &UsageConfig) -> Meter {
+        Meter::open_with_clock(config, Arc::new(now_unix))
+    }
+
+    /// [`Meter::open`], reading the time from `clock`: records are stamped with it and
+    /// budget periods start and end by it.
+    pub fn open_with_clock(config: &UsageConfig, clock: Clock) -> Meter {
         if !config.enabled {
             return Meter {
                 summary: Mutex::default(),
                 spend: Mutex::default(),
                 writer: None,
                 enabled: false,
+                clock,
             };
         }
+        let now = clock();
         let meter = |summary, spend, writer| Meter {
             summary: Mutex::new(summary),
             spend: Mutex::new(spend),
             writer,
             enabled: true,
+            clock: clock.clone(),
         };
         let mut ledger = match Ledger::open(config) {
             Ok(ledger) => ledger,
@@ -211,7 +225,7 @@ impl Meter {
                 tracing::warn!(error = %e, "usage ledger unavailable; usage is kept in memory only");
                 return meter(
                     Summary {
-                        since: now_unix(),
+                        since: now,
                         ..Summary::default()
                     },
                     HashMap::new(),
@@ -219,7 +233,6 @@ impl Meter {
                 );
             }
         };
-        let now = now_unix();
         let (summary, spend) = match ledger.load(period::start(Period::Month, now)) {
             Ok(loaded) => {
                 let mut summary = Summary {
@@ -252,6 +265,11 @@ impl Meter {
             .spawn(move || write_loop(ledger, rx))
             .expect("spawn the usage writer");
         meter(summary, spend, Some(Mutex::new(tx)))
+    }
+
+    /// The time by this meter's clock, in Unix seconds.
+    pub fn now(&self) -> f64 {
+        (self.clock)()
     }
 
     /// Counts a finished request and queues it for the ledger.
@@ -306,7 +324,7 @@ impl Meter {
 
     fn check<'a>(&self, budgets: impl Iterator<Item = &'a Budget>) -> Result<(), BudgetSpent> {
         let spend = self.spend.lock().unwrap_or_else(|e| e.into_inner());
-        let now = now_unix();
+        let now = self.now();
         for budget in budgets {
             let spent = spent(&spend, budget, now);
             if spent >= budget.limit_usd {
@@ -331,7 +349,7 @@ impl Meter {
 
     /// Starts the summary over (budgets keep counting their periods).
     pub fn reset(&self) {
-        let now = now_unix();
+        let now = self.now();
         *self.summary.lock().unwrap_or_else(|e| e.into_inner()) = Summary {
             since: now,
             ..Summary::default()
