@@ -185,6 +185,49 @@ pub fn host_with_keys(
         .expect("config loads")
 }
 
+/// A clock a test sets by hand (Unix seconds), for the host's usage meter: budget
+/// periods end when the test says, without waiting for them.
+#[derive(Clone, Default)]
+pub struct HandClock(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl HandClock {
+    /// Sets the time.
+    pub fn set(&self, unix: f64) {
+        self.0
+            .store(unix.to_bits(), std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The time it shows.
+    pub fn now(&self) -> f64 {
+        f64::from_bits(self.0.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    /// A builder for a host over `config` whose usage meter reads this clock.
+    pub fn host_builder(&self, config: &Path) -> provider_host::HostBuilder {
+        let clock = self.clone();
+        provider_host::Host::builder()
+            .config_file(config)
+            .usage_clock(move || clock.now())
+    }
+}
+
+/// 2026-11-22T13:59:59Z, a second before an hour boundary.
+pub const BEFORE_TWO_PM: f64 = 1_795_355_999.0;
+
+/// Asks the mock (`mock/echo`) to echo `words` as the client named `client`.
+pub async fn echo_as(
+    host: &provider_host::Host,
+    client: &str,
+    words: &str,
+) -> Result<provider_host::pipeline::Completion, provider_host::pipeline::DispatchError> {
+    let mut call = provider_host::pipeline::Call::new(provider_sdk::ChatRequest::new(
+        "mock/echo",
+        vec![provider_sdk::Message::user(words)],
+    ));
+    call.caller.client = client.to_owned();
+    host.complete(call).await
+}
+
 /// A host serving on an ephemeral loopback port inside the test process.
 pub struct Server {
     /// `http://127.0.0.1:<port>`.

@@ -457,3 +457,139 @@ async fn every_response_carries_a_request_id_and_honours_the_clients() {
     );
     server.stop().await;
 }
+
+/// A host over `config` whose usage meter reads `clock`.
+fn host_on_clock(
+    config: &std::path::Path,
+    clock: &e2e::HandClock,
+) -> std::sync::Arc<provider_host::Host> {
+    clock
+        .host_builder(config)
+        .api_keys(e2e::key_lookup(&VARIABLES))
+        .build()
+        .unwrap()
+}
+
+/// An echo of "a b c" by the mock, as client `team-a`: $9e-6.
+async fn echo_as_team_a(
+    host: &provider_host::Host,
+) -> Result<provider_host::pipeline::Completion, provider_host::pipeline::DispatchError> {
+    e2e::echo_as(host, "team-a", "a b c").await
+}
+
+fn budget_spent(
+    answer: &Result<provider_host::pipeline::Completion, provider_host::pipeline::DispatchError>,
+) -> bool {
+    matches!(
+        answer,
+        Err(provider_host::pipeline::DispatchError::ClientBudgetSpent(_))
+    )
+}
+
+use e2e::BEFORE_TWO_PM;
+/// 2026-11-22T23:59:59Z.
+const BEFORE_MIDNIGHT: f64 = 1_795_391_999.0;
+/// 2026-11-30T23:59:59Z, the last second of November.
+const BEFORE_DECEMBER: f64 = 1_796_083_199.0;
+
+#[tokio::test]
+async fn a_client_budget_renews_at_the_start_of_its_hour_day_or_month_and_not_before() {
+    for (period, last_second, inner_boundary) in [
+        ("hour", BEFORE_TWO_PM, None),
+        // A day budget outlives the hour boundary before midnight.
+        ("day", BEFORE_MIDNIGHT, Some(BEFORE_MIDNIGHT - 3_600.0)),
+        // A month budget outlives the day boundary before the month's end.
+        ("month", BEFORE_DECEMBER, Some(BEFORE_DECEMBER - 86_400.0)),
+    ] {
+        let (scratch, clock) = (Scratch::new(), e2e::HandClock::default());
+        let config = scratch.config(json!({
+            "providers": [{"name": "mock", "library": mock_plugin()}],
+            // One echo of "a b c" ($9e-6) spends it.
+            "budgets": [{"client": "team-a", "limit_usd": 0.000005, "period": period}]
+        }));
+        let host = host_on_clock(&config, &clock);
+        let start = inner_boundary.unwrap_or(last_second);
+        clock.set(start);
+        assert!(echo_as_team_a(&host).await.is_ok(), "{period}: unspent");
+        assert!(
+            budget_spent(&echo_as_team_a(&host).await),
+            "{period}: spent by the first call"
+        );
+        if inner_boundary.is_some() {
+            // Across a shorter period's boundary, still within this one.
+            clock.set(start + 1.0);
+            assert!(
+                budget_spent(&echo_as_team_a(&host).await),
+                "{period}: a shorter period's boundary does not renew it"
+            );
+        }
+        clock.set(last_second + 0.999);
+        assert!(
+            budget_spent(&echo_as_team_a(&host).await),
+            "{period}: still spent in its last instant"
+        );
+        clock.set(last_second + 1.0);
+        assert!(
+            echo_as_team_a(&host).await.is_ok(),
+            "{period}: renewed at the boundary"
+        );
+        assert!(
+            budget_spent(&echo_as_team_a(&host).await),
+            "{period}: and spent again by that call"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_ledger_batch_whose_write_fails_is_written_with_the_next_one() {
+    let scratch = Scratch::new();
+    let config = scratch.config(json!({"providers": [{"name": "mock", "library": mock_plugin()}]}));
+    let echo = |host: std::sync::Arc<provider_host::Host>, words: &'static str| async move {
+        host.chat(provider_sdk::ChatRequest::new(
+            "mock/echo",
+            vec![provider_sdk::Message::user(words)],
+        ))
+        .await
+        .unwrap();
+        // Returns when the writer has tried to write what was recorded so far.
+        tokio::task::spawn_blocking(move || host.usage().flush())
+            .await
+            .unwrap();
+    };
+    let host = e2e::host_with_keys(&config, &[]);
+    let ledger = rusqlite::Connection::open(scratch.path(".provider-host/usage.sqlite3")).unwrap();
+    let rows = |db: &rusqlite::Connection| -> i64 {
+        db.query_row("SELECT count(*) FROM usage_records", [], |r| r.get(0))
+            .unwrap()
+    };
+    echo(host.clone(), "one").await;
+    assert_eq!(rows(&ledger), 1);
+
+    // The table is away when the next batch is written: the write fails.
+    ledger
+        .execute_batch("ALTER TABLE usage_records RENAME TO usage_records_away")
+        .unwrap();
+    echo(host.clone(), "one two").await;
+    ledger
+        .execute_batch("ALTER TABLE usage_records_away RENAME TO usage_records")
+        .unwrap();
+    assert_eq!(rows(&ledger), 1, "the second record's write failed");
+
+    echo(host.clone(), "one two three").await;
+    assert_eq!(
+        rows(&ledger),
+        3,
+        "the failed batch went again with the next"
+    );
+    let prompts: Vec<i64> = ledger
+        .prepare("SELECT prompt_tokens FROM usage_records ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(prompts, [1, 2, 3], "in the order they were recorded");
+    drop(host);
+    let restarted = e2e::host_with_keys(&config, &[]);
+    assert_eq!(restarted.usage().summary().totals.calls, 3);
+}

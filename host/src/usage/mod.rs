@@ -424,9 +424,16 @@ fn add_spend(spend: &mut HashMap<(Scope, Period), (f64, f64)>, record: &UsageRec
 /// How long the writer gathers records before a commit.
 const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// Appends records in batches of what arrives within [`BATCH_WINDOW`] (or 1,000).
+/// How many batches in a row may fail before the records they hold are given up: a
+/// ledger that is briefly away (a restart, a lock, a lost connection) loses nothing,
+/// and one that keeps refusing does not grow the writer's memory without end.
+const FAILED_WRITES_KEPT: u32 = 5;
+
+/// Appends records in batches of what arrives within [`BATCH_WINDOW`] (or 1,000). A
+/// batch whose write fails stays queued and goes again with the next one.
 fn write_loop(mut ledger: Ledger, rx: mpsc::Receiver<Message>) {
     let mut batch = Vec::new();
+    let mut failed_writes = 0;
     while let Ok(first) = rx.recv() {
         let mut acks = Vec::new();
         let mut resets = Vec::new();
@@ -446,12 +453,7 @@ fn write_loop(mut ledger: Ledger, rx: mpsc::Receiver<Message>) {
             let left = until.saturating_duration_since(std::time::Instant::now());
             next = rx.recv_timeout(left).ok();
         }
-        if !batch.is_empty() {
-            if let Err(e) = ledger.append(&batch) {
-                tracing::warn!(error = %e, records = batch.len(), "cannot write usage records");
-            }
-            batch.clear();
-        }
+        write_batch(&mut ledger, &mut batch, &mut failed_writes);
         for (at, ack) in resets {
             if let Err(e) = ledger.reset(at) {
                 tracing::warn!(error = %e, "cannot record the usage reset");
@@ -460,6 +462,38 @@ fn write_loop(mut ledger: Ledger, rx: mpsc::Receiver<Message>) {
         }
         for ack in acks {
             let _ = ack.send(());
+        }
+    }
+    // The host is going away: one last try for what is still queued.
+    write_batch(&mut ledger, &mut batch, &mut failed_writes);
+}
+
+/// Appends `batch` and empties it; on failure keeps it for the next try, up to
+/// [`FAILED_WRITES_KEPT`] failures in a row.
+fn write_batch(ledger: &mut Ledger, batch: &mut Vec<UsageRecord>, failed_writes: &mut u32) {
+    if batch.is_empty() {
+        return;
+    }
+    match ledger.append(batch) {
+        Ok(()) => {
+            if *failed_writes > 0 {
+                tracing::info!(
+                    records = batch.len(),
+                    "usage records written after an earlier failure"
+                );
+            }
+            *failed_writes = 0;
+            batch.clear();
+        }
+        Err(e) => {
+            *failed_writes += 1;
+            if *failed_writes > FAILED_WRITES_KEPT {
+                tracing::error!(error = %e, records = batch.len(), failures = *failed_writes, "cannot write usage records; giving them up");
+                *failed_writes = 0;
+                batch.clear();
+            } else {
+                tracing::warn!(error = %e, records = batch.len(), "cannot write usage records; they go again with the next batch");
+            }
         }
     }
 }
