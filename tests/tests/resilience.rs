@@ -39,7 +39,6 @@ fn primary_entry(fake: &FakeUpstream, key_env: &str) -> Value {
 /// A host whose `primary` entry is the openai plugin over `fake`, with `mock` beside it
 /// and an alias `chain` = primary, then mock. `extra` is merged into the top level.
 async fn host(scratch: &Scratch, fake: &FakeUpstream, extra: Value) -> Server {
-    std::env::set_var("E2E_RESILIENCE_KEY", "sk-e2e-resilience-secret");
     let config = json!({
         "providers": [
             primary_entry(fake, "E2E_RESILIENCE_KEY"),
@@ -50,7 +49,11 @@ async fn host(scratch: &Scratch, fake: &FakeUpstream, extra: Value) -> Server {
         "timeouts": {"first_byte": 1.0, "idle": 1.0},
         "circuit_breaker": {"enabled": false}
     });
-    Server::start(&scratch.config(with_fields(config, extra))).await
+    Server::start_with_keys(
+        &scratch.config(with_fields(config, extra)),
+        &[("E2E_RESILIENCE_KEY", "sk-e2e-resilience-secret")],
+    )
+    .await
 }
 
 async fn chat(server: &Server, model: &str, stream: bool) -> reqwest::Response {
@@ -209,8 +212,9 @@ async fn every_way_the_primary_fails_falls_back_to_the_healthy_target() {
         assert_eq!(header(&response, "x-fallback-index"), "1", "{what}");
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["choices"][0]["message"]["content"], "ping", "{what}");
+        // The 0.3 s first-byte timeout ends a hang, not the 300 s request timeout.
         assert!(
-            started.elapsed() < Duration::from_secs(3),
+            started.elapsed() < Duration::from_secs(30),
             "{what} took {:?}",
             started.elapsed()
         );
@@ -322,8 +326,15 @@ async fn the_request_timeout_bounds_retries_and_fallbacks() {
     let response = chat(&server, "chain", false).await;
     let took = started.elapsed();
     assert_eq!(response.status(), 504);
+    let body: Value = response.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
     assert!(
-        took >= Duration::from_millis(750) && took < Duration::from_millis(1500),
+        message.contains("the request timeout of 0.8s ran out"),
+        "{message}"
+    );
+    // Never before the deadline; and long before one 30 s first-byte wait would end.
+    assert!(
+        took >= Duration::from_millis(800) && took < Duration::from_secs(20),
         "took {took:?}"
     );
     server.stop().await;
@@ -439,13 +450,16 @@ async fn raw_logs_record_every_attempt_with_credentials_redacted() {
 async fn embedders_receive_the_same_records_through_a_callback() {
     let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
     fake.always(Reply::json(COMPLETION));
-    std::env::set_var("E2E_RESILIENCE_CB_KEY", "sk-callback-secret");
     let config =
         scratch.config(json!({"providers": [primary_entry(&fake, "E2E_RESILIENCE_CB_KEY")]}));
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
     let sink = seen.clone();
     let host = provider_host::Host::builder()
         .config_file(&config)
+        .api_keys(e2e::key_lookup(&[(
+            "E2E_RESILIENCE_CB_KEY",
+            "sk-callback-secret",
+        )]))
         .on_upstream_record(move |record| {
             sink.lock()
                 .unwrap()

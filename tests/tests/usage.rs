@@ -165,15 +165,18 @@ async fn a_stream_the_client_abandons_is_counted_with_what_was_seen() {
         json!({"timeouts": {"idle": 30.0}}),
     ))
     .await;
-    let mut response = send_chat(&server, &json!({"model": "openai/gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": "hi"}]})).await;
-    response.chunk().await.unwrap().expect("a first chunk");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut response = send_chat(&server, &json!({"model": "openai/gpt-4o-mini", "stream": true, "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "hi"}]})).await;
+    // Read until the usage chunk came through (so the host has seen it), then leave.
+    let mut received = String::new();
+    while !received.contains("\"usage\":{") {
+        let chunk = response.chunk().await.unwrap().expect("the stream goes on");
+        received.push_str(&String::from_utf8_lossy(&chunk));
+    }
     drop(response);
+    // The host counts the call once it notices the client is gone.
+    let noticed = std::time::Instant::now();
     let mut summary = usage(&server, None).await;
-    for _ in 0..50 {
-        if summary["totals"]["calls"] == 1 {
-            break;
-        }
+    while summary["totals"]["calls"] != 1 && noticed.elapsed() < Duration::from_secs(30) {
         tokio::time::sleep(Duration::from_millis(20)).await;
         summary = usage(&server, None).await;
     }
