@@ -3,11 +3,19 @@
 //!
 //! State lives in the host, not in a registry snapshot, so a reload keeps what the
 //! breakers learnt about an upstream.
+//!
+//! A half-open breaker must never wait for a probe that will not report: the probe is
+//! a [`Permit`] that hands the breaker back (open, ready for the next probe) when it is
+//! dropped without an outcome (its request timed out, or its client went away), and a
+//! probe that has not reported within `probe_timeout` is replaced by another.
 
 use std::{
     collections::{HashMap, VecDeque},
     fmt,
-    sync::Mutex,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Mutex,
+    },
     time::{Duration, Instant},
 };
 
@@ -39,23 +47,14 @@ impl fmt::Display for BreakerState {
     }
 }
 
-/// Whether a call may go to a target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admission {
-    /// Go ahead.
-    Allowed,
-    /// Go ahead: this call is the probe of a half-open breaker.
-    Probe,
-    /// Skip this target; it may be tried again after the duration.
-    Refused(Duration),
-}
-
 #[derive(Debug)]
 struct Breaker {
     state: BreakerState,
     consecutive_failures: u32,
     /// Outcomes in the window: (when, succeeded).
     recent: VecDeque<(Instant, bool)>,
+    /// The probe in flight while half-open: its id and when it was let through.
+    probe: Option<(u64, Instant)>,
 }
 
 impl Breaker {
@@ -64,6 +63,65 @@ impl Breaker {
             state: BreakerState::Closed,
             consecutive_failures: 0,
             recent: VecDeque::new(),
+            probe: None,
+        }
+    }
+
+    /// Whether a call may go now: `Ok(true)` when it would be the probe.
+    fn admits(&self, policy: &BreakerPolicy, now: Instant) -> Result<bool, Duration> {
+        match self.state {
+            BreakerState::Closed => Ok(false),
+            BreakerState::Open { until } if now >= until => Ok(true),
+            BreakerState::Open { until } => Err(until - now),
+            BreakerState::HalfOpen => {
+                let timeout = Duration::from_secs_f64(policy.probe_timeout);
+                match self.probe {
+                    // The probe never reported: its outcome is lost, so try another.
+                    Some((_, since)) if now.saturating_duration_since(since) < timeout => {
+                        Err(timeout - now.saturating_duration_since(since))
+                    }
+                    _ => Ok(true),
+                }
+            }
+        }
+    }
+}
+
+/// Leave to call a target, from [`Breakers::permit`]. When it is the probe of a
+/// half-open breaker and is dropped before [`Breakers::record`] settled that breaker,
+/// the breaker goes back to open with its wait over, so the next call probes.
+#[must_use = "dropping the permit gives a probe back before the call was made"]
+pub struct Permit<'a> {
+    breakers: &'a Breakers,
+    /// (key, probe id) of each breaker this call probes.
+    probes: Vec<(String, u64)>,
+}
+
+impl Permit<'_> {
+    /// Whether this call is the probe of a half-open breaker.
+    pub fn is_probe(&self) -> bool {
+        !self.probes.is_empty()
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if self.probes.is_empty() {
+            return;
+        }
+        let mut map = self.breakers.lock();
+        for (key, id) in &self.probes {
+            if let Some(breaker) = map.get_mut(key) {
+                if breaker.state == BreakerState::HalfOpen
+                    && breaker.probe.is_some_and(|(p, _)| p == *id)
+                {
+                    tracing::debug!(breaker = %key, "probe ended without an outcome; the next call probes");
+                    breaker.state = BreakerState::Open {
+                        until: Instant::now(),
+                    };
+                    breaker.probe = None;
+                }
+            }
         }
     }
 }
@@ -85,27 +143,48 @@ pub struct BreakerStatus {
 #[derive(Debug, Default)]
 pub struct Breakers {
     map: Mutex<HashMap<String, Breaker>>,
+    next_probe: AtomicU64,
 }
 
 impl Breakers {
-    /// Asks whether a call to `key` may go ahead now.
-    pub fn admit(&self, key: &str, policy: &BreakerPolicy, now: Instant) -> Admission {
-        if !policy.enabled {
-            return Admission::Allowed;
-        }
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(breaker) = map.get_mut(key) else {
-            return Admission::Allowed;
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Breaker>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Asks whether a call to every one of `keys` (a provider and its `provider/model`)
+    /// may go ahead now. All or nothing: a breaker turns half-open only when the call
+    /// goes, so a refusal by one key never strands another half-open. `Err` says when
+    /// the first refusing breaker may let a call through.
+    pub fn permit<'a>(
+        &'a self,
+        keys: &[String],
+        policy: &BreakerPolicy,
+        now: Instant,
+    ) -> Result<Permit<'a>, Duration> {
+        let mut permit = Permit {
+            breakers: self,
+            probes: Vec::new(),
         };
-        match breaker.state {
-            BreakerState::Closed => Admission::Allowed,
-            BreakerState::HalfOpen => Admission::Refused(Duration::from_secs_f64(policy.open_for)),
-            BreakerState::Open { until } if now >= until => {
-                breaker.state = BreakerState::HalfOpen;
-                Admission::Probe
-            }
-            BreakerState::Open { until } => Admission::Refused(until - now),
+        if !policy.enabled {
+            return Ok(permit);
         }
+        let mut map = self.lock();
+        let mut probed = Vec::new();
+        for key in keys {
+            if let Some(breaker) = map.get(key) {
+                if breaker.admits(policy, now)? {
+                    probed.push(key);
+                }
+            }
+        }
+        for key in probed {
+            let id = self.next_probe.fetch_add(1, Ordering::Relaxed);
+            let breaker = map.get_mut(key).expect("checked above");
+            breaker.state = BreakerState::HalfOpen;
+            breaker.probe = Some((id, now));
+            permit.probes.push((key.clone(), id));
+        }
+        Ok(permit)
     }
 
     /// Records the outcome of a call to `key`.
@@ -113,7 +192,7 @@ impl Breakers {
         if !policy.enabled {
             return;
         }
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.lock();
         let breaker = map.entry(key.to_owned()).or_insert_with(Breaker::new);
         let window = Duration::from_secs_f64(policy.window);
         while breaker
@@ -131,13 +210,17 @@ impl Breakers {
             breaker.consecutive_failures = 0;
             if breaker.state == BreakerState::HalfOpen {
                 breaker.state = BreakerState::Closed;
+                breaker.probe = None;
                 breaker.recent.clear();
             }
             return;
         }
         breaker.consecutive_failures += 1;
         match breaker.state {
-            BreakerState::HalfOpen => breaker.state = open,
+            BreakerState::HalfOpen => {
+                breaker.state = open;
+                breaker.probe = None;
+            }
             BreakerState::Open { .. } => {}
             BreakerState::Closed => {
                 let calls = breaker.recent.len() as u32;
@@ -158,7 +241,7 @@ impl Breakers {
 
     /// The state of `key`'s breaker.
     pub fn state(&self, key: &str) -> BreakerState {
-        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let map = self.lock();
         map.get(key)
             .map(|b| b.state)
             .unwrap_or(BreakerState::Closed)
@@ -166,7 +249,7 @@ impl Breakers {
 
     /// Every breaker that has seen a call, sorted by key.
     pub fn statuses(&self, now: Instant) -> Vec<BreakerStatus> {
-        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let map = self.lock();
         let mut list: Vec<BreakerStatus> = map
             .iter()
             .map(|(key, b)| BreakerStatus {
@@ -198,42 +281,116 @@ mod tests {
             min_calls: 6,
             window: 10.0,
             open_for: 5.0,
+            probe_timeout: 20.0,
+        }
+    }
+
+    fn keys() -> Vec<String> {
+        vec!["p".to_owned(), "p/m".to_owned()]
+    }
+
+    /// Opens both of [`keys`]' breakers at `at`.
+    fn open_both(breakers: &Breakers, p: &BreakerPolicy, at: Instant) {
+        for key in keys() {
+            for _ in 0..p.consecutive_failures {
+                breakers.record(&key, false, p, at);
+            }
         }
     }
 
     #[test]
     fn consecutive_failures_open_the_breaker_and_a_probe_closes_it() {
         let (breakers, p, t0) = (Breakers::default(), policy(), Instant::now());
+        let p_only = ["p".to_owned()];
         for _ in 0..2 {
             breakers.record("p", false, &p, t0);
         }
-        assert_eq!(breakers.admit("p", &p, t0), Admission::Allowed);
+        assert!(!breakers.permit(&p_only, &p, t0).unwrap().is_probe());
         breakers.record("p", false, &p, t0);
-        assert!(
-            matches!(breakers.admit("p", &p, t0), Admission::Refused(d) if d == Duration::from_secs(5))
+        assert_eq!(
+            breakers.permit(&p_only, &p, t0).err(),
+            Some(Duration::from_secs(5))
         );
         let later = t0 + Duration::from_secs(5);
-        assert_eq!(breakers.admit("p", &p, later), Admission::Probe);
+        let probe = breakers.permit(&p_only, &p, later).unwrap();
+        assert!(probe.is_probe());
         assert!(
-            matches!(breakers.admit("p", &p, later), Admission::Refused(_)),
+            breakers.permit(&p_only, &p, later).is_err(),
             "one probe at a time"
         );
         breakers.record("p", true, &p, later);
+        drop(probe);
         assert_eq!(breakers.state("p"), BreakerState::Closed);
-        assert_eq!(breakers.admit("p", &p, later), Admission::Allowed);
+        assert!(!breakers.permit(&p_only, &p, later).unwrap().is_probe());
     }
 
     #[test]
     fn a_failed_probe_opens_it_again() {
         let (breakers, p, t0) = (Breakers::default(), policy(), Instant::now());
+        let p_only = ["p".to_owned()];
         for _ in 0..3 {
             breakers.record("p", false, &p, t0);
         }
         let later = t0 + Duration::from_secs(6);
-        assert_eq!(breakers.admit("p", &p, later), Admission::Probe);
+        let probe = breakers.permit(&p_only, &p, later).unwrap();
         breakers.record("p", false, &p, later);
+        drop(probe);
         assert!(
             matches!(breakers.state("p"), BreakerState::Open { until } if until == later + Duration::from_secs(5))
+        );
+    }
+
+    #[test]
+    fn a_probe_dropped_without_an_outcome_lets_the_next_call_probe() {
+        let (breakers, p, t0) = (Breakers::default(), policy(), Instant::now());
+        open_both(&breakers, &p, t0);
+        let later = t0 + Duration::from_secs(5);
+        let probe = breakers.permit(&keys(), &p, later).unwrap();
+        assert_eq!(breakers.state("p"), BreakerState::HalfOpen);
+        drop(probe);
+        assert!(matches!(breakers.state("p"), BreakerState::Open { .. }));
+        assert!(
+            breakers.permit(&keys(), &p, later).unwrap().is_probe(),
+            "the breaker did not wait for a probe that will never report"
+        );
+    }
+
+    #[test]
+    fn a_probe_that_never_reports_is_replaced_after_the_probe_timeout() {
+        let (breakers, p, t0) = (Breakers::default(), policy(), Instant::now());
+        open_both(&breakers, &p, t0);
+        let later = t0 + Duration::from_secs(5);
+        // A probe whose task hangs for good: neither an outcome nor a drop.
+        std::mem::forget(breakers.permit(&keys(), &p, later).unwrap());
+        let before = later + Duration::from_secs(19);
+        assert_eq!(
+            breakers.permit(&keys(), &p, before).err(),
+            Some(Duration::from_secs(1)),
+            "within the probe timeout, the probe in flight is waited for"
+        );
+        let after = later + Duration::from_secs(20);
+        let second = breakers.permit(&keys(), &p, after).unwrap();
+        assert!(second.is_probe());
+        breakers.record("p", true, &p, after);
+        breakers.record("p/m", true, &p, after);
+        assert_eq!(breakers.state("p/m"), BreakerState::Closed);
+    }
+
+    #[test]
+    fn a_refusal_by_one_key_leaves_the_others_untouched() {
+        let (breakers, p, t0) = (Breakers::default(), policy(), Instant::now());
+        for _ in 0..3 {
+            breakers.record("p", false, &p, t0);
+        }
+        // The model's breaker opened later: still open when the provider's expires.
+        for _ in 0..3 {
+            breakers.record("p/m", false, &p, t0 + Duration::from_secs(3));
+        }
+        let at = t0 + Duration::from_secs(5);
+        assert!(breakers.permit(&keys(), &p, at).is_err());
+        assert!(
+            matches!(breakers.state("p"), BreakerState::Open { .. }),
+            "not half-open with no probe in flight"
         );
     }
 

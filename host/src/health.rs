@@ -117,9 +117,7 @@ pub async fn check(snapshot: &Snapshot, name: &str) -> Option<HealthReport> {
     match result {
         Ok(()) => report.healthy = true,
         Err(mut error) => {
-            if let Some(key) = &provider.api_key {
-                error.message = error.message.replace(key.expose(), "***");
-            }
+            error.message = transport::redactor_for(provider).redact(&error.message);
             report.kind = Some(error.kind.as_str().to_owned());
             report.message = Some(error.message);
         }

@@ -18,7 +18,9 @@ use crate::{
     breaker::Breakers,
     config::{Config, ConfigError, KeyLookup},
     load::Loader,
-    pipeline::{Call, Caller, Completion, DispatchError, EventStream, Pipeline, Streamed},
+    pipeline::{
+        Call, Caller, Completion, DispatchError, EventStream, JitterSource, Pipeline, Streamed,
+    },
     registry::{Changes, Registry},
     response_store::ResponseStore,
     snapshot::Snapshot,
@@ -26,7 +28,7 @@ use crate::{
         rawlog::{RawLog, RecordCallback, UpstreamRecord},
         Transport,
     },
-    usage::{Meter, UsageRecord},
+    usage::{Clock, Meter, UsageRecord},
 };
 
 /// Builds a [`Host`] from a config file or an in-memory config.
@@ -44,7 +46,10 @@ pub struct HostBuilder {
     file: Option<PathBuf>,
     config: Option<(Config, PathBuf)>,
     keys: Option<Box<KeyLookup>>,
+    env: Option<Arc<KeyLookup>>,
     records: Option<Arc<RecordCallback>>,
+    jitter: Option<JitterSource>,
+    clock: Option<Clock>,
     no_ledger: bool,
 }
 
@@ -67,6 +72,27 @@ impl HostBuilder {
         lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
     ) -> Self {
         self.keys = Some(Box::new(lookup));
+        self
+    }
+
+    /// Where `${VAR}` references in the config file and the `LLM_*` overrides are
+    /// looked up, on every load and reload (the process environment by default).
+    pub fn env(mut self, lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
+        self.env = Some(Arc::new(lookup));
+        self
+    }
+
+    /// Draws retry backoff jitter (a number in `[0, 1]` per wait) from `source` instead
+    /// of a random generator, which makes every wait exact.
+    pub fn jitter(mut self, source: impl Fn() -> f64 + Send + Sync + 'static) -> Self {
+        self.jitter = Some(Arc::new(source));
+        self
+    }
+
+    /// Reads the time for usage records and budget periods (Unix seconds) from
+    /// `clock` instead of the system clock, so a period boundary can be crossed at will.
+    pub fn usage_clock(mut self, clock: impl Fn() -> f64 + Send + Sync + 'static) -> Self {
+        self.clock = Some(Arc::new(clock));
         self
     }
 
@@ -93,7 +119,14 @@ impl HostBuilder {
         let keys = self
             .keys
             .unwrap_or_else(|| Box::new(|name: &str| std::env::var(name).ok()));
-        let records = self.records;
+        let env: Arc<KeyLookup> = self
+            .env
+            .unwrap_or_else(|| Arc::new(|name: &str| std::env::var(name).ok()));
+        let hooks = Hooks {
+            records: self.records,
+            jitter: self.jitter,
+            clock: self.clock,
+        };
         let no_ledger = self.no_ledger;
         let with_ledger = move |mut config: Config| {
             if no_ledger {
@@ -103,18 +136,26 @@ impl HostBuilder {
         };
         let host = match (self.config, self.file) {
             (Some((config, dir)), _) => {
-                Host::assemble(with_ledger(config), dir, None, keys, records)
+                Host::assemble(with_ledger(config), dir, None, keys, env, hooks)
             }
             (None, file) => {
                 let path =
                     file.unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_CONFIG_FILE));
-                let config = with_ledger(Config::load(&path)?);
+                let config = with_ledger(Config::load_with_env(&path, &*env)?);
                 let dir = path.parent().unwrap_or(Path::new(".")).to_owned();
-                Host::assemble(config, dir, Some(path), keys, records)
+                Host::assemble(config, dir, Some(path), keys, env, hooks)
             }
         };
         Ok(Arc::new(host))
     }
+}
+
+/// What an embedder (or a test) plugs into the host besides keys and config.
+#[derive(Default)]
+struct Hooks {
+    records: Option<Arc<RecordCallback>>,
+    jitter: Option<JitterSource>,
+    clock: Option<Clock>,
 }
 
 /// What one reload did.
@@ -156,6 +197,7 @@ pub struct Host {
     config_path: Option<PathBuf>,
     config_dir: PathBuf,
     keys: Box<KeyLookup>,
+    env: Arc<KeyLookup>,
     records: Option<Arc<RecordCallback>>,
     loader: Loader,
     current: ArcSwap<Snapshot>,
@@ -178,12 +220,14 @@ impl Host {
         let config = Config::load(path)?;
         let dir = path.parent().unwrap_or(Path::new(".")).to_owned();
         let keys: Box<KeyLookup> = Box::new(|name: &str| std::env::var(name).ok());
+        let env: Arc<KeyLookup> = Arc::new(|name: &str| std::env::var(name).ok());
         Ok(Host::assemble(
             config,
             dir,
             Some(path.to_owned()),
             keys,
-            None,
+            env,
+            Hooks::default(),
         ))
     }
 
@@ -192,8 +236,10 @@ impl Host {
         dir: PathBuf,
         path: Option<PathBuf>,
         keys: Box<KeyLookup>,
-        records: Option<Arc<RecordCallback>>,
+        env: Arc<KeyLookup>,
+        hooks: Hooks,
     ) -> Host {
+        let records = hooks.records;
         let cache_dir = config
             .cache_dir
             .clone()
@@ -201,19 +247,27 @@ impl Host {
         let loader = Loader::new(cache_dir);
         let registry = Registry::build(&config, &loader, &*keys);
         let transport = Transport::new(config.timeouts, raw_log(&config, &records));
-        let meter = Meter::open(&config.usage);
+        let meter = match hooks.clock {
+            Some(clock) => Meter::open_with_clock(&config.usage, clock),
+            None => Meter::open(&config.usage),
+        };
+        let mut pipeline = Pipeline::new(meter);
+        if let Some(jitter) = hooks.jitter {
+            pipeline = pipeline.with_jitter(jitter);
+        }
         let responses = ResponseStore::open(&config.usage, &config.responses);
         let snapshot = Snapshot::new(config, registry, transport, 1, &*keys);
         Host {
             config_path: path,
             config_dir: dir,
             keys,
+            env,
             records,
             loader,
             current: ArcSwap::from_pointee(snapshot),
             reloading: Mutex::new(()),
             stats: ReloadStats::default(),
-            pipeline: Arc::new(Pipeline::new(meter)),
+            pipeline: Arc::new(pipeline),
             responses,
         }
     }
@@ -318,7 +372,7 @@ impl Host {
             duration_ms: 0.0,
         };
         let config = match &self.config_path {
-            Some(path) => Config::load(path),
+            Some(path) => Config::load_with_env(path, &*self.env),
             None => Ok((*current.config).clone()),
         };
         match config {

@@ -242,6 +242,19 @@ impl ResponseStore {
     }
 }
 
+impl Drop for ResponseStore {
+    fn drop(&mut self) {
+        // Closing a PostgreSQL client blocks on its own runtime, which panics inside an
+        // async one: close it on a plain thread.
+        let backend = std::mem::replace(&mut self.backend, Backend::Memory(Mutex::default()));
+        if let Backend::Postgres(client) = backend {
+            std::thread::scope(|s| {
+                s.spawn(move || drop(client));
+            });
+        }
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }

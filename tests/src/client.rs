@@ -276,8 +276,8 @@ pub fn entry_in_front_of(fake: &FakeUpstream, key_env: &str, fields: Value) -> V
 /// Starts a host whose single provider entry is served by `fake`: the entry of
 /// [`entry_in_front_of`] with `fields`, and the top-level config fields of `top`.
 ///
-/// `key` is `(variable, value)`: the value is put in the variable first. Give each test its
-/// own variable, so parallel tests never race on one.
+/// `key` is `(variable, value)`: the entry names the variable, and the host is given its
+/// value directly ([`Server::start_with_keys`]), never through the process environment.
 pub async fn start_host_in_front_of(
     scratch: &Scratch,
     fake: &FakeUpstream,
@@ -285,10 +285,9 @@ pub async fn start_host_in_front_of(
     fields: Value,
     top: Value,
 ) -> Server {
-    std::env::set_var(key_env, key);
     let entry = entry_in_front_of(fake, key_env, fields);
     let config = with_fields(json!({ "providers": [entry] }), top);
-    Server::start(&scratch.config(config)).await
+    Server::start_with_keys(&scratch.config(config), &[(key_env, key)]).await
 }
 
 /// A fake upstream that answers with `replies`, in order, and a host in front of it

@@ -119,6 +119,11 @@ struct State {
     received: Mutex<Vec<Received>>,
     /// Streams whose client went away before the last piece was written.
     abandoned: AtomicUsize,
+    /// Full replies that ended: the body bytes the socket accepted, and whether all
+    /// of the body was written (false: the client hung up first).
+    sent: Mutex<Vec<(usize, bool)>>,
+    /// Woken whenever a request arrives or a reply ends.
+    changed: tokio::sync::Notify,
 }
 
 /// A running fake upstream.
@@ -165,6 +170,44 @@ impl FakeUpstream {
     pub fn abandoned(&self) -> usize {
         self.state.abandoned.load(Ordering::SeqCst)
     }
+
+    /// For each `Full` reply that ended, in order: how many body bytes the socket
+    /// accepted, and whether that was the whole body.
+    pub fn sent(&self) -> Vec<(usize, bool)> {
+        self.state.sent.lock().unwrap().clone()
+    }
+
+    /// Waits until `n` requests have arrived (failing after a minute: a test that
+    /// waits that long is broken, not slow).
+    pub async fn until_received(&self, n: usize) {
+        self.until(|| self.received().len() >= n, &format!("{n} requests"))
+            .await
+    }
+
+    /// Waits until `n` `Full` replies have ended, and returns [`FakeUpstream::sent`].
+    pub async fn until_sent(&self, n: usize) -> Vec<(usize, bool)> {
+        self.until(|| self.sent().len() >= n, &format!("{n} replies sent"))
+            .await;
+        self.sent()
+    }
+
+    async fn until(&self, done: impl Fn() -> bool, what: &str) {
+        let wait = async {
+            loop {
+                let changed = self.state.changed.notified();
+                tokio::pin!(changed);
+                // Registered before the check, so a change in between is not missed.
+                changed.as_mut().enable();
+                if done() {
+                    return;
+                }
+                changed.await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), wait)
+            .await
+            .unwrap_or_else(|_| panic!("the fake never saw {what}"));
+    }
 }
 
 impl Drop for FakeUpstream {
@@ -178,6 +221,7 @@ async fn serve(mut socket: TcpStream, state: Arc<State>) {
         return;
     };
     state.received.lock().unwrap().push(request);
+    state.changed.notify_waiters();
     let reply = {
         let next = state.script.lock().unwrap().pop_front();
         next.or_else(|| state.fallback.lock().unwrap().clone())
@@ -204,7 +248,21 @@ async fn serve(mut socket: TcpStream, state: Arc<State>) {
             }
             head.push_str("\r\n");
             let _ = socket.write_all(head.as_bytes()).await;
-            let _ = socket.write_all(&body).await;
+            // In pieces, counting what the socket takes, so a test can tell how much
+            // the client read before it hung up.
+            let mut written = 0;
+            for piece in body.chunks(16 * 1024) {
+                if socket.write_all(piece).await.is_err() {
+                    break;
+                }
+                written += piece.len();
+            }
+            state
+                .sent
+                .lock()
+                .unwrap()
+                .push((written, written == body.len()));
+            state.changed.notify_waiters();
         }
         Reply::Stream {
             status,

@@ -154,6 +154,80 @@ fn lib_name(manifest: &str) -> Option<String> {
     })
 }
 
+/// A key lookup that knows `pairs` (variable, key) and nothing else: a host built with
+/// it never reads the process environment, which tests must not change while other
+/// tests run beside them (`setenv` is not thread-safe).
+pub fn key_lookup(
+    pairs: &[(&str, &str)],
+) -> impl Fn(&str) -> Option<String> + Send + Sync + 'static {
+    let pairs: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(name, key)| (name.to_string(), key.to_string()))
+        .collect();
+    move |name| {
+        pairs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, key)| key.clone())
+    }
+}
+
+/// A host built from `config`, its API keys (and `${VAR}`s) from `pairs` only.
+pub fn host_with_keys(
+    config: &Path,
+    pairs: &[(&str, &str)],
+) -> std::sync::Arc<provider_host::Host> {
+    provider_host::Host::builder()
+        .config_file(config)
+        .api_keys(key_lookup(pairs))
+        .env(key_lookup(pairs))
+        .build()
+        .expect("config loads")
+}
+
+/// A clock a test sets by hand (Unix seconds), for the host's usage meter: budget
+/// periods end when the test says, without waiting for them.
+#[derive(Clone, Default)]
+pub struct HandClock(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl HandClock {
+    /// Sets the time.
+    pub fn set(&self, unix: f64) {
+        self.0
+            .store(unix.to_bits(), std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The time it shows.
+    pub fn now(&self) -> f64 {
+        f64::from_bits(self.0.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    /// A builder for a host over `config` whose usage meter reads this clock.
+    pub fn host_builder(&self, config: &Path) -> provider_host::HostBuilder {
+        let clock = self.clone();
+        provider_host::Host::builder()
+            .config_file(config)
+            .usage_clock(move || clock.now())
+    }
+}
+
+/// 2026-11-22T13:59:59Z, a second before an hour boundary.
+pub const BEFORE_TWO_PM: f64 = 1_795_355_999.0;
+
+/// Asks the mock (`mock/echo`) to echo `words` as the client named `client`.
+pub async fn echo_as(
+    host: &provider_host::Host,
+    client: &str,
+    words: &str,
+) -> Result<provider_host::pipeline::Completion, provider_host::pipeline::DispatchError> {
+    let mut call = provider_host::pipeline::Call::new(provider_sdk::ChatRequest::new(
+        "mock/echo",
+        vec![provider_sdk::Message::user(words)],
+    ));
+    call.caller.client = client.to_owned();
+    host.complete(call).await
+}
+
 /// A host serving on an ephemeral loopback port inside the test process.
 pub struct Server {
     /// `http://127.0.0.1:<port>`.
@@ -168,19 +242,30 @@ pub struct Server {
 impl Server {
     /// Loads `config` and serves it. Call from within a tokio runtime.
     pub async fn start(config: &Path) -> Server {
-        Server::launch(config, false).await
-    }
-
-    /// Like [`Server::start`], and watches the config and plugin files as `serve` does.
-    pub async fn start_watching(config: &Path) -> Server {
-        Server::launch(config, true).await
-    }
-
-    async fn launch(config: &Path, watch: bool) -> Server {
         let host = provider_host::Host::builder()
             .config_file(config)
             .build()
             .expect("config loads");
+        Server::serve(host, false).await
+    }
+
+    /// Like [`Server::start`], with API keys (and `${VAR}`s) from `pairs` (variable,
+    /// value) instead of the process environment.
+    pub async fn start_with_keys(config: &Path, pairs: &[(&str, &str)]) -> Server {
+        Server::serve(host_with_keys(config, pairs), false).await
+    }
+
+    /// Like [`Server::start`], and watches the config and plugin files as `serve` does.
+    pub async fn start_watching(config: &Path) -> Server {
+        let host = provider_host::Host::builder()
+            .config_file(config)
+            .build()
+            .expect("config loads");
+        Server::serve(host, true).await
+    }
+
+    /// Serves `host`, watching its files when `watch` is set.
+    pub async fn serve(host: std::sync::Arc<provider_host::Host>, watch: bool) -> Server {
         let watcher = watch.then(|| provider_host::watch::watch(host.clone()).expect("watch"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

@@ -206,3 +206,116 @@ fn providers_check_makes_a_live_call_to_each_ready_provider() {
         "{line}"
     );
 }
+
+/// Reads `serve`'s log lines as they come, on a thread of their own.
+fn log_lines(stderr: std::process::ChildStderr) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits for the log line that contains `needle` (a minute at most), keeping every line
+/// in `log`.
+fn until_logged(
+    lines: &std::sync::mpsc::Receiver<String>,
+    log: &mut String,
+    needle: &str,
+) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                log.push_str(&line);
+                log.push('\n');
+                if line.contains(needle) {
+                    return line;
+                }
+            }
+            Err(_) => panic!("serve never logged `{needle}`:\n{log}"),
+        }
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn sighup_reloads_a_config_the_file_watcher_cannot_see_change() {
+    use std::os::unix::fs::symlink;
+    let scratch = Scratch::new();
+    // The config is reached through a symlink to its folder, swapped atomically the way
+    // Kubernetes updates a mounted ConfigMap: the watched folder itself never changes,
+    // so only the signal can bring the new config in.
+    let config_in = |folder: &str, alias: &str| {
+        scratch.write(
+            &format!("{folder}/external_providers.json"),
+            serde_json::to_vec(&serde_json::json!({
+                "cache_dir": scratch.path("cache"),
+                "providers": [{"name": "mock", "library": mock_plugin()}],
+                "models": {alias: {"targets": ["mock/echo"]}}
+            }))
+            .unwrap(),
+        )
+    };
+    config_in("v1", "before");
+    config_in("v2", "after");
+    symlink(scratch.path("v1"), scratch.path("current")).unwrap();
+    let config = scratch.path("current/external_providers.json");
+    let mut child = std::process::Command::new(e2e::host_binary())
+        .args(["--config".as_ref(), config.as_os_str()])
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start serve");
+    let lines = log_lines(child.stderr.take().unwrap());
+    let mut log = String::new();
+    let listening = until_logged(&lines, &mut log, "address=");
+    let address = listening[listening.find("address=").unwrap() + "address=".len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let models = || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        write!(
+            stream,
+            "GET /v1/models HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    };
+    assert!(models().contains("\"before\""));
+
+    symlink(scratch.path("v2"), scratch.path("current.new")).unwrap();
+    std::fs::rename(scratch.path("current.new"), scratch.path("current")).unwrap();
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    until_logged(&lines, &mut log, "reloaded on SIGHUP");
+    let after = models();
+    assert!(
+        after.contains("\"after\"") && !after.contains("\"before\""),
+        "{after}\n{log}"
+    );
+
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success(), "{log}");
+}

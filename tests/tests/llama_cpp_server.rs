@@ -432,8 +432,24 @@ async fn max_tokens_cuts_the_answer_with_finish_reason_length() {
 }
 
 #[tokio::test]
-async fn the_hosts_model_list_names_the_configured_model() {
+async fn the_model_list_names_the_alias_and_a_live_check_reaches_the_server() {
     let setup = Setup::start().await;
+    // The check lists the server's models: only a running server answers it.
+    let check: Value = reqwest::Client::new()
+        .post(setup.host.at("/admin/providers/llama/check"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(check["healthy"], true, "{check}");
+    assert_eq!(check["status"], 200, "{check}");
+    assert_eq!(
+        check["probe"],
+        format!("GET {}/v1/models", setup.llama.url),
+        "{check}"
+    );
     let models: Value = reqwest::get(setup.host.at("/v1/models"))
         .await
         .unwrap()

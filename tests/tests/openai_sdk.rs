@@ -376,6 +376,38 @@ impl KeylessServer {
     }
 }
 
+#[test]
+fn no_alias_in_the_shipped_config_falls_back_to_the_mock() {
+    let config = default_config();
+    let mock_entries: Vec<&str> = config["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| string(&p["library"], p).contains("mock_provider"))
+        .map(|p| string(&p["name"], p))
+        .collect();
+    assert_eq!(
+        mock_entries,
+        ["mock"],
+        "the mock stays, for trying the host out"
+    );
+    let aliases = config["models"].as_object().expect("aliases");
+    assert!(!aliases.is_empty());
+    for (alias, model) in aliases {
+        for target in model["targets"].as_array().unwrap() {
+            let target = target
+                .as_str()
+                .or_else(|| target["target"].as_str())
+                .unwrap();
+            let provider = target.split('/').next().unwrap();
+            assert!(
+                !mock_entries.contains(&provider),
+                "`{alias}` falls back to {target}: a client whose providers fail would get its own prompt back with a 200"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_default_config_serves_the_sdk_with_no_api_key() {
     let scratch = Scratch::new();
@@ -411,7 +443,7 @@ async fn the_default_config_serves_the_sdk_with_no_api_key() {
     let steps = sdk(
         &server.url,
         "unused",
-        "models,chat:mock/echo,chat:fast,stream:fast",
+        "models,chat:mock/echo,stream:mock/echo",
     )
     .await;
     let models = &steps["models"];
@@ -421,19 +453,26 @@ async fn the_default_config_serves_the_sdk_with_no_api_key() {
             .is_some_and(|ids| ids.contains(&json!("mock/echo"))),
         "{models}"
     );
-    assert_eq!(models["owned_by"]["fast"], "alias", "{models}");
-    for step in ["chat:mock/echo", "chat:fast"] {
-        let chat = &steps[step];
-        assert_eq!(chat["content"], CHAT_PROMPT, "{step}: {chat}");
-        // `fast` falls through the providers without a key to the mock.
-        assert_eq!(chat["model"], "mock/echo", "{step}: {chat}");
-        assert_eq!(chat["finish_reason"], "stop", "{step}: {chat}");
-        let tokens = words(CHAT_PROMPT);
-        assert_usage(&chat["usage"], tokens, tokens);
-    }
-    let stream = &steps["stream:fast"];
+    let chat = &steps["chat:mock/echo"];
+    assert_eq!(chat["content"], CHAT_PROMPT, "{chat}");
+    assert_eq!(chat["model"], "mock/echo", "{chat}");
+    assert_eq!(chat["finish_reason"], "stop", "{chat}");
+    let tokens = words(CHAT_PROMPT);
+    assert_usage(&chat["usage"], tokens, tokens);
+    let stream = &steps["stream:mock/echo"];
     assert_eq!(stream["text"], STREAM_PROMPT, "{stream}");
     assert_eq!(stream["finish_reasons"], json!(["stop"]), "{stream}");
     assert_eq!(stream["models"], json!(["mock/echo"]), "{stream}");
+
+    // The alias has no provider with a key: the client is told so, and never gets its
+    // own prompt back as an answer.
+    let (status, error) = host_error(
+        &server.url,
+        json!({"model": "fast", "messages": [{"role": "user", "content": CHAT_PROMPT}]}),
+    )
+    .await;
+    assert_eq!(status, 503, "{error}");
+    let message = string(&error["message"], &error);
+    assert!(message.contains("missing key"), "{error}");
     server.stop().await;
 }

@@ -108,7 +108,7 @@ async fn until_status(server: &Server, what: &str, check: impl Fn(&Value) -> boo
             return now;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(5),
+            started.elapsed() < Duration::from_secs(30),
             "status never showed {what}: {now:#}"
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -125,6 +125,8 @@ struct Tally {
     plain: AtomicUsize,
     streams: AtomicUsize,
     failures: Mutex<Vec<String>>,
+    /// The plugin versions intact streams came from (`variant A`, `variant B`).
+    stream_versions: Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// One client: plain and streamed requests in turn until `stop`.
@@ -176,6 +178,7 @@ async fn client_loop(url: String, stop: Arc<AtomicBool>, tally: Arc<Tally>, id: 
             if lines.len() != 20 || !lines.iter().all(|l| l.starts_with(&first)) {
                 return Err(format!("stream not intact: {lines:?}"));
             }
+            tally.stream_versions.lock().unwrap().insert(first);
             Ok(())
         }
         .await;
@@ -212,7 +215,10 @@ async fn plugins_and_config_change_under_load_without_a_single_failed_request() 
     let config_path = scratch.path("external_providers.json");
     write_config(&config_path, &live_config(&scratch, &live, false, "v/m"));
     let server = Server::start_watching(&config_path).await;
-    until_answer(&server, "v/m", "variant A", Duration::from_secs(1)).await;
+    // How long a new version may take to answer: the watcher needs a fraction of a
+    // second; a busy machine gets far more, and a reload that never happens fails.
+    let limit = Duration::from_secs(30);
+    until_answer(&server, "v/m", "variant A", limit).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(Tally::default());
@@ -226,8 +232,6 @@ async fn plugins_and_config_change_under_load_without_a_single_failed_request() 
             ))
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let limit = Duration::from_secs(1);
     let mut delays = Vec::new();
 
     // New versions, again and again: renamed into place, and copied over the file in
@@ -326,9 +330,10 @@ async fn plugins_and_config_change_under_load_without_a_single_failed_request() 
         tally.plain.load(Ordering::Relaxed),
         tally.streams.load(Ordering::Relaxed),
     );
+    let versions = tally.stream_versions.lock().unwrap().clone();
     assert!(
-        plain > 50 && streams > 20,
-        "the load was real: {plain} plain, {streams} streams"
+        plain > 0 && versions.contains("variant A") && versions.contains("variant B"),
+        "the load ran across the reloads: {plain} plain, {streams} streams, from {versions:?}"
     );
     eprintln!("served {plain} plain and {streams} streamed requests; new versions answered after {delays:?}");
 
@@ -350,7 +355,7 @@ async fn a_plugin_dropped_into_a_watched_folder_appears_and_removing_it_retires_
     let server = Server::start_watching(&config).await;
     let dropped = scratch.path("plugins/libvariant.so");
     replace_atomically(&dropped, &bytes_of("fixture_variant_a"));
-    until_answer(&server, "variant/m", "variant A", Duration::from_secs(1)).await;
+    until_answer(&server, "variant/m", "variant A", Duration::from_secs(30)).await;
     let models: Value = reqwest::get(server.at("/v1/models"))
         .await
         .unwrap()

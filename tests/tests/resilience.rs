@@ -39,7 +39,6 @@ fn primary_entry(fake: &FakeUpstream, key_env: &str) -> Value {
 /// A host whose `primary` entry is the openai plugin over `fake`, with `mock` beside it
 /// and an alias `chain` = primary, then mock. `extra` is merged into the top level.
 async fn host(scratch: &Scratch, fake: &FakeUpstream, extra: Value) -> Server {
-    std::env::set_var("E2E_RESILIENCE_KEY", "sk-e2e-resilience-secret");
     let config = json!({
         "providers": [
             primary_entry(fake, "E2E_RESILIENCE_KEY"),
@@ -50,7 +49,11 @@ async fn host(scratch: &Scratch, fake: &FakeUpstream, extra: Value) -> Server {
         "timeouts": {"first_byte": 1.0, "idle": 1.0},
         "circuit_breaker": {"enabled": false}
     });
-    Server::start(&scratch.config(with_fields(config, extra))).await
+    Server::start_with_keys(
+        &scratch.config(with_fields(config, extra)),
+        &[("E2E_RESILIENCE_KEY", "sk-e2e-resilience-secret")],
+    )
+    .await
 }
 
 async fn chat(server: &Server, model: &str, stream: bool) -> reqwest::Response {
@@ -90,24 +93,45 @@ fn gaps(fake: &FakeUpstream) -> Vec<Duration> {
 }
 
 #[tokio::test]
-async fn a_transient_failure_is_retried_with_capped_jittered_backoff() {
+async fn a_transient_failure_is_retried_after_exponential_jittered_waits_up_to_the_cap() {
     let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
     fake.script([
         Reply::status_json(500, SERVER_ERROR),
         Reply::status_json(503, OVERLOADED),
+        Reply::status_json(500, SERVER_ERROR),
         Reply::json(COMPLETION),
     ]);
-    let server = host(&scratch, &fake, json!({})).await;
-    let response = chat(&server, "primary/gpt-4o-mini", false).await;
-    assert_eq!(response.status(), 200);
-    assert_eq!(header(&response, "x-attempts"), "3");
-    assert_eq!(header(&response, "x-fallback-index"), "0");
-    assert_eq!(fake.received().len(), 3);
-    // Full jitter: retry n waits at most min(max_delay, delay * 2^n) = 50ms, then 100ms.
+    let config = scratch.config(json!({
+        "providers": [primary_entry(&fake, "E2E_PRIMARY_KEY")],
+        // Binary fractions, so every wait below is exact: 1/16 s, capped at 3/16 s.
+        "retry": {"max_retries": 3, "delay": 0.0625, "max_delay": 0.1875},
+        "circuit_breaker": {"enabled": false}
+    }));
+    // The jitter the waits are drawn with, in order.
+    let draws = Arc::new(Mutex::new(vec![1.0, 0.5, 1.0].into_iter()));
+    let host = provider_host::Host::builder()
+        .config_file(&config)
+        .api_keys(e2e::key_lookup(&[("E2E_PRIMARY_KEY", "sk-primary")]))
+        .jitter(move || draws.lock().unwrap().next().expect("one draw per wait"))
+        .build()
+        .unwrap();
+    let done = host.chat(hello_to("primary/gpt-4o-mini")).await.unwrap();
+    assert_eq!(done.route.attempts, 4);
+    assert_eq!(done.route.fallback_index, 0);
+    let ms = |m: f64| Duration::from_secs_f64(m / 1000.0);
+    assert_eq!(
+        done.route.backoffs,
+        [
+            ms(62.5),  // retry 0: the whole of delay * 2^0
+            ms(62.5),  // retry 1: half of delay * 2^1
+            ms(187.5), // retry 2: all of min(delay * 2^2, max_delay): the cap
+        ]
+    );
+    // And the host did wait them: each retry arrived no sooner than its wait.
     let gaps = gaps(&fake);
-    assert!(gaps[0] < Duration::from_millis(50 + 150), "{gaps:?}");
-    assert!(gaps[1] < Duration::from_millis(100 + 150), "{gaps:?}");
-    server.stop().await;
+    for (gap, wait) in gaps.iter().zip(&done.route.backoffs) {
+        assert!(gap >= wait, "{gaps:?} vs {:?}", done.route.backoffs);
+    }
 }
 
 #[tokio::test]
@@ -188,8 +212,9 @@ async fn every_way_the_primary_fails_falls_back_to_the_healthy_target() {
         assert_eq!(header(&response, "x-fallback-index"), "1", "{what}");
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["choices"][0]["message"]["content"], "ping", "{what}");
+        // The 0.3 s first-byte timeout ends a hang, not the 300 s request timeout.
         assert!(
-            started.elapsed() < Duration::from_secs(3),
+            started.elapsed() < Duration::from_secs(30),
             "{what} took {:?}",
             started.elapsed()
         );
@@ -301,8 +326,15 @@ async fn the_request_timeout_bounds_retries_and_fallbacks() {
     let response = chat(&server, "chain", false).await;
     let took = started.elapsed();
     assert_eq!(response.status(), 504);
+    let body: Value = response.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
     assert!(
-        took >= Duration::from_millis(750) && took < Duration::from_millis(1500),
+        message.contains("the request timeout of 0.8s ran out"),
+        "{message}"
+    );
+    // Never before the deadline; and long before one 30 s first-byte wait would end.
+    assert!(
+        took >= Duration::from_millis(800) && took < Duration::from_secs(20),
         "took {took:?}"
     );
     server.stop().await;
@@ -418,13 +450,16 @@ async fn raw_logs_record_every_attempt_with_credentials_redacted() {
 async fn embedders_receive_the_same_records_through_a_callback() {
     let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
     fake.always(Reply::json(COMPLETION));
-    std::env::set_var("E2E_RESILIENCE_CB_KEY", "sk-callback-secret");
     let config =
         scratch.config(json!({"providers": [primary_entry(&fake, "E2E_RESILIENCE_CB_KEY")]}));
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
     let sink = seen.clone();
     let host = provider_host::Host::builder()
         .config_file(&config)
+        .api_keys(e2e::key_lookup(&[(
+            "E2E_RESILIENCE_CB_KEY",
+            "sk-callback-secret",
+        )]))
         .on_upstream_record(move |record| {
             sink.lock()
                 .unwrap()
@@ -537,4 +572,218 @@ async fn a_health_check_makes_one_cheap_live_call_and_reports_latency_or_the_cla
     );
     assert_eq!(check("nobody").await.status(), 404);
     server.stop().await;
+}
+
+/// A key with characters that JSON escaping and percent-encoding both change.
+const ODD_KEY: &str = r#"sk-e2e/raw+log="key"\0123456789"#;
+
+/// The forms [`ODD_KEY`] takes when an upstream quotes it back: literal, in a JSON
+/// string (as serde_json escapes it, and with `/` escaped too), and percent-encoded in
+/// upper- and lowercase hex (form encoding, as in the query string the transport
+/// writes, gives the uppercase form for this key).
+fn odd_key_forms() -> Vec<(&'static str, String)> {
+    let json = serde_json::to_string(ODD_KEY).unwrap();
+    let json = json[1..json.len() - 1].to_owned();
+    let upper = r#"sk-e2e%2Fraw%2Blog%3D%22key%22%5C0123456789"#.to_owned();
+    vec![
+        ("literal", ODD_KEY.to_owned()),
+        ("json", json.clone()),
+        ("json with \\/", json.replace('/', "\\/")),
+        ("percent", upper.clone()),
+        ("percent lowercase", upper.to_lowercase()),
+    ]
+}
+
+#[tokio::test]
+async fn the_raw_log_masks_a_quoted_key_in_every_encoding_wherever_the_cap_cuts_it() {
+    const CAP: usize = 64;
+    let fake = FakeUpstream::start().await;
+    let mut cases = Vec::new();
+    for (encoding, form) in odd_key_forms() {
+        // Where the key starts: at the start, across the cut, ending exactly at the
+        // cut, and at the end of a body shorter than the cap.
+        let placements = [
+            ("at the start", 0, 100),
+            ("across the cut", CAP - form.len() / 2, 100),
+            ("ending at the cut", CAP - form.len(), 100),
+            ("at the end of a short body", 3, 3 + form.len()),
+        ];
+        for (place, start, total) in placements {
+            let mut body = vec![b'.'; total.max(start + form.len())];
+            body[start..start + form.len()].copy_from_slice(form.as_bytes());
+            // Whole, and in two pieces split at the cut.
+            let split = CAP.min(body.len());
+            fake.script([
+                Reply::Full {
+                    status: 400,
+                    headers: vec![],
+                    body: body.clone(),
+                },
+                Reply::Stream {
+                    status: 400,
+                    pieces: vec![body[..split].to_vec(), body[split..].to_vec()],
+                    pause: Duration::from_millis(1),
+                    then_hang: false,
+                },
+            ]);
+            cases.push(format!("{encoding} {place}"));
+            cases.push(format!("{encoding} {place}, in two pieces"));
+        }
+    }
+    let scratch = Scratch::new();
+    let config = scratch.config(json!({
+        "providers": [primary_entry(&fake, "E2E_ODD_KEY")],
+        "raw_log": {"to": scratch.path("raw.jsonl"), "max_body_bytes": CAP}
+    }));
+    let seen: Arc<Mutex<Vec<provider_host::transport::rawlog::UpstreamRecord>>> = Arc::default();
+    let sink = seen.clone();
+    let host = provider_host::Host::builder()
+        .config_file(&config)
+        .api_keys(|name| (name == "E2E_ODD_KEY").then(|| ODD_KEY.to_owned()))
+        .on_upstream_record(move |record| sink.lock().unwrap().push(record.clone()))
+        .build()
+        .unwrap();
+    for case in &cases {
+        let answer = host
+            .chat(provider_sdk::ChatRequest::new(
+                "primary/gpt-4o-mini",
+                vec![provider_sdk::Message::user("hi")],
+            ))
+            .await;
+        assert!(answer.is_err(), "{case}: the fake answered 400");
+    }
+    let responses: Vec<_> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.direction == "response")
+        .cloned()
+        .collect();
+    assert_eq!(responses.len(), cases.len());
+    for (case, record) in cases.iter().zip(&responses) {
+        assert!(
+            !record.body.contains("sk-e2e"),
+            "{case}: part of the key reached the log: {:?}",
+            record.body
+        );
+        assert!(
+            record.body.contains("***"),
+            "{case}: the key started before the cut, so its mask shows: {:?}",
+            record.body
+        );
+        assert!(record.body.len() <= CAP, "{case}: {:?}", record.body);
+    }
+    let file = std::fs::read_to_string(scratch.path("raw.jsonl")).unwrap();
+    assert!(!file.contains("sk-e2e"), "the file holds the same records");
+}
+
+/// A breaker that opens on the first failure and stays open for 50 ms.
+fn quick_breaker() -> Value {
+    json!({"enabled": true, "consecutive_failures": 1, "open_for": 0.05, "min_calls": 100})
+}
+
+fn hello_to(model: &str) -> provider_sdk::ChatRequest {
+    provider_sdk::ChatRequest::new(model, vec![provider_sdk::Message::user("hi")])
+}
+
+/// Fails one call to `primary/gpt-4o-mini` (the fake's first reply must be a failure),
+/// which opens its breakers, and waits until they would let a probe through.
+async fn trip_primary(host: &provider_host::Host) {
+    assert!(host.chat(hello_to("primary/gpt-4o-mini")).await.is_err());
+    assert!(matches!(
+        host.breakers().state("primary/gpt-4o-mini"),
+        provider_host::breaker::BreakerState::Open { .. }
+    ));
+    // open_for is 50 ms; waiting longer only makes the breaker readier.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+#[tokio::test]
+async fn a_request_past_its_deadline_leaves_an_expired_breaker_ready_for_a_probe() {
+    let (scratch, fake, slow) = (
+        Scratch::new(),
+        FakeUpstream::start().await,
+        FakeUpstream::start().await,
+    );
+    fake.script([Reply::status_json(500, SERVER_ERROR)]);
+    fake.always(Reply::json(COMPLETION));
+    slow.always(Reply::Hang);
+    let slow_entry = entry_in_front_of(
+        &slow,
+        "E2E_SLOW_KEY",
+        json!({"name": "slow", "library": plugin("openai_provider"), "base_url": "/v1"}),
+    );
+    let config = scratch.config(json!({
+        "providers": [primary_entry(&fake, "E2E_PRIMARY_KEY"), slow_entry],
+        // The slow target uses up the whole request deadline; the primary comes after.
+        "models": {"late": {"targets": ["slow/gpt-4o-mini", "primary/gpt-4o-mini"]}},
+        "request_timeout": 1.0,
+        "timeouts": {"first_byte": 30.0},
+        "retry": {"max_retries": 0},
+        "circuit_breaker": quick_breaker()
+    }));
+    let host = e2e::host_with_keys(
+        &config,
+        &[
+            ("E2E_PRIMARY_KEY", "sk-primary"),
+            ("E2E_SLOW_KEY", "sk-slow"),
+        ],
+    );
+    trip_primary(&host).await;
+
+    let late = host.chat(hello_to("late")).await.unwrap_err();
+    assert_eq!(late.http_status(), 504, "{late}");
+    assert_eq!(fake.received().len(), 1, "the primary was never called");
+    assert!(
+        !matches!(
+            host.breakers().state("primary"),
+            provider_host::breaker::BreakerState::HalfOpen
+        ),
+        "no probe went out, so the breaker is not waiting for one"
+    );
+    let probe = host.chat(hello_to("primary/gpt-4o-mini")).await.unwrap();
+    assert_eq!(
+        probe.target.provider, "primary",
+        "the next call was the probe"
+    );
+    assert_eq!(
+        host.breakers().state("primary/gpt-4o-mini"),
+        provider_host::breaker::BreakerState::Closed
+    );
+}
+
+#[tokio::test]
+async fn a_probe_whose_client_goes_away_hands_the_breaker_to_the_next_call() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    // A failure to open the breaker, then a probe that never gets an answer.
+    fake.script([Reply::status_json(500, SERVER_ERROR), Reply::Hang]);
+    fake.always(Reply::json(COMPLETION));
+    let config = scratch.config(json!({
+        "providers": [primary_entry(&fake, "E2E_PRIMARY_KEY")],
+        "timeouts": {"first_byte": 60.0},
+        "retry": {"max_retries": 0},
+        "circuit_breaker": quick_breaker()
+    }));
+    let host = e2e::host_with_keys(&config, &[("E2E_PRIMARY_KEY", "sk-primary")]);
+    trip_primary(&host).await;
+
+    let caller = host.clone();
+    let probe = tokio::spawn(async move { caller.chat(hello_to("primary/gpt-4o-mini")).await });
+    fake.until_received(2).await;
+    assert_eq!(
+        host.breakers().state("primary"),
+        provider_host::breaker::BreakerState::HalfOpen,
+        "the probe is in flight"
+    );
+    // The client goes away mid-probe.
+    probe.abort();
+    assert!(probe.await.unwrap_err().is_cancelled());
+
+    let next = host.chat(hello_to("primary/gpt-4o-mini")).await.unwrap();
+    assert_eq!(next.target.provider, "primary", "the next call probed");
+    assert_eq!(fake.received().len(), 3);
+    assert_eq!(
+        host.breakers().state("primary"),
+        provider_host::breaker::BreakerState::Closed
+    );
 }

@@ -31,8 +31,19 @@ fn stream_pieces() -> Vec<String> {
     ]
 }
 
+/// The variables the tests' configs name, given to the host directly (never through
+/// the process environment, which other tests share).
+const VARIABLES: [(&str, &str); 2] = [
+    ("E2E_USAGE_KEY", "sk-usage"),
+    ("E2E_TEAM_A_KEY", "sk-team-a"),
+];
+
+/// A server over `config`, reading [`VARIABLES`].
+async fn start(config: &std::path::Path) -> Server {
+    Server::start_with_keys(config, &VARIABLES).await
+}
+
 fn config(scratch: &Scratch, fake: &FakeUpstream, extra: Value) -> std::path::PathBuf {
-    std::env::set_var("E2E_USAGE_KEY", "sk-usage");
     let openai = json!({"name": "openai", "library": plugin("openai_provider"), "base_url": "/v1"});
     let config = json!({
         "providers": [
@@ -72,7 +83,7 @@ async fn plain_and_streamed_calls_count_tokens_and_cost_as_computed_by_hand() {
             then_hang: false,
         },
     ]);
-    let server = Server::start(&config(&scratch, &fake, json!({}))).await;
+    let server = start(&config(&scratch, &fake, json!({}))).await;
     let hello = |stream: bool| json!({"model": "openai/gpt-4o-mini", "stream": stream, "messages": [{"role": "user", "content": "hi"}]});
     let plain = send_chat(&server, &hello(false)).await;
     assert_eq!(plain.status(), 200);
@@ -109,7 +120,7 @@ async fn plain_and_streamed_calls_count_tokens_and_cost_as_computed_by_hand() {
 async fn an_answer_without_usage_is_counted_as_such_never_estimated() {
     let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
     fake.always(Reply::json(NO_USAGE));
-    let server = Server::start(&config(&scratch, &fake, json!({}))).await;
+    let server = start(&config(&scratch, &fake, json!({}))).await;
     let response = send_chat(
         &server,
         &json!({"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}),
@@ -148,21 +159,24 @@ async fn a_stream_the_client_abandons_is_counted_with_what_was_seen() {
         pause: Duration::ZERO,
         then_hang: true,
     });
-    let server = Server::start(&config(
+    let server = start(&config(
         &scratch,
         &fake,
         json!({"timeouts": {"idle": 30.0}}),
     ))
     .await;
-    let mut response = send_chat(&server, &json!({"model": "openai/gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": "hi"}]})).await;
-    response.chunk().await.unwrap().expect("a first chunk");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut response = send_chat(&server, &json!({"model": "openai/gpt-4o-mini", "stream": true, "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "hi"}]})).await;
+    // Read until the usage chunk came through (so the host has seen it), then leave.
+    let mut received = String::new();
+    while !received.contains("\"usage\":{") {
+        let chunk = response.chunk().await.unwrap().expect("the stream goes on");
+        received.push_str(&String::from_utf8_lossy(&chunk));
+    }
     drop(response);
+    // The host counts the call once it notices the client is gone.
+    let noticed = std::time::Instant::now();
     let mut summary = usage(&server, None).await;
-    for _ in 0..50 {
-        if summary["totals"]["calls"] == 1 {
-            break;
-        }
+    while summary["totals"]["calls"] != 1 && noticed.elapsed() < Duration::from_secs(30) {
         tokio::time::sleep(Duration::from_millis(20)).await;
         summary = usage(&server, None).await;
     }
@@ -179,7 +193,7 @@ async fn a_stream_the_client_abandons_is_counted_with_what_was_seen() {
 async fn totals_survive_a_restart_and_reset_starts_them_over() {
     let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
     let config = config(&scratch, &fake, json!({}));
-    let server = Server::start(&config).await;
+    let server = start(&config).await;
     for words in ["one", "one two", "one two three"] {
         let r = send_chat(
             &server,
@@ -194,7 +208,7 @@ async fn totals_survive_a_restart_and_reset_starts_them_over() {
     assert_eq!(before["models"]["mock/echo"]["prompt_tokens"], 6);
     assert!(close(&before["models"]["mock/echo"]["cost_usd"], 18e-6));
 
-    let server = Server::start(&config).await;
+    let server = start(&config).await;
     let after = usage(&server, None).await;
     assert_eq!(
         after["models"], before["models"],
@@ -211,7 +225,7 @@ async fn totals_survive_a_restart_and_reset_starts_them_over() {
         .unwrap();
     assert_eq!(reset["totals"]["calls"], 0);
     server.stop().await;
-    let server = Server::start(&config).await;
+    let server = start(&config).await;
     assert_eq!(
         usage(&server, None).await["totals"]["calls"],
         0,
@@ -223,7 +237,6 @@ async fn totals_survive_a_restart_and_reset_starts_them_over() {
 #[tokio::test]
 async fn a_client_budget_blocks_the_call_after_the_one_that_spent_it() {
     let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
-    std::env::set_var("E2E_TEAM_A_KEY", "sk-team-a");
     let config = config(
         &scratch,
         &fake,
@@ -233,7 +246,7 @@ async fn a_client_budget_blocks_the_call_after_the_one_that_spent_it() {
             "budgets": [{"client": "team-a", "limit_usd": 0.00002, "period": "day"}]
         }),
     );
-    let server = Server::start(&config).await;
+    let server = start(&config).await;
     let call = |key: &'static str| {
         let server = &server;
         async move {
@@ -287,7 +300,7 @@ async fn a_client_budget_blocks_the_call_after_the_one_that_spent_it() {
 }
 
 #[tokio::test]
-async fn a_provider_budget_sends_traffic_to_the_next_target_or_refuses() {
+async fn a_spent_provider_budget_sends_traffic_to_the_next_target_or_refuses_when_none_is_left() {
     let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
     let config = config(
         &scratch,
@@ -296,10 +309,11 @@ async fn a_provider_budget_sends_traffic_to_the_next_target_or_refuses() {
             "providers": [{"name": "mock", "library": mock_plugin()}, {"name": "spare", "library": mock_plugin()}],
             "pricing": {},
             "models": {"chain": {"targets": ["mock/echo", "spare/echo"]}},
-            "budgets": [{"provider": "mock", "limit_usd": 0.00001, "period": "month"}, {"provider": "spare", "limit_usd": 0.0, "period": "hour"}]
+            // Each echo of "a b c" costs $9e-6: mock's budget is spent by the second.
+            "budgets": [{"provider": "mock", "limit_usd": 0.00001, "period": "month"}, {"provider": "spare", "limit_usd": 1.0, "period": "hour"}]
         }),
     );
-    let server = Server::start(&config).await;
+    let server = start(&config).await;
     let call = |model: &'static str| {
         let server = &server;
         async move {
@@ -310,21 +324,32 @@ async fn a_provider_budget_sends_traffic_to_the_next_target_or_refuses() {
             .await
         }
     };
-    let first = call("chain").await;
-    assert_eq!(first.headers()["x-provider"], "mock");
-    let second = call("chain").await;
+    let header = |r: &reqwest::Response, name: &str| r.headers()[name].to_str().unwrap().to_owned();
+    for (n, spent) in [(1, "$9e-6"), (2, "$18e-6")] {
+        let answered = call("chain").await;
+        assert_eq!(answered.status(), 200);
+        assert_eq!(
+            (
+                header(&answered, "x-provider"),
+                header(&answered, "x-fallback-index")
+            ),
+            ("mock".to_owned(), "0".to_owned()),
+            "call {n}: mock still had budget before it ({spent} after)"
+        );
+    }
+    let moved = call("chain").await;
+    assert_eq!(moved.status(), 200);
     assert_eq!(
-        second.headers()["x-provider"],
-        "mock",
-        "$9e-6 spent, under $1e-5"
+        (
+            header(&moved, "x-provider"),
+            header(&moved, "x-fallback-index")
+        ),
+        ("spare".to_owned(), "1".to_owned()),
+        "mock's budget is spent: the chain's next target answered"
     );
-    let third = call("chain").await;
-    assert_eq!(
-        third.status(),
-        429,
-        "mock is spent and spare has a zero budget"
-    );
-    let body: Value = third.json().await.unwrap();
+    let refused = call("mock/echo").await;
+    assert_eq!(refused.status(), 429, "no other target to send it to");
+    let body: Value = refused.json().await.unwrap();
     assert_eq!(body["error"]["code"], "budget_exceeded");
     assert!(
         body["error"]["message"]
@@ -333,13 +358,15 @@ async fn a_provider_budget_sends_traffic_to_the_next_target_or_refuses() {
             .contains("provider mock"),
         "{body}"
     );
+    let summary = usage(&server, None).await;
+    assert_eq!(summary["providers"]["spare"]["calls"], 1, "{summary}");
     server.stop().await;
 }
 
 #[tokio::test]
 async fn metrics_parse_as_prometheus_text_and_move_with_calls() {
     let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
-    let server = Server::start(&config(&scratch, &fake, json!({}))).await;
+    let server = start(&config(&scratch, &fake, json!({}))).await;
     let scrape = || async {
         let text = reqwest::get(server.at("/metrics"))
             .await
@@ -414,7 +441,7 @@ async fn metrics_parse_as_prometheus_text_and_move_with_calls() {
 #[tokio::test]
 async fn every_response_carries_a_request_id_and_honours_the_clients() {
     let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
-    let server = Server::start(&config(&scratch, &fake, json!({}))).await;
+    let server = start(&config(&scratch, &fake, json!({}))).await;
     let body = json!({"model": "mock/echo", "messages": [{"role": "user", "content": "x"}]});
     let generated = send_chat(&server, &body).await;
     assert!(generated.headers()["x-request-id"]
@@ -432,4 +459,140 @@ async fn every_response_carries_a_request_id_and_honours_the_clients() {
         Some("[DONE]")
     );
     server.stop().await;
+}
+
+/// A host over `config` whose usage meter reads `clock`.
+fn host_on_clock(
+    config: &std::path::Path,
+    clock: &e2e::HandClock,
+) -> std::sync::Arc<provider_host::Host> {
+    clock
+        .host_builder(config)
+        .api_keys(e2e::key_lookup(&VARIABLES))
+        .build()
+        .unwrap()
+}
+
+/// An echo of "a b c" by the mock, as client `team-a`: $9e-6.
+async fn echo_as_team_a(
+    host: &provider_host::Host,
+) -> Result<provider_host::pipeline::Completion, provider_host::pipeline::DispatchError> {
+    e2e::echo_as(host, "team-a", "a b c").await
+}
+
+fn budget_spent(
+    answer: &Result<provider_host::pipeline::Completion, provider_host::pipeline::DispatchError>,
+) -> bool {
+    matches!(
+        answer,
+        Err(provider_host::pipeline::DispatchError::ClientBudgetSpent(_))
+    )
+}
+
+use e2e::BEFORE_TWO_PM;
+/// 2026-11-22T23:59:59Z.
+const BEFORE_MIDNIGHT: f64 = 1_795_391_999.0;
+/// 2026-11-30T23:59:59Z, the last second of November.
+const BEFORE_DECEMBER: f64 = 1_796_083_199.0;
+
+#[tokio::test]
+async fn a_client_budget_renews_at_the_start_of_its_hour_day_or_month_and_not_before() {
+    for (period, last_second, inner_boundary) in [
+        ("hour", BEFORE_TWO_PM, None),
+        // A day budget outlives the hour boundary before midnight.
+        ("day", BEFORE_MIDNIGHT, Some(BEFORE_MIDNIGHT - 3_600.0)),
+        // A month budget outlives the day boundary before the month's end.
+        ("month", BEFORE_DECEMBER, Some(BEFORE_DECEMBER - 86_400.0)),
+    ] {
+        let (scratch, clock) = (Scratch::new(), e2e::HandClock::default());
+        let config = scratch.config(json!({
+            "providers": [{"name": "mock", "library": mock_plugin()}],
+            // One echo of "a b c" ($9e-6) spends it.
+            "budgets": [{"client": "team-a", "limit_usd": 0.000005, "period": period}]
+        }));
+        let host = host_on_clock(&config, &clock);
+        let start = inner_boundary.unwrap_or(last_second);
+        clock.set(start);
+        assert!(echo_as_team_a(&host).await.is_ok(), "{period}: unspent");
+        assert!(
+            budget_spent(&echo_as_team_a(&host).await),
+            "{period}: spent by the first call"
+        );
+        if inner_boundary.is_some() {
+            // Across a shorter period's boundary, still within this one.
+            clock.set(start + 1.0);
+            assert!(
+                budget_spent(&echo_as_team_a(&host).await),
+                "{period}: a shorter period's boundary does not renew it"
+            );
+        }
+        clock.set(last_second + 0.999);
+        assert!(
+            budget_spent(&echo_as_team_a(&host).await),
+            "{period}: still spent in its last instant"
+        );
+        clock.set(last_second + 1.0);
+        assert!(
+            echo_as_team_a(&host).await.is_ok(),
+            "{period}: renewed at the boundary"
+        );
+        assert!(
+            budget_spent(&echo_as_team_a(&host).await),
+            "{period}: and spent again by that call"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_ledger_batch_whose_write_fails_is_written_with_the_next_one() {
+    let scratch = Scratch::new();
+    let config = scratch.config(json!({"providers": [{"name": "mock", "library": mock_plugin()}]}));
+    let echo = |host: std::sync::Arc<provider_host::Host>, words: &'static str| async move {
+        host.chat(provider_sdk::ChatRequest::new(
+            "mock/echo",
+            vec![provider_sdk::Message::user(words)],
+        ))
+        .await
+        .unwrap();
+        // Returns when the writer has tried to write what was recorded so far.
+        tokio::task::spawn_blocking(move || host.usage().flush())
+            .await
+            .unwrap();
+    };
+    let host = e2e::host_with_keys(&config, &[]);
+    let ledger = rusqlite::Connection::open(scratch.path(".provider-host/usage.sqlite3")).unwrap();
+    let rows = |db: &rusqlite::Connection| -> i64 {
+        db.query_row("SELECT count(*) FROM usage_records", [], |r| r.get(0))
+            .unwrap()
+    };
+    echo(host.clone(), "one").await;
+    assert_eq!(rows(&ledger), 1);
+
+    // The table is away when the next batch is written: the write fails.
+    ledger
+        .execute_batch("ALTER TABLE usage_records RENAME TO usage_records_away")
+        .unwrap();
+    echo(host.clone(), "one two").await;
+    ledger
+        .execute_batch("ALTER TABLE usage_records_away RENAME TO usage_records")
+        .unwrap();
+    assert_eq!(rows(&ledger), 1, "the second record's write failed");
+
+    echo(host.clone(), "one two three").await;
+    assert_eq!(
+        rows(&ledger),
+        3,
+        "the failed batch went again with the next"
+    );
+    let prompts: Vec<i64> = ledger
+        .prepare("SELECT prompt_tokens FROM usage_records ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(prompts, [1, 2, 3], "in the order they were recorded");
+    drop(host);
+    let restarted = e2e::host_with_keys(&config, &[]);
+    assert_eq!(restarted.usage().summary().totals.calls, 3);
 }

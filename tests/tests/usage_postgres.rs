@@ -397,7 +397,27 @@ async fn the_writer_reconnects_when_the_server_closes_its_connection() {
         .len()
     });
     assert_eq!(terminated, 1, "the host holds one connection");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // pg_terminate_backend only signals the backend: wait until it is gone.
+    let started = Instant::now();
+    loop {
+        let name = db.name.clone();
+        let left = db.with(move |c| {
+            c.query(
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name = 'provider-host'",
+                &[&name],
+            )
+            .unwrap()
+            .len()
+        });
+        if left == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the backend outlived its termination"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     for words in ["one two", "one two three"] {
         assert_eq!(chat(&server, None, "mock/echo", words).await, 200);
     }
@@ -418,10 +438,12 @@ const UNREACHABLE_SHOWN: &str = "postgres://ledger:***@127.0.0.1:1/usage";
 
 #[tokio::test]
 async fn a_bad_url_falls_back_to_memory_and_its_errors_never_show_the_password() {
-    std::env::set_var("E2E_PG_LEDGER_PASSWORD", SECRET);
     let scratch = Scratch::new();
     let config = config(&scratch, UNREACHABLE, json!({}));
-    let server = Server::start(&config).await;
+    // The password reaches the config's `${E2E_PG_LEDGER_PASSWORD}` directly, not
+    // through the process environment that other tests share.
+    let variables = [("E2E_PG_LEDGER_PASSWORD", SECRET)];
+    let server = Server::start_with_keys(&config, &variables).await;
     assert_eq!(chat(&server, None, "mock/echo", "one two").await, 200);
     let summary = usage(&server, None).await;
     server.stop().await;
@@ -430,7 +452,7 @@ async fn a_bad_url_falls_back_to_memory_and_its_errors_never_show_the_password()
         "counted in memory: {summary}"
     );
     assert_eq!(summary["totals"]["prompt_tokens"], 2);
-    let server = Server::start(&config).await;
+    let server = Server::start_with_keys(&config, &variables).await;
     assert_eq!(
         usage(&server, None).await["totals"]["calls"],
         0,
@@ -529,4 +551,49 @@ fn serve_logs_the_fallback_with_the_password_masked() {
         "{warning}"
     );
     assert!(!log.contains(SECRET), "the password leaked:\n{log}");
+}
+
+#[tokio::test]
+async fn a_response_stored_through_one_host_is_continued_and_deleted_through_another() {
+    let db = Database::new();
+    let (east_dir, west_dir) = (Scratch::new(), Scratch::new());
+    let east_config = config(&east_dir, &db.url, json!({}));
+    let west_config = config(&west_dir, &db.url, json!({}));
+    let (east, west) = start_both(&east_config, &west_config).await;
+    let client = reqwest::Client::new();
+    let post =
+        |server: &Server, body: Value| client.post(server.at("/v1/responses")).json(&body).send();
+    let first: Value = post(&east, json!({"model": "mock/echo", "input": "one two"}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = first["id"].as_str().unwrap().to_owned();
+    let second: Value = post(
+        &west,
+        json!({"model": "mock/echo", "input": "three", "previous_response_id": id}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(second["status"], "completed", "{second}");
+    // "one two", its answer "one two", and "three": west read east's conversation.
+    assert_eq!(second["usage"]["input_tokens"], 5, "{second}");
+    let deleted = client
+        .delete(west.at(&format!("/v1/responses/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    let gone = client
+        .get(east.at(&format!("/v1/responses/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404, "deleted for the whole fleet");
+    east.stop().await;
+    west.stop().await;
 }

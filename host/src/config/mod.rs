@@ -298,13 +298,22 @@ impl fmt::Display for ConfigError {
 impl Config {
     /// Reads and checks the config at `path`, resolving relative paths against its folder.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with_env(path, &|name| std::env::var(name).ok())
+    }
+
+    /// [`Config::load`] with `${VAR}` references and the `LLM_*` overrides looked up
+    /// in `env` instead of the process environment.
+    pub fn load_with_env(
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: path.to_owned(),
             location: String::new(),
             message: format!("cannot read the config: {e}"),
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Config::parse(&text, path, base, &|name| std::env::var(name).ok())
+        Config::parse(&text, path, base, env)
     }
 
     /// Parses config text. `file` is only used in errors; relative paths resolve from
@@ -460,9 +469,10 @@ impl Config {
             && positive(b.error_ratio)
             && b.error_ratio <= 1.0
             && positive(b.window)
-            && positive(b.open_for);
+            && positive(b.open_for)
+            && positive(b.probe_timeout);
         if !sane {
-            return Err(("circuit_breaker".to_owned(), "needs consecutive_failures >= 1, 0 < error_ratio <= 1, and positive window and open_for".to_owned()));
+            return Err(("circuit_breaker".to_owned(), "needs consecutive_failures >= 1, 0 < error_ratio <= 1, and positive window, open_for and probe_timeout".to_owned()));
         }
         let t = &self.timeouts;
         for (name, value) in [

@@ -55,6 +55,10 @@ pub struct BreakerPolicy {
     pub window: f64,
     /// How long a breaker stays open before one probe is let through, in seconds.
     pub open_for: f64,
+    /// How long a half-open breaker waits for its probe to report before it lets
+    /// another through, in seconds: a probe whose task is lost must not keep the
+    /// target out of rotation until a restart.
+    pub probe_timeout: f64,
 }
 
 impl Default for BreakerPolicy {
@@ -66,6 +70,7 @@ impl Default for BreakerPolicy {
             min_calls: 10,
             window: 30.0,
             open_for: 30.0,
+            probe_timeout: 60.0,
         }
     }
 }

@@ -14,12 +14,12 @@ use provider_sdk::{ChatRequest, ErrorKind, ProviderError};
 use super::{
     capabilities::missing_capability,
     native::{self, NativeBody},
-    policy::{backoff, counts_against_target, fallback_worthy, retryable, Jitter},
+    policy::{backoff, counts_against_target, fallback_worthy, retryable, Jitter, JitterSource},
     upstream::{redact, Prepared},
     DispatchError,
 };
 use crate::{
-    breaker::{Admission, Breakers},
+    breaker::Breakers,
     config::RetryPolicy,
     registry::{ReadyProvider, Registry, Target},
     snapshot::Snapshot,
@@ -38,6 +38,8 @@ pub struct Route {
     /// Time spent waiting on upstreams (and in backoff) until the answer, or for a
     /// stream until its first event: the rest of the latency is the host's own.
     pub upstream_wait: Duration,
+    /// The backoff waited before each retry, in order.
+    pub backoffs: Vec<Duration>,
 }
 
 /// Accumulates time spent waiting on upstreams across attempts.
@@ -64,6 +66,7 @@ pub(super) async fn run<T, F, Fut>(
     snapshot: &Snapshot,
     breakers: &Breakers,
     meter: &Meter,
+    jitter_source: Option<&JitterSource>,
     mut request: ChatRequest,
     native: Option<&NativeBody>,
     waited: &WaitClock,
@@ -83,6 +86,11 @@ where
     let deadline = Instant::now() + Duration::from_secs_f64(config.request_timeout);
     let breaker_policy = &config.circuit_breaker;
     let mut jitter = Jitter::new();
+    let mut sample = || match jitter_source {
+        Some(source) => source(),
+        None => jitter.sample(),
+    };
+    let mut backoffs = Vec::new();
     let mut reasons = Vec::new();
     let mut last: Option<(Target, ProviderError)> = None;
     let mut attempts = 0u32;
@@ -138,19 +146,8 @@ where
         let mut retry = 0;
         loop {
             let now = Instant::now();
-            if let Some(wait) =
-                keys.iter()
-                    .find_map(|k| match breakers.admit(k, breaker_policy, now) {
-                        Admission::Refused(wait) => Some(wait),
-                        _ => None,
-                    })
-            {
-                reasons.push(format!(
-                    "{target} skipped: circuit open (next probe in {:.1}s)",
-                    wait.as_secs_f64()
-                ));
-                break;
-            }
+            // The deadline first: a request that cannot be sent must not take a
+            // breaker's probe.
             if now >= deadline {
                 return Err(deadline_error(
                     &target,
@@ -159,6 +156,18 @@ where
                     last,
                 ));
             }
+            // Held until the attempt has an outcome: when this future is dropped first
+            // (the client left), a probe it carried is handed back.
+            let _permit = match breakers.permit(&keys, breaker_policy, now) {
+                Ok(permit) => permit,
+                Err(wait) => {
+                    reasons.push(format!(
+                        "{target} skipped: circuit open (next probe in {:.1}s)",
+                        wait.as_secs_f64()
+                    ));
+                    break;
+                }
+            };
             attempts += 1;
             match attempt(provider.clone(), prepared.clone(), deadline).await {
                 Ok(value) => {
@@ -173,6 +182,7 @@ where
                         fallback_index: index,
                         attempts,
                         upstream_wait: waited.total(),
+                        backoffs,
                     };
                     return Ok((value, route));
                 }
@@ -193,10 +203,11 @@ where
                     );
                     tracing::info!(%target, attempt = attempts, kind = %error.kind, message = %error.message, "attempt failed");
                     if retryable(error.kind) && retry < policy.max_retries {
-                        let wait = backoff(&policy, retry, &error, jitter.sample());
+                        let wait = backoff(&policy, retry, &error, sample());
                         if Instant::now() + wait < deadline {
                             tokio::time::sleep(wait).await;
                             waited.add(wait);
+                            backoffs.push(wait);
                             retry += 1;
                             last = Some((target.clone(), error));
                             continue;

@@ -38,7 +38,9 @@ pub use attempts::Route;
 pub use error::DispatchError;
 pub use events::{EventStream, RawStream, Streamed};
 pub use native::NativeBody;
-pub use policy::{backoff, counts_against_target, fallback_worthy, retryable, Jitter};
+pub use policy::{
+    backoff, counts_against_target, fallback_worthy, retryable, Jitter, JitterSource,
+};
 use record::Recorder;
 use upstream::{Decoding, Prepared};
 
@@ -106,6 +108,7 @@ pub struct Pipeline {
     breakers: Arc<Breakers>,
     meter: Meter,
     metrics: Metrics,
+    jitter: Option<JitterSource>,
 }
 
 impl Pipeline {
@@ -115,7 +118,14 @@ impl Pipeline {
             breakers: Arc::default(),
             meter,
             metrics: Metrics::new(),
+            jitter: None,
         }
+    }
+
+    /// Draws backoff jitter from `source` instead of a random generator.
+    pub fn with_jitter(mut self, source: JitterSource) -> Pipeline {
+        self.jitter = Some(source);
+        self
     }
 
     /// The circuit breakers.
@@ -239,6 +249,7 @@ impl Pipeline {
             snapshot,
             &self.breakers,
             &self.meter,
+            self.jitter.as_ref(),
             request,
             native,
             waited,
@@ -279,6 +290,7 @@ impl Pipeline {
             &snapshot,
             &self.breakers,
             &self.meter,
+            self.jitter.as_ref(),
             request,
             native,
             waited,

@@ -43,6 +43,10 @@ pub fn backoff(policy: &RetryPolicy, retry: u32, error: &ProviderError, random: 
     ceiling.mul_f64(random.clamp(0.0, 1.0))
 }
 
+/// A source of jitter in `[0, 1]` that replaces the random one: an embedder's own, or a
+/// test's fixed sequence, which makes every backoff wait exact.
+pub type JitterSource = std::sync::Arc<dyn Fn() -> f64 + Send + Sync>;
+
 /// A small per-request random source for jitter (no need for cryptographic quality).
 pub struct Jitter(u64);
 

@@ -37,11 +37,12 @@ impl Recorder {
         caller: Caller,
         stream: bool,
     ) -> Recorder {
+        let at = pipeline.meter().now();
         Recorder {
             pipeline,
             snapshot,
             started: caller.received,
-            at: crate::usage::now_unix(),
+            at,
             request_id: caller.request_id,
             client: caller.client,
             stream,

@@ -170,13 +170,10 @@ impl Decoding {
     }
 }
 
-/// Upstreams sometimes quote the key they were sent; it never goes further.
+/// Upstreams sometimes quote the key they were sent (escaped in JSON, or in a URL);
+/// it never goes further.
 pub(super) fn redact(mut error: ProviderError, provider: &ReadyProvider) -> ProviderError {
-    if let Some(key) = &provider.api_key {
-        if !key.expose().is_empty() && error.message.contains(key.expose()) {
-            error.message = error.message.replace(key.expose(), "***");
-        }
-    }
+    error.message = transport::redactor_for(provider).redact(&error.message);
     error
 }
 

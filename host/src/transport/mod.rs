@@ -9,6 +9,7 @@
 
 pub mod guard;
 pub mod rawlog;
+pub mod redact;
 
 use std::{error::Error as _, pin::Pin, sync::Arc, time::Duration};
 
@@ -20,6 +21,7 @@ use std::time::Instant;
 use crate::{config::Timeouts, registry::ReadyProvider};
 use guard::{GuardedResolver, Policy, Refused};
 use rawlog::RawLog;
+use redact::Redactor;
 
 /// An upstream body, chunk by chunk.
 pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, ProviderError>> + Send>>;
@@ -149,10 +151,9 @@ impl Transport {
             Policy::PublicOnly => &self.public_only,
             Policy::AllowPrivate => &self.allow_private,
         };
-        let secret = provider.api_key.as_ref().map(|k| k.expose().to_owned());
+        let redactor = redactor_for(provider);
         let exchange = self.raw.as_ref().map(|log| {
             let id = RawLog::exchange();
-            let secrets: Vec<&str> = secret.as_deref().into_iter().collect();
             let mut headers = http.headers.clone();
             match (provider.plugin.auth(), &provider.api_key) {
                 (AuthScheme::Bearer, Some(_)) => {
@@ -169,10 +170,10 @@ impl Transport {
                 id,
                 &headers,
                 &http.body,
-                &secrets,
+                &redactor,
             );
             record.method = Some(http.method.clone());
-            record.url = Some(rawlog::redact(url.as_str(), &secrets));
+            record.url = Some(redactor.redact(url.as_str()));
             log.emit(&record);
             id
         });
@@ -214,16 +215,23 @@ impl Transport {
             .collect();
         let mut body = timed_body(response.bytes_stream(), self.timeouts.idle(), deadline);
         if let (Some(log), Some(id)) = (&self.raw, exchange) {
-            let secrets: Vec<&str> = secret.as_deref().into_iter().collect();
-            let mut record = log.record("response", &provider.name, id, &headers, &[], &secrets);
+            let mut record = log.record("response", &provider.name, id, &headers, &[], &redactor);
             record.status = Some(status);
-            body = Box::pin(rawlog::Teed::new(body, log.clone(), record, secret));
+            body = Box::pin(rawlog::Teed::new(body, log.clone(), record, redactor));
         }
         Ok(UpstreamResponse {
             status,
             headers,
             body,
         })
+    }
+}
+
+/// What must never be shown of `provider`'s traffic: its API key, in every form.
+pub fn redactor_for(provider: &ReadyProvider) -> Redactor {
+    match &provider.api_key {
+        Some(key) => Redactor::new(&[key.expose()]),
+        None => Redactor::default(),
     }
 }
 

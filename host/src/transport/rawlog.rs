@@ -1,6 +1,9 @@
 //! Raw logging of upstream traffic: one record per request and per response, with
 //! credentials redacted and bodies cut to a size, written as JSON lines to a file or
 //! stderr and/or handed to an embedder's callback.
+//!
+//! Redaction comes before the cut: a key that straddles the cut would otherwise be
+//! seen only in part, missed, and leave its first characters in the log.
 
 use std::{
     fs::{File, OpenOptions},
@@ -16,6 +19,8 @@ use bytes::Bytes;
 use futures_util::Stream;
 use provider_sdk::ProviderError;
 use serde::Serialize;
+
+use super::redact::Redactor;
 
 /// One upstream request or response.
 #[derive(Debug, Clone, Serialize)]
@@ -98,7 +103,8 @@ impl RawLog {
         NEXT.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Builds a record: redacts `secrets` and credential headers, cuts the body.
+    /// Builds a record: masks what `redactor` finds and credential headers, then cuts
+    /// the body.
     pub fn record(
         &self,
         direction: &'static str,
@@ -106,9 +112,9 @@ impl RawLog {
         exchange: u64,
         headers: &[(String, String)],
         body: &[u8],
-        secrets: &[&str],
+        redactor: &Redactor,
     ) -> UpstreamRecord {
-        let cut = body.len().min(self.max_body);
+        let (body, truncated) = redactor.redact_capped(body, self.max_body);
         UpstreamRecord {
             direction,
             provider: provider.to_owned(),
@@ -124,12 +130,12 @@ impl RawLog {
                 .iter()
                 .map(|(n, v)| {
                     let secret = SECRET_HEADERS.iter().any(|s| n.eq_ignore_ascii_case(s))
-                        || secrets.iter().any(|s| !s.is_empty() && v.contains(s));
+                        || redactor.finds_in(v);
                     (n.clone(), if secret { "***".to_owned() } else { v.clone() })
                 })
                 .collect(),
-            body: redact(&String::from_utf8_lossy(&body[..cut]), secrets),
-            truncated: cut < body.len(),
+            body,
+            truncated,
         }
     }
 
@@ -151,43 +157,43 @@ impl RawLog {
     }
 }
 
-/// Replaces every secret in `text` with `***`.
-pub fn redact(text: &str, secrets: &[&str]) -> String {
-    secrets
-        .iter()
-        .filter(|s| !s.is_empty())
-        .fold(text.to_owned(), |t, s| t.replace(s, "***"))
-}
-
-/// A body stream that copies what passes (up to the cap) and emits the response
-/// record when the body ends or is dropped.
+/// A body stream that copies what passes (up to the cap, and as far past it as a
+/// secret starting before the cut can reach) and emits the response record when the
+/// body ends or is dropped.
 pub struct Teed<S> {
     inner: S,
     log: Arc<RawLog>,
     record: Option<UpstreamRecord>,
     seen: Vec<u8>,
+    /// How many bytes to keep: the cap plus the reach of a secret across it.
+    keep: usize,
+    /// Bytes that passed, kept or not.
     total: usize,
-    secret: Option<String>,
+    redactor: Redactor,
 }
 
 impl<S> Teed<S> {
     /// Tees `inner` into `record`'s body.
-    pub fn new(inner: S, log: Arc<RawLog>, record: UpstreamRecord, secret: Option<String>) -> Self {
+    pub fn new(inner: S, log: Arc<RawLog>, record: UpstreamRecord, redactor: Redactor) -> Self {
+        let keep = log
+            .max_body()
+            .saturating_add(redactor.longest().saturating_sub(1));
         Teed {
             inner,
             log,
             record: Some(record),
             seen: Vec::new(),
+            keep,
             total: 0,
-            secret,
+            redactor,
         }
     }
 
     fn finish(&mut self) {
         if let Some(mut record) = self.record.take() {
-            let secrets: Vec<&str> = self.secret.as_deref().into_iter().collect();
-            record.body = redact(&String::from_utf8_lossy(&self.seen), &secrets);
-            record.truncated = self.total > self.seen.len();
+            let (body, _) = self.redactor.redact_capped(&self.seen, self.log.max_body());
+            record.body = body;
+            record.truncated = self.total > self.log.max_body();
             self.log.emit(&record);
         }
     }
@@ -200,7 +206,7 @@ impl<S: Stream<Item = Result<Bytes, ProviderError>> + Unpin> Stream for Teed<S> 
         let polled = Pin::new(&mut self.inner).poll_next(cx);
         match &polled {
             Poll::Ready(Some(Ok(bytes))) => {
-                let room = self.log.max_body().saturating_sub(self.seen.len());
+                let room = self.keep.saturating_sub(self.seen.len());
                 let take = room.min(bytes.len());
                 self.seen.extend_from_slice(&bytes[..take]);
                 self.total += bytes.len();

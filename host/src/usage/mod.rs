@@ -11,7 +11,7 @@ mod postgres;
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::{mpsc, Mutex},
+    sync::{mpsc, Arc, Mutex},
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -170,6 +170,10 @@ enum Message {
     Reset(f64, mpsc::Sender<()>),
 }
 
+/// Where the meter reads the time, in Unix seconds: the system clock, or a clock a
+/// test moves across a period boundary without waiting for it.
+pub type Clock = Arc<dyn Fn() -> f64 + Send + Sync>;
+
 /// Usage bookkeeping for one host.
 pub struct Meter {
     summary: Mutex<Summary>,
@@ -177,6 +181,7 @@ pub struct Meter {
     spend: Mutex<HashMap<(Scope, Period), (f64, f64)>>,
     writer: Option<Mutex<mpsc::Sender<Message>>>,
     enabled: bool,
+    clock: Clock,
 }
 
 /// Unix seconds now.
@@ -191,19 +196,28 @@ impl Meter {
     /// Opens the ledger the config names and loads what it holds. A ledger that
     /// cannot be opened is logged, and usage is then kept in memory only.
     pub fn open(config: &UsageConfig) -> Meter {
+        Meter::open_with_clock(config, Arc::new(now_unix))
+    }
+
+    /// [`Meter::open`], reading the time from `clock`: records are stamped with it and
+    /// budget periods start and end by it.
+    pub fn open_with_clock(config: &UsageConfig, clock: Clock) -> Meter {
         if !config.enabled {
             return Meter {
                 summary: Mutex::default(),
                 spend: Mutex::default(),
                 writer: None,
                 enabled: false,
+                clock,
             };
         }
+        let now = clock();
         let meter = |summary, spend, writer| Meter {
             summary: Mutex::new(summary),
             spend: Mutex::new(spend),
             writer,
             enabled: true,
+            clock: clock.clone(),
         };
         let mut ledger = match Ledger::open(config) {
             Ok(ledger) => ledger,
@@ -211,7 +225,7 @@ impl Meter {
                 tracing::warn!(error = %e, "usage ledger unavailable; usage is kept in memory only");
                 return meter(
                     Summary {
-                        since: now_unix(),
+                        since: now,
                         ..Summary::default()
                     },
                     HashMap::new(),
@@ -219,7 +233,6 @@ impl Meter {
                 );
             }
         };
-        let now = now_unix();
         let (summary, spend) = match ledger.load(period::start(Period::Month, now)) {
             Ok(loaded) => {
                 let mut summary = Summary {
@@ -252,6 +265,11 @@ impl Meter {
             .spawn(move || write_loop(ledger, rx))
             .expect("spawn the usage writer");
         meter(summary, spend, Some(Mutex::new(tx)))
+    }
+
+    /// The time by this meter's clock, in Unix seconds.
+    pub fn now(&self) -> f64 {
+        (self.clock)()
     }
 
     /// Counts a finished request and queues it for the ledger.
@@ -306,7 +324,7 @@ impl Meter {
 
     fn check<'a>(&self, budgets: impl Iterator<Item = &'a Budget>) -> Result<(), BudgetSpent> {
         let spend = self.spend.lock().unwrap_or_else(|e| e.into_inner());
-        let now = now_unix();
+        let now = self.now();
         for budget in budgets {
             let spent = spent(&spend, budget, now);
             if spent >= budget.limit_usd {
@@ -331,7 +349,7 @@ impl Meter {
 
     /// Starts the summary over (budgets keep counting their periods).
     pub fn reset(&self) {
-        let now = now_unix();
+        let now = self.now();
         *self.summary.lock().unwrap_or_else(|e| e.into_inner()) = Summary {
             since: now,
             ..Summary::default()
@@ -406,9 +424,16 @@ fn add_spend(spend: &mut HashMap<(Scope, Period), (f64, f64)>, record: &UsageRec
 /// How long the writer gathers records before a commit.
 const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// Appends records in batches of what arrives within [`BATCH_WINDOW`] (or 1,000).
+/// How many batches in a row may fail before the records they hold are given up: a
+/// ledger that is briefly away (a restart, a lock, a lost connection) loses nothing,
+/// and one that keeps refusing does not grow the writer's memory without end.
+const FAILED_WRITES_KEPT: u32 = 5;
+
+/// Appends records in batches of what arrives within [`BATCH_WINDOW`] (or 1,000). A
+/// batch whose write fails stays queued and goes again with the next one.
 fn write_loop(mut ledger: Ledger, rx: mpsc::Receiver<Message>) {
     let mut batch = Vec::new();
+    let mut failed_writes = 0;
     while let Ok(first) = rx.recv() {
         let mut acks = Vec::new();
         let mut resets = Vec::new();
@@ -428,12 +453,7 @@ fn write_loop(mut ledger: Ledger, rx: mpsc::Receiver<Message>) {
             let left = until.saturating_duration_since(std::time::Instant::now());
             next = rx.recv_timeout(left).ok();
         }
-        if !batch.is_empty() {
-            if let Err(e) = ledger.append(&batch) {
-                tracing::warn!(error = %e, records = batch.len(), "cannot write usage records");
-            }
-            batch.clear();
-        }
+        write_batch(&mut ledger, &mut batch, &mut failed_writes);
         for (at, ack) in resets {
             if let Err(e) = ledger.reset(at) {
                 tracing::warn!(error = %e, "cannot record the usage reset");
@@ -442,6 +462,38 @@ fn write_loop(mut ledger: Ledger, rx: mpsc::Receiver<Message>) {
         }
         for ack in acks {
             let _ = ack.send(());
+        }
+    }
+    // The host is going away: one last try for what is still queued.
+    write_batch(&mut ledger, &mut batch, &mut failed_writes);
+}
+
+/// Appends `batch` and empties it; on failure keeps it for the next try, up to
+/// [`FAILED_WRITES_KEPT`] failures in a row.
+fn write_batch(ledger: &mut Ledger, batch: &mut Vec<UsageRecord>, failed_writes: &mut u32) {
+    if batch.is_empty() {
+        return;
+    }
+    match ledger.append(batch) {
+        Ok(()) => {
+            if *failed_writes > 0 {
+                tracing::info!(
+                    records = batch.len(),
+                    "usage records written after an earlier failure"
+                );
+            }
+            *failed_writes = 0;
+            batch.clear();
+        }
+        Err(e) => {
+            *failed_writes += 1;
+            if *failed_writes > FAILED_WRITES_KEPT {
+                tracing::error!(error = %e, records = batch.len(), failures = *failed_writes, "cannot write usage records; giving them up");
+                *failed_writes = 0;
+                batch.clear();
+            } else {
+                tracing::warn!(error = %e, records = batch.len(), "cannot write usage records; they go again with the next batch");
+            }
         }
     }
 }
