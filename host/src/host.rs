@@ -19,7 +19,8 @@ use crate::{
     config::{Config, ConfigError, KeyLookup},
     load::Loader,
     pipeline::{
-        Call, Caller, Completion, DispatchError, EventStream, JitterSource, Pipeline, Streamed,
+        Call, Caller, Completion, DispatchError, EventStream, JitterSource, Pipeline, Route,
+        Streamed,
     },
     registry::{Changes, Registry},
     response_store::ResponseStore,
@@ -462,6 +463,12 @@ impl Host {
     /// fallback, usage), on the current snapshot.
     pub async fn complete(&self, call: Call) -> Result<Completion, DispatchError> {
         self.pipeline.complete(self.snapshot(), call).await
+    }
+
+    /// Sends `call`'s native body to the first target that speaks its protocol and
+    /// returns the upstream's answer as it is (see [`Pipeline::forward`]).
+    pub async fn forward(&self, call: Call) -> Result<(bytes::Bytes, Route), DispatchError> {
+        self.pipeline.forward(self.snapshot(), call).await
     }
 
     /// Answers `call` as a stream through the pipeline, on the current snapshot; the

@@ -26,6 +26,10 @@ pub enum Protocol {
     /// OpenAI embeddings (`POST /v1/embeddings`).
     #[serde(rename = "openai.embeddings")]
     OpenAiEmbeddings,
+    /// Anthropic's token count (`POST /v1/messages/count_tokens`): a Messages body,
+    /// answered with `{"input_tokens": N}`, never a chat answer.
+    #[serde(rename = "anthropic.count_tokens")]
+    AnthropicCountTokens,
 }
 
 impl Protocol {
@@ -36,6 +40,7 @@ impl Protocol {
             Protocol::AnthropicMessages => "anthropic.messages",
             Protocol::OpenAiResponses => "openai.responses",
             Protocol::OpenAiEmbeddings => "openai.embeddings",
+            Protocol::AnthropicCountTokens => "anthropic.count_tokens",
         }
     }
 }

@@ -399,3 +399,41 @@ async fn a_whole_message_from_an_anthropic_upstream_is_relayed_as_it_came() {
     assert_eq!(usage["totals"]["completion_tokens"], 503, "{usage}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn count_tokens_is_the_anthropic_upstreams_own_count_and_an_estimate_elsewhere() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    // The count_tokens reference's example answer.
+    fake.always(Reply::json(r#"{"input_tokens":2095}"#));
+    let entry = entry_in_front_of(
+        &fake,
+        "",
+        json!({"name": "anthropic", "library": plugin("anthropic_provider")}),
+    );
+    let config = scratch.config(json!({
+        "providers": [entry, {"name": "mock", "library": mock_plugin()}],
+        "retry": {"max_retries": 0}
+    }));
+    let server = Server::start(&config).await;
+    let steps = sdk(
+        &server.url,
+        "unused",
+        "count_tokens:anthropic/claude-sonnet-4-5",
+    )
+    .await;
+    assert_eq!(steps["count_tokens"]["input_tokens"], 2095, "{steps}");
+    let received = e2e::client::only_request(&fake);
+    assert_eq!(received.target, "/v1/messages/count_tokens");
+    assert_eq!(received.json()["model"], "claude-sonnet-4-5");
+
+    let estimated = reqwest::Client::new()
+        .post(format!("{}/v1/messages/count_tokens", server.url))
+        .json(&json!({"model": "mock/echo", "messages": [{"role": "user", "content": "twelve chars"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(estimated.headers()["x-token-count"], "estimate");
+    let counted: Value = estimated.json().await.unwrap();
+    assert_eq!(counted["input_tokens"], 3, "12 characters, about 4 a token");
+    server.stop().await;
+}

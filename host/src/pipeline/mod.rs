@@ -234,6 +234,49 @@ impl Pipeline {
         }
     }
 
+    /// Sends `call`'s native body to the first target of its chain whose upstream
+    /// speaks its protocol, for requests that have no canonical answer (a token count):
+    /// the upstream's answer comes back as it is, with budgets, breakers, retries and
+    /// fallback as for a chat. Targets that do not speak the protocol are skipped
+    /// (list what they would lose in the body's `lost`); when none does, the error is
+    /// [`DispatchError::Unsupported`]. Not counted as a call in usage: no tokens are
+    /// generated.
+    pub async fn forward(
+        self: &Arc<Self>,
+        snapshot: Arc<Snapshot>,
+        call: Call,
+    ) -> Result<(Bytes, Route), DispatchError> {
+        self.check_client_budget(&snapshot, &call.caller.client)?;
+        let transport = &snapshot.transport;
+        let clock = attempts::WaitClock::default();
+        let waited = &clock;
+        attempts::run(
+            &snapshot,
+            &self.breakers,
+            &self.meter,
+            self.jitter.as_ref(),
+            call.request,
+            call.native.as_ref(),
+            waited,
+            |provider, prepared, deadline| async move {
+                let response = upstream::send(transport, &provider, &prepared, deadline).await?;
+                let (body, cut) = crate::transport::read_capped(
+                    response.body,
+                    crate::transport::RESPONSE_BODY_CAP,
+                )
+                .await?;
+                if cut {
+                    return Err(ProviderError::new(
+                        ErrorKind::ProviderService,
+                        "the upstream answer is larger than the host reads",
+                    ));
+                }
+                Ok(Bytes::from(body))
+            },
+        )
+        .await
+    }
+
     async fn answer(
         &self,
         snapshot: &Snapshot,

@@ -339,19 +339,23 @@ impl Provider for Anthropic {
         response::classify_error(response)
     }
 
-    /// A Messages request from an Anthropic client goes to the same URL unchanged; the
-    /// client's own `anthropic-version` and `anthropic-beta` replace these defaults.
+    /// A Messages request (or token count) from an Anthropic client goes to the same
+    /// URL unchanged; the client's own `anthropic-version` and `anthropic-beta` replace
+    /// these defaults.
     fn native_request(
         &self,
         protocol: Protocol,
         _model: &str,
         _stream: bool,
     ) -> Result<Option<NativeRequest>, ProviderError> {
-        if protocol != Protocol::AnthropicMessages {
-            return Ok(None);
-        }
-        let mut native = NativeRequest::post_json(&self.messages_url)
-            .header("anthropic-version", &self.api_version);
+        let url = match protocol {
+            Protocol::AnthropicMessages => self.messages_url.clone(),
+            // docs.anthropic.com/en/api/messages-count-tokens
+            Protocol::AnthropicCountTokens => format!("{}/count_tokens", self.messages_url),
+            _ => return Ok(None),
+        };
+        let mut native =
+            NativeRequest::post_json(url).header("anthropic-version", &self.api_version);
         if let Some(beta) = &self.beta {
             native = native.header("anthropic-beta", beta);
         }

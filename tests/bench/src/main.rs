@@ -75,7 +75,11 @@ enum Ledger {
 enum PathKind {
     Direct,
     Proxy,
+    /// The host passing an OpenAI client's body through to the OpenAI upstream.
     Host,
+    /// The same host and upstream through an entry with `passthrough: false`: the
+    /// plugin translates the request and the answer.
+    Translated,
 }
 
 impl PathKind {
@@ -84,6 +88,7 @@ impl PathKind {
             PathKind::Direct => "direct",
             PathKind::Proxy => "proxy",
             PathKind::Host => "host",
+            PathKind::Translated => "translated",
         }
     }
 }
@@ -143,7 +148,7 @@ struct RunArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "direct,proxy,host"
+        default_value = "direct,proxy,host,translated"
     )]
     paths: Vec<PathKind>,
     /// Repeat every (rate, path) measurement this many times, interleaved, and pool them.
@@ -370,6 +375,13 @@ fn setup(args: &RunArgs) -> anyhow::Result<Setup> {
             "base_url": format!("http://{fake}/v1"),
             "api_key_env": "",
             "allow_private_network": true
+        }, {
+            "name": "translated",
+            "library": plugin_path,
+            "base_url": format!("http://{fake}/v1"),
+            "api_key_env": "",
+            "allow_private_network": true,
+            "passthrough": false
         }]
     });
     let config_path = scratch.join("external_providers.json");
@@ -445,6 +457,7 @@ fn target(setup: &Setup, path: PathKind, stream: bool) -> Target {
         PathKind::Direct => (setup.fake, workload::MODEL.to_owned()),
         PathKind::Proxy => (setup.proxy.addr, workload::MODEL.to_owned()),
         PathKind::Host => (setup.host.addr, format!("openai/{}", workload::MODEL)),
+        PathKind::Translated => (setup.host.addr, format!("translated/{}", workload::MODEL)),
     };
     Target {
         addr,
@@ -487,7 +500,13 @@ fn differences(
 ) -> Vec<(String, Percentiles)> {
     let find = |n: &str| paths.iter().find(|p| p.path == n).map(&pick);
     let mut out = Vec::new();
-    for (a, b) in [("host", "direct"), ("proxy", "direct"), ("host", "proxy")] {
+    for (a, b) in [
+        ("host", "direct"),
+        ("proxy", "direct"),
+        ("host", "proxy"),
+        ("translated", "direct"),
+        ("translated", "proxy"),
+    ] {
         if let (Some(x), Some(y)) = (find(a), find(b)) {
             out.push((format!("{a} - {b}"), x.minus(&y)));
         }

@@ -27,7 +27,7 @@ use serde_json::json;
 
 use super::{annotate, auth::ClientName, relay, RequestId};
 use crate::{
-    pipeline::{Call, Caller, NativeBody, Streamed},
+    pipeline::{Call, Caller, DispatchError, NativeBody, Streamed},
     Host,
 };
 pub use error::AnthropicError;
@@ -65,20 +65,13 @@ pub async fn messages(
             return error.into_response();
         }
     };
-    let forwarded = FORWARDED_HEADERS
-        .iter()
-        .filter_map(|name| {
-            let value = headers.get(*name)?.to_str().ok()?;
-            Some((name.to_string(), value.to_owned()))
-        })
-        .collect();
     let call = Call {
         request,
         caller,
         native: Some(NativeBody {
             protocol: Protocol::AnthropicMessages,
             body: bytes,
-            headers: forwarded,
+            headers: forwarded(&headers),
             lost,
         }),
     };
@@ -152,13 +145,44 @@ async fn answer(host: &Host, call: Call) -> Response {
     response
 }
 
-/// `POST /v1/messages/count_tokens`: an estimate (about four characters a token, the
-/// rule of thumb for English text), documented as one.
-pub async fn count_tokens(State(host): State<Arc<Host>>, body: Body) -> Response {
-    let request = match read_count(&host, body).await {
+/// `POST /v1/messages/count_tokens`: the upstream's own count when the model's chain
+/// has an Anthropic target (the body passed through, as for messages); otherwise an
+/// estimate, about four characters a token (the rule of thumb for English text), marked
+/// by the header `x-token-count: estimate`.
+pub async fn count_tokens(
+    State(host): State<Arc<Host>>,
+    client: Option<Extension<ClientName>>,
+    id: Option<Extension<RequestId>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let bytes = match read_bytes(&host, body).await {
+        Ok(bytes) => bytes,
+        Err(error) => return error.into_response(),
+    };
+    let request = match count_request(&bytes) {
         Ok(request) => request,
         Err(error) => return error.into_response(),
     };
+    let call = Call {
+        request: request.clone(),
+        caller: caller(client, id),
+        native: Some(NativeBody {
+            protocol: Protocol::AnthropicCountTokens,
+            body: bytes,
+            headers: forwarded(&headers),
+            lost: vec!["the token count, which only an Anthropic upstream gives".to_owned()],
+        }),
+    };
+    match host.forward(call).await {
+        Ok((counted, route)) => relay::whole(counted, &route),
+        Err(DispatchError::Unsupported { .. }) => estimate(&request),
+        Err(error) => AnthropicError::from_dispatch(&error).into_response(),
+    }
+}
+
+/// The estimate for a request no target can count.
+fn estimate(request: &provider_sdk::ChatRequest) -> Response {
     let mut chars = 0usize;
     for message in &request.messages {
         let text = |c: &Content| match c {
@@ -202,10 +226,9 @@ pub async fn count_tokens(State(host): State<Arc<Host>>, body: Body) -> Response
     response
 }
 
-async fn read_count(host: &Host, body: Body) -> Result<provider_sdk::ChatRequest, AnthropicError> {
-    let bytes = read_bytes(host, body).await?;
-    // count_tokens takes a Messages body without `max_tokens`.
-    let mut value: serde_json::Value = serde_json::from_slice(&bytes)
+/// A count_tokens body (a Messages body without `max_tokens`) as a canonical request.
+fn count_request(bytes: &[u8]) -> Result<provider_sdk::ChatRequest, AnthropicError> {
+    let mut value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| AnthropicError::bad_request(format!("the body is not valid JSON: {e}")))?;
     if let Some(object) = value.as_object_mut() {
         object.entry("max_tokens").or_insert(json!(1));
@@ -216,6 +239,17 @@ async fn read_count(host: &Host, body: Body) -> Result<provider_sdk::ChatRequest
         .into_canonical()
         .map(|translated| translated.request)
         .map_err(|e| AnthropicError::bad_request(e.to_string()))
+}
+
+/// The client headers an Anthropic upstream gets as the client sent them.
+fn forwarded(headers: &HeaderMap) -> Vec<(String, String)> {
+    FORWARDED_HEADERS
+        .iter()
+        .filter_map(|name| {
+            let value = headers.get(*name)?.to_str().ok()?;
+            Some((name.to_string(), value.to_owned()))
+        })
+        .collect()
 }
 
 async fn read_bytes(host: &Host, body: Body) -> Result<Bytes, AnthropicError> {
