@@ -339,6 +339,20 @@ def responses_no_store(c, model):
     return {"response": response_summary(r), "retrieve": raised(lambda: c.responses.retrieve(r.id))}
 
 
+def responses_stream_error(c, model):
+    """A Responses stream that fails after its first text: what the SDK yields, then raises."""
+    text = []
+
+    def call():
+        for event in c.responses.create(model=model, input="hi", stream=True):
+            if event.type == "response.output_text.delta":
+                text.append(event.delta)
+
+    observed = raised(call)
+    observed["text_before"] = "".join(text)
+    return observed
+
+
 def responses_not_found(c, model):
     return raised(lambda: c.responses.create(model=model, input="hi"))
 
@@ -361,6 +375,7 @@ STEPS = {
         responses_previous,
         responses_no_store,
         responses_not_found,
+        responses_stream_error,
     ]
 }
 

@@ -255,3 +255,65 @@ async fn a_responses_request_reaches_an_openai_upstream_as_a_chat_completion_and
     );
     server.stop().await;
 }
+
+/// A host whose `up` entry is the openai plugin in front of `fake`.
+async fn openai_host(scratch: &Scratch, fake: &FakeUpstream) -> Server {
+    let entry = entry_in_front_of(
+        fake,
+        "",
+        json!({"name": "up", "library": plugin("openai_provider"), "base_url": "/v1"}),
+    );
+    let config = scratch.config(json!({
+        "providers": [entry],
+        "retry": {"max_retries": 0},
+        "timeouts": {"first_byte": 5.0, "idle": 5.0}
+    }));
+    Server::start(&config).await
+}
+
+#[tokio::test]
+async fn a_stream_that_fails_midway_raises_in_the_sdk_after_its_text() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    // One chunk, then a broken one, and the upstream closes.
+    let first = "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hel\"},\"finish_reason\":null}]}\n\n";
+    fake.always(Reply::sse(
+        &[first, "data: {\"id\":"],
+        std::time::Duration::from_millis(5),
+    ));
+    let server = openai_host(&scratch, &fake).await;
+    let steps = sdk(&server.url, "responses_stream_error:up/gpt-4o-mini").await;
+    let observed = &steps["responses_stream_error:up/gpt-4o-mini"];
+    assert_eq!(observed["text_before"], "Hel", "{observed}");
+    assert_eq!(observed["raised"], "APIError", "{observed}");
+    assert!(
+        observed["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{observed}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_answer_cut_at_the_token_limit_is_an_incomplete_response() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    fake.always(Reply::json(
+        r#"{"id":"chatcmpl-2","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Once upon a"},"finish_reason":"length"}],"usage":{"prompt_tokens":8,"completion_tokens":3,"total_tokens":11}}"#,
+    ));
+    let server = openai_host(&scratch, &fake).await;
+    let response: Value = reqwest::Client::new()
+        .post(format!("{}/v1/responses", server.url))
+        .json(&json!({"model": "up/gpt-4o-mini", "input": "A story?", "max_output_tokens": 3}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(response["status"], "incomplete", "{response}");
+    assert_eq!(
+        response["incomplete_details"],
+        json!({"reason": "max_output_tokens"})
+    );
+    assert_eq!(response["output"][0]["status"], "incomplete");
+    assert_eq!(response["output"][0]["content"][0]["text"], "Once upon a");
+    server.stop().await;
+}
