@@ -317,3 +317,44 @@ async fn an_answer_cut_at_the_token_limit_is_an_incomplete_response() {
     assert_eq!(response["output"][0]["content"][0]["text"], "Once upon a");
     server.stop().await;
 }
+
+#[allow(dead_code)]
+#[path = "../../providers/anthropic/src/fixtures.rs"]
+mod anthropic_fixtures;
+
+#[tokio::test]
+async fn the_openai_sdk_speaks_chat_and_responses_to_an_anthropic_target() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    // The Messages reference's example answer, for every request.
+    fake.always(Reply::json(anthropic_fixtures::MESSAGE_RESPONSE));
+    let entry = entry_in_front_of(
+        &fake,
+        "",
+        json!({"name": "anthropic", "library": plugin("anthropic_provider")}),
+    );
+    let config = scratch.config(json!({"providers": [entry], "retry": {"max_retries": 0}}));
+    let server = Server::start(&config).await;
+    let steps = sdk(
+        &server.url,
+        "chat:anthropic/claude-sonnet-4-5,responses_create:anthropic/claude-sonnet-4-5",
+    )
+    .await;
+    let chat = &steps["chat:anthropic/claude-sonnet-4-5"];
+    assert_eq!(chat["content"], "Hi! My name is Claude.", "{chat}");
+    assert_eq!(chat["usage"]["prompt_tokens"], 2095, "{chat}");
+    let response = &steps["responses_create:anthropic/claude-sonnet-4-5"];
+    assert_eq!(
+        response["output_text"], "Hi! My name is Claude.",
+        "{response}"
+    );
+    assert_eq!(response["usage"]["output_tokens"], 503, "{response}");
+    // Both went upstream as Messages requests, the instructions as the system prompt.
+    let received = fake.received();
+    assert_eq!(received.len(), 2);
+    assert!(received.iter().all(|r| r.target == "/v1/messages"));
+    assert_eq!(
+        received[1].json()["system"],
+        json!([{"type": "text", "text": "Be brief."}])
+    );
+    server.stop().await;
+}
