@@ -48,6 +48,9 @@ enum Command {
         /// Address to listen on, instead of the config's `listen`.
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// Refuse to start when a configured, enabled provider failed to load.
+        #[arg(long)]
+        require_all: bool,
     },
     /// Check a plugin file, check by check; exits non-zero if it is not valid.
     Validate {
@@ -86,8 +89,12 @@ fn main() -> ExitCode {
         };
         tracing_subscriber::EnvFilter::new(level)
     });
+    // Colour codes only for a person at a terminal: a file or a pipe gets plain text.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").map_or(true, |v| v.is_empty());
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Text => logs.init(),
@@ -95,7 +102,10 @@ fn main() -> ExitCode {
         LogFormat::Json => logs.json().with_current_span(true).init(),
     }
     let result = match cli.command {
-        Command::Serve { listen } => serve(&cli.config, listen),
+        Command::Serve {
+            listen,
+            require_all,
+        } => serve(&cli.config, listen, require_all),
         Command::Validate { plugin } => validate(&cli.config, &plugin),
         Command::Providers { check } => providers(&cli.config, check),
         Command::Chat {
@@ -114,8 +124,20 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(config_path: &Path, listen: Option<std::net::SocketAddr>) -> anyhow::Result<ExitCode> {
+fn serve(
+    config_path: &Path,
+    listen: Option<std::net::SocketAddr>,
+    require_all: bool,
+) -> anyhow::Result<ExitCode> {
     let host = Host::builder().config_file(config_path).build()?;
+    let failed = failed_providers(&host);
+    if require_all && !failed.is_empty() {
+        anyhow::bail!(
+            "--require-all: {} failed to load: {}",
+            failed.len(),
+            failed.join("; ")
+        );
+    }
     let address = listen.unwrap_or(host.config().listen);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
@@ -235,8 +257,14 @@ fn providers(config_path: &Path, check: bool) -> anyhow::Result<ExitCode> {
     for problem in registry.problems() {
         println!("problem: {problem}");
     }
+    let failed = failed_providers(&host);
     if !check {
-        return Ok(ExitCode::SUCCESS);
+        return Ok(if failed.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            eprintln!("error: {} provider(s) failed to load", failed.len());
+            ExitCode::FAILURE
+        });
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -262,11 +290,23 @@ fn providers(config_path: &Path, check: bool) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    Ok(if healthy {
+    Ok(if healthy && failed.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `name: reason` of every configured, enabled provider whose plugin failed to load.
+fn failed_providers(host: &Host) -> Vec<String> {
+    host.registry()
+        .providers()
+        .filter(|p| p.origin == Origin::Config)
+        .filter_map(|p| match &p.state {
+            State::Failed(why) => Some(format!("{}: {why}", p.name)),
+            _ => None,
+        })
+        .collect()
 }
 
 fn chat(

@@ -91,7 +91,16 @@ async fn run(
             settle(path).await;
         }
         let report = host.reload_async("watch").await;
-        tracing::debug!(?report, "reloaded after a file change");
+        // As visible as a SIGHUP reload: an operator who edits the config sees it land.
+        tracing::info!(
+            generation = report.generation,
+            added = report.changes.added.len(),
+            reloaded = report.changes.reloaded.len(),
+            removed = report.changes.removed.len(),
+            failed = report.changes.failed.len(),
+            config_error = report.config_error.as_deref().unwrap_or("-"),
+            "reloaded after a file change"
+        );
         targets = Targets::of(&host);
         sync_watches(&mut watcher, &mut watched, &targets);
     }

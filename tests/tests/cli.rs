@@ -54,7 +54,11 @@ fn providers_lists_each_entry_with_its_state() {
     }));
     let output = run_host(&[&"--config", &config, &"providers"]);
     let (stdout, stderr) = texts(&output);
-    assert!(output.status.success(), "{stderr}");
+    assert!(
+        !output.status.success(),
+        "a configured provider failed: the exit status says so"
+    );
+    assert!(stderr.contains("1 provider(s) failed to load"), "{stderr}");
     let line = |name: &str| {
         stdout
             .lines()
@@ -123,9 +127,72 @@ fn a_missing_config_file_is_named() {
     let output = run_host(&[&"--config", &missing, &"providers"]);
     let (_, stderr) = texts(&output);
     assert!(!output.status.success());
+    assert!(stderr.contains(&missing.display().to_string()), "{stderr}");
     assert!(
-        stderr.contains(&format!("{}: cannot read the config", missing.display())),
+        stderr.contains("$PROVIDER_HOST_CONFIG") && stderr.contains("--config <file>"),
+        "where it looked and how to start: {stderr}"
+    );
+}
+
+#[test]
+fn serve_require_all_refuses_to_start_when_a_provider_failed() {
+    let scratch = Scratch::new();
+    let config = scratch.config(serde_json::json!({
+        "providers": [
+            {"name": "mock", "library": mock_plugin()},
+            {"name": "broken", "library": "nowhere.so"}
+        ]
+    }));
+    let output = run_host(&[
+        &"--config",
+        &config,
+        &"serve",
+        &"--listen",
+        &"127.0.0.1:0",
+        &"--require-all",
+    ]);
+    let (_, stderr) = texts(&output);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("--require-all")
+            && stderr.contains("broken: ")
+            && stderr.contains("no such file"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn serve_warns_of_a_failed_provider_in_plain_text_when_logging_to_a_pipe() {
+    let scratch = Scratch::new();
+    let config = scratch.config(serde_json::json!({
+        "providers": [
+            {"name": "mock", "library": mock_plugin()},
+            {"name": "broken", "library": "nowhere.so"}
+        ]
+    }));
+    let mut child = std::process::Command::new(e2e::host_binary())
+        .args(["--config".as_ref(), config.as_os_str()])
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_remove("NO_COLOR")
+        .env_remove("RUST_LOG")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start serve");
+    let lines = log_lines(child.stderr.take().unwrap());
+    let mut log = String::new();
+    let warning = until_logged(&lines, &mut log, "failed to load");
+    until_logged(&lines, &mut log, "serving");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    assert!(
+        warning.contains("WARN") && warning.contains("broken"),
+        "{log}"
+    );
+    assert!(
+        !log.contains('\u{1b}'),
+        "no colour codes in a pipe: {log:?}"
     );
 }
 

@@ -310,7 +310,13 @@ impl Config {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: path.to_owned(),
             location: String::new(),
-            message: format!("cannot read the config: {e}"),
+            message: match e.kind() {
+                std::io::ErrorKind::NotFound => format!(
+                    "no such file (looked at {}, from --config, else $PROVIDER_HOST_CONFIG, else ./{DEFAULT_CONFIG_FILE}): run from the folder that holds {DEFAULT_CONFIG_FILE}, or name it with --config <file>",
+                    path.display()
+                ),
+                _ => format!("cannot read the config: {e}"),
+            },
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         Config::parse(&text, path, base, env)

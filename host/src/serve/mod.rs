@@ -124,11 +124,15 @@ pub async fn serve(
         tracing::warn!(%address, "listening beyond loopback with client authentication off: anyone who can reach this address can spend your provider keys; set `auth.keys` in the config");
     }
     for p in host.registry().providers() {
-        match &p.manifest {
-            Some(m) => {
+        match (&p.state, &p.manifest) {
+            // An operator must see a provider that will not serve, not find it in a list.
+            (crate::registry::State::Failed(reason), _) => {
+                tracing::warn!(provider = %p.name, library = %p.library.display(), %reason, "provider failed to load and will not serve")
+            }
+            (_, Some(m)) => {
                 tracing::info!(provider = %p.name, plugin = %m.name, version = %m.version, state = %p.state, "provider")
             }
-            None => tracing::info!(provider = %p.name, state = %p.state, "provider"),
+            (_, None) => tracing::info!(provider = %p.name, state = %p.state, "provider"),
         }
     }
     tracing::info!(%address, "serving");
