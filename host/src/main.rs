@@ -80,7 +80,20 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The SDK version plugins are built against, beside the host's own, so an operator
+    // can tell which plugins this host loads.
+    let version = format!(
+        "{} (provider-sdk {})",
+        env!("CARGO_PKG_VERSION"),
+        provider_sdk::SDK_VERSION
+    );
+    let matches = <Cli as clap::CommandFactory>::command()
+        .version(&*Box::leak(version.into_boxed_str()))
+        .get_matches();
+    let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         let level = if matches!(cli.command, Command::Serve { .. }) {
             "info"

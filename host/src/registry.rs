@@ -273,11 +273,14 @@ impl Registry {
         self.providers.values().any(|p| p.ready.is_some())
     }
 
-    /// The SHA-256 of every plugin file a provider of this snapshot uses.
+    /// The SHA-256 of every plugin file a provider of this snapshot uses (serving, or
+    /// loaded and waiting for its API key).
     pub fn libraries_in_use(&self) -> impl Iterator<Item = &str> {
+        // A provider waiting for its key is the current version too: its library is
+        // mapped for this config, not retired.
         self.providers
             .values()
-            .filter(|p| p.ready.is_some())
+            .filter(|p| p.ready.is_some() || matches!(p.state, State::Unavailable(_)))
             .filter_map(|p| p.sha256.as_deref())
     }
 

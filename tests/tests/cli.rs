@@ -386,3 +386,14 @@ fn sighup_reloads_a_config_the_file_watcher_cannot_see_change() {
         .status();
     assert!(child.wait().unwrap().success(), "{log}");
 }
+
+#[test]
+fn version_names_the_host_and_the_sdk_its_plugins_are_built_against() {
+    let output = run_host(&[&"--version"]);
+    let (stdout, _) = texts(&output);
+    assert!(output.status.success());
+    assert!(
+        stdout.contains(&format!("(provider-sdk {})", provider_sdk::SDK_VERSION)),
+        "{stdout}"
+    );
+}

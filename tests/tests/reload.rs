@@ -503,3 +503,34 @@ fn plugins_that_other_users_can_write_are_refused() {
         registry.problems()
     );
 }
+
+#[tokio::test]
+async fn a_fresh_start_retires_nothing_even_with_providers_waiting_for_keys() {
+    let scratch = Scratch::new();
+    let config = scratch.config(serde_json::json!({
+        "providers": [
+            {"name": "mock", "library": e2e::mock_plugin()},
+            {"name": "openai", "library": e2e::plugin("openai_provider"), "api_key_env": "E2E_NEVER_SET_KEY"},
+            {"name": "anthropic", "library": e2e::plugin("anthropic_provider"), "api_key_env": "E2E_NEVER_SET_KEY"}
+        ]
+    }));
+    let server = Server::start_with_keys(&config, &[]).await;
+    let status: serde_json::Value = reqwest::get(server.at("/admin/providers"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let states: Vec<&str> = status["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["state"].as_str().unwrap())
+        .collect();
+    assert!(states.contains(&"unavailable"), "{status:#}");
+    assert_eq!(
+        status["retired_libraries"], 0,
+        "loaded for this config, not retired: {status:#}"
+    );
+    server.stop().await;
+}
