@@ -13,6 +13,7 @@
 
 mod attempts;
 mod capabilities;
+mod embeddings;
 mod error;
 mod events;
 pub mod native;
@@ -35,6 +36,7 @@ use crate::{
     usage::{Meter, UsageRecord},
 };
 pub use attempts::Route;
+pub use embeddings::{Embedded, EmbeddingCall};
 pub use error::DispatchError;
 pub use events::{EventStream, RawStream, Streamed};
 pub use native::NativeBody;
@@ -239,8 +241,7 @@ impl Pipeline {
             snapshot,
             &self.breakers,
             &self.meter,
-            request,
-            native,
+            &mut attempts::ChatJob::new(request, native),
             waited,
             |provider, prepared, deadline| async move {
                 let started = Instant::now();
@@ -279,8 +280,7 @@ impl Pipeline {
             &snapshot,
             &self.breakers,
             &self.meter,
-            request,
-            native,
+            &mut attempts::ChatJob::new(request, native),
             waited,
             |provider, prepared, deadline| async move {
                 let started = Instant::now();
