@@ -310,14 +310,7 @@ impl PluginProvider {
     /// Whether the plugin was built against an SDK with embeddings (1.2 or later);
     /// older plugins have none, whatever their manifest says.
     pub fn has_embeddings(&self) -> bool {
-        let probe = extension::Call::ParseEmbeddingResponse {
-            response: EmbeddingAnswer {
-                status: 200,
-                headers: Vec::new(),
-                body: String::new(),
-            },
-        };
-        self.sdk_minor >= extension::since_minor(&probe)
+        self.sdk_minor >= extension::EMBEDDINGS_SINCE_MINOR
     }
 
     /// `Provider::build_embedding_request` (SDK 1.2), the request given as JSON (model

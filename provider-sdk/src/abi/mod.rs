@@ -118,6 +118,9 @@ pub mod extension {
         },
     }
 
+    /// The SDK minor version (of 1.x) that introduced the embedding calls.
+    pub const EMBEDDINGS_SINCE_MINOR: u64 = 2;
+
     /// The JSON of a [`Call::BuildEmbeddingRequest`] around a request already encoded
     /// as JSON (what serde would write, without decoding the request again).
     pub fn build_embedding_request(request_json: &str) -> String {
@@ -129,7 +132,9 @@ pub mod extension {
     pub fn since_minor(call: &Call) -> u64 {
         match call {
             Call::NativeRequest { .. } => 1,
-            Call::BuildEmbeddingRequest { .. } | Call::ParseEmbeddingResponse { .. } => 2,
+            Call::BuildEmbeddingRequest { .. } | Call::ParseEmbeddingResponse { .. } => {
+                EMBEDDINGS_SINCE_MINOR
+            }
         }
     }
 }
