@@ -11,7 +11,7 @@ use std::{
 };
 
 use arc_swap::ArcSwap;
-use provider_sdk::{ChatRequest, ErrorKind};
+use provider_sdk::{ChatRequest, EmbeddingRequest, ErrorKind};
 use serde::Serialize;
 
 use crate::{
@@ -19,8 +19,8 @@ use crate::{
     config::{Config, ConfigError, KeyLookup},
     load::Loader,
     pipeline::{
-        Call, Caller, Completion, DispatchError, EventStream, JitterSource, Pipeline, Route,
-        Streamed,
+        Call, Caller, Completion, DispatchError, Embedded, EmbeddingCall, EventStream,
+        JitterSource, Pipeline, Route, Streamed,
     },
     registry::{Changes, Registry},
     response_store::ResponseStore,
@@ -477,6 +477,18 @@ impl Host {
     /// speaks its protocol.
     pub async fn stream(&self, call: Call) -> Result<Streamed, DispatchError> {
         self.pipeline.stream(self.snapshot(), call).await
+    }
+
+    /// Embeds `request.input` with `request.model` (`provider/model` or an alias) as
+    /// an anonymous caller: one vector per input item, in order.
+    pub async fn embeddings(&self, request: EmbeddingRequest) -> Result<Embedded, DispatchError> {
+        self.embed(EmbeddingCall::new(request)).await
+    }
+
+    /// Answers an embeddings `call` through the pipeline (budgets, breakers, retries,
+    /// fallback, usage), on the current snapshot.
+    pub async fn embed(&self, call: EmbeddingCall) -> Result<Embedded, DispatchError> {
+        self.pipeline.embed(self.snapshot(), call).await
     }
 }
 

@@ -27,11 +27,16 @@
 //! export_provider!(MyProvider);
 //! ```
 //!
+//! Since SDK 1.2 a provider may also serve embeddings ([`EmbeddingRequest`] →
+//! [`EmbeddingResponse`]) by implementing `build_embedding_request` and
+//! `parse_embedding_response` and declaring `capabilities.embeddings` in its manifest.
+//!
 //! `providers/mock` in this workspace is a complete, small example. The stable ABI lives
 //! in [`abi`]; provider authors never need to touch it.
 
 pub mod abi;
 mod chat;
+mod embeddings;
 mod error;
 mod http;
 mod manifest;
@@ -46,6 +51,9 @@ pub use chat::{
     FunctionDefinition, ImageUrl, Message, NamedFunction, ReasoningDetail, ResponseFormat,
     StopSequences, StreamOptions, Tool, ToolCall, ToolChoice, ToolChoiceMode, Usage,
 };
+#[doc(hidden)]
+pub use embeddings::EmbeddingAnswer;
+pub use embeddings::{EmbeddingInput, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage};
 pub use error::{ErrorKind, ProviderError};
 pub use http::{Header, HttpRequest, HttpResponse, LocalResponse, Outbound};
 pub use manifest::{AuthScheme, Capabilities, Defaults, Manifest, ModelInfo, Pricing};

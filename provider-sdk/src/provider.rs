@@ -4,8 +4,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::{
-    AuthScheme, ChatRequest, ChatResponse, ErrorKind, HttpResponse, LocalResponse, Manifest,
-    NativeRequest, Outbound, Protocol, ProviderError, StreamEvent,
+    AuthScheme, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ErrorKind,
+    HttpResponse, LocalResponse, Manifest, NativeRequest, Outbound, Protocol, ProviderError,
+    StreamEvent,
 };
 
 /// A provider: a pure translator between the canonical types and one upstream API.
@@ -67,6 +68,35 @@ pub trait Provider: Sized + Send + Sync + 'static {
         let _ = (protocol, model, stream);
         Ok(None)
     }
+
+    /// Translates a canonical embeddings request into what the host should send
+    /// (SDK 1.2). The host only asks providers whose manifest declares
+    /// `capabilities.embeddings`; the default refuses, for providers without embeddings.
+    fn build_embedding_request(
+        &self,
+        request: &EmbeddingRequest,
+    ) -> Result<Outbound, ProviderError> {
+        Err(no_embeddings(&request.model))
+    }
+
+    /// Translates a successful (2xx) embeddings answer (SDK 1.2): one vector per input
+    /// item, in the input's order. Non-2xx answers go to `classify_error`, as for chat.
+    fn parse_embedding_response(
+        &self,
+        response: &HttpResponse<'_>,
+    ) -> Result<EmbeddingResponse, ProviderError> {
+        let _ = response;
+        Err(no_embeddings(""))
+    }
+}
+
+/// The error of a provider that serves no embeddings.
+fn no_embeddings(model: &str) -> ProviderError {
+    let model = match model {
+        "" => String::new(),
+        model => format!(" (asked for `{model}`)"),
+    };
+    ProviderError::invalid_request(format!("this provider has no embeddings{model}"))
 }
 
 /// Turns a streamed response body into canonical events, fed in arbitrary pieces.

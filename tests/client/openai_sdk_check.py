@@ -24,6 +24,7 @@ import openai
 CHAT_PROMPT = "Hello from the official SDK"
 STREAM_PROMPT = "one two three four five six"
 TOOL_PROMPT = "Weather in Paris?"
+EMBED_INPUTS = ["a red fox", "a blue whale", "a red fox"]
 
 # A strict function tool, so the SDK's stream helper also parses the arguments.
 WEATHER_TOOL = {
@@ -67,6 +68,7 @@ DEFAULT_MODELS = {
     "responses_previous": "mock/echo",
     "responses_no_store": "mock/echo",
     "responses_not_found": "mock/no-such-model",
+    "embeddings": "mock/embed",
 }
 
 
@@ -357,6 +359,35 @@ def responses_not_found(c, model):
     return raised(lambda: c.responses.create(model=model, input="hi"))
 
 
+def embeddings(c, model):
+    """`client.embeddings.create` as a user calls it: the SDK's default encoding (it asks
+    for base64 and decodes it itself), then floats, a single string with `dimensions`,
+    and a bad request."""
+    # The raw response shows what crossed the wire; `parse()` is what `create` returns.
+    raw = c.embeddings.with_raw_response.create(model=model, input=EMBED_INPUTS)
+    default = raw.parse()
+    floats = c.embeddings.create(model=model, input=EMBED_INPUTS, encoding_format="float")
+    single = c.embeddings.create(model=model, input=EMBED_INPUTS[0], dimensions=3)
+
+    def vectors(response):
+        return [item.embedding for item in response.data]
+
+    return {
+        "inputs": EMBED_INPUTS,
+        "sent": json.loads(raw.http_request.content),
+        "wire_types": [type(item["embedding"]).__name__ for item in raw.http_response.json()["data"]],
+        "object": default.object,
+        "model": default.model,
+        "indexes": [item.index for item in default.data],
+        "item_objects": sorted({item.object for item in default.data}),
+        "default_vectors": vectors(default),
+        "float_vectors": vectors(floats),
+        "usage": dump(default.usage),
+        "single": vectors(single),
+        "empty_input": raised(lambda: c.embeddings.create(model=model, input=[])),
+    }
+
+
 STEPS = {
     f.__name__: f
     for f in [
@@ -376,6 +407,7 @@ STEPS = {
         responses_no_store,
         responses_not_found,
         responses_stream_error,
+        embeddings,
     ]
 }
 

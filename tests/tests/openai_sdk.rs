@@ -476,3 +476,47 @@ async fn the_default_config_serves_the_sdk_with_no_api_key() {
     assert!(message.contains("missing key"), "{error}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_sdks_embeddings_create_decodes_the_hosts_base64_and_reads_its_floats() {
+    let scratch = Scratch::new();
+    let server = Server::start(&scratch.mock_config()).await;
+    let steps = sdk(&server.url, "unused", "embeddings").await;
+    let step = &steps["embeddings"];
+    // Without an encoding_format, the SDK asks for base64 and decodes it itself.
+    assert_eq!(step["sent"]["encoding_format"], "base64", "{step}");
+    assert_eq!(step["wire_types"], json!(["str", "str", "str"]), "{step}");
+    assert_eq!(step["object"], "list", "{step}");
+    assert_eq!(step["model"], "mock/embed", "{step}");
+    assert_eq!(step["indexes"], json!([0, 1, 2]), "{step}");
+    assert_eq!(step["item_objects"], json!(["embedding"]), "{step}");
+    // Python reads both as doubles: the decoded f32s exactly, the JSON floats as printed
+    // (the shortest text of each f32). As f32s they are the same numbers.
+    let vectors = |name: &str| -> Vec<Vec<f32>> {
+        let doubles: Vec<Vec<f64>> = serde_json::from_value(step[name].clone())
+            .unwrap_or_else(|e| panic!("{name}: {e}: {step}"));
+        doubles
+            .into_iter()
+            .map(|v| v.into_iter().map(|x| x as f32).collect())
+            .collect()
+    };
+    let (decoded, floats) = (vectors("default_vectors"), vectors("float_vectors"));
+    assert_eq!(decoded, floats, "the decoded base64 is the float answer");
+    assert_eq!(decoded.len(), 3);
+    assert_eq!(decoded[0], decoded[2], "the same input, the same vector");
+    assert!(decoded.iter().all(|v| v.len() == 8), "{step}");
+    let tokens: u64 = ["a red fox", "a blue whale", "a red fox"]
+        .iter()
+        .map(|t| words(t))
+        .sum();
+    assert_eq!(
+        step["usage"],
+        json!({"prompt_tokens": tokens, "total_tokens": tokens})
+    );
+    assert_eq!(vectors("single")[0].len(), 3, "dimensions honoured: {step}");
+    let empty = &step["empty_input"];
+    assert_eq!(empty["raised"], "BadRequestError", "{empty}");
+    assert_eq!(empty["status_code"], 400, "{empty}");
+    assert_eq!(empty["param"], "input", "{empty}");
+    server.stop().await;
+}

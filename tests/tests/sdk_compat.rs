@@ -56,3 +56,35 @@ async fn a_plugin_built_against_sdk_1_0_serves_chat_and_messages_whole_and_strea
     assert_eq!(message["content"][0]["text"], "translated", "{message}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_plugin_built_against_sdk_1_0_has_no_embeddings_and_is_never_sent_the_call() {
+    let scratch = Scratch::new();
+    let config = scratch.config(json!({
+        "providers": [{"name": "old", "library": sdk_1_0_plugin()}]
+    }));
+    let server = Server::start(&config).await;
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/embeddings", server.url))
+        .json(&json!({"model": "old/echo", "input": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unsupported_capability", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("does not offer embeddings")),
+        "{body}"
+    );
+    // It still chats: the refusal changed nothing.
+    let answer = whole_answer(
+        &server,
+        &json!({"model": "old/echo", "messages": [{"role": "user", "content": "still here"}]}),
+    )
+    .await;
+    assert_eq!(answer["choices"][0]["message"]["content"], "still here");
+    server.stop().await;
+}

@@ -177,7 +177,14 @@ async fn models_lists_every_routable_model_and_alias() {
         .collect();
     assert_eq!(
         ids,
-        ["mock/echo", "mock/tool", "mock/long", "mock/fail", "fast"]
+        [
+            "mock/echo",
+            "mock/tool",
+            "mock/long",
+            "mock/fail",
+            "mock/embed",
+            "fast"
+        ]
     );
     assert_eq!(body["object"], "list");
     server.stop().await;
@@ -382,7 +389,7 @@ async fn a_single_model_is_retrievable_and_unknown_urls_get_openai_error_bodies(
             "model_not_found",
         ),
         (
-            reqwest::Client::new().get(server.at("/v1/embeddings")),
+            reqwest::Client::new().get(server.at("/v1/audio/speech")),
             404,
             "unknown_url",
         ),

@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use provider_sdk::{ChatRequest, ErrorKind, ProviderError};
+use provider_sdk::{ChatRequest, EmbeddingRequest, ErrorKind, HttpRequest, ProviderError};
 
 use super::{
     capabilities::missing_capability,
@@ -57,18 +57,127 @@ impl WaitClock {
     }
 }
 
-/// Tries the targets of `request.model` in order, with retries, until `attempt`
-/// succeeds. `attempt` gets the provider, what to send it (the client's own body when
-/// the target speaks `native`'s protocol, else the canonical request; model set to the
-/// target's) and the request's deadline.
-#[allow(clippy::too_many_arguments)]
+/// What a call asks of the targets it is routed to: the job [`run`] tries them for.
+pub(super) trait Job {
+    /// The client's model string (`provider/model` or an alias).
+    fn model(&self) -> &str;
+
+    /// Why `provider` cannot serve this job (a missing capability), completing the
+    /// sentence "`<target>` ...", or `None` when it can.
+    fn unfit(&self, provider: &ReadyProvider) -> Option<String>;
+
+    /// What `provider` is sent for its model `model`.
+    fn prepare(&mut self, provider: &ReadyProvider, model: &str) -> Result<Prepare, ProviderError>;
+}
+
+/// What one target gets for a job.
+pub(super) enum Prepare {
+    /// This, on every attempt.
+    Send(Arc<Prepared>),
+    /// Nothing: it is skipped, for the reason given (completing "`<target>` ...").
+    Skip(String),
+}
+
+/// A chat: the canonical request, and the client's own body for targets that speak
+/// its protocol.
+pub(super) struct ChatJob<'a> {
+    model: String,
+    request: ChatRequest,
+    native: Option<&'a NativeBody>,
+}
+
+impl<'a> ChatJob<'a> {
+    pub(super) fn new(mut request: ChatRequest, native: Option<&'a NativeBody>) -> Self {
+        let model = std::mem::take(&mut request.model);
+        ChatJob {
+            model,
+            request,
+            native,
+        }
+    }
+}
+
+impl Job for ChatJob<'_> {
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    fn unfit(&self, provider: &ReadyProvider) -> Option<String> {
+        let missing = missing_capability(&self.request, &provider.manifest.capabilities)?;
+        Some(format!(
+            "does not offer {missing} (its plugin's manifest lacks the capability)"
+        ))
+    }
+
+    fn prepare(&mut self, provider: &ReadyProvider, model: &str) -> Result<Prepare, ProviderError> {
+        self.request.model = model.to_owned();
+        Ok(match prepare(provider, &self.request, self.native)? {
+            Some(prepared) => Prepare::Send(prepared),
+            None => {
+                let lost = self.native.map(|n| n.lost.join("; ")).unwrap_or_default();
+                Prepare::Skip(format!(
+                    "does not speak the client's protocol, and translating the request for it would drop {lost}"
+                ))
+            }
+        })
+    }
+}
+
+/// An embeddings request, for targets whose plugin serves embeddings, and the
+/// client's own body for targets that speak its protocol.
+pub(super) struct EmbeddingJob<'a> {
+    model: String,
+    request: EmbeddingRequest,
+    native: Option<&'a NativeBody>,
+}
+
+impl<'a> EmbeddingJob<'a> {
+    pub(super) fn new(mut request: EmbeddingRequest, native: Option<&'a NativeBody>) -> Self {
+        let model = std::mem::take(&mut request.model);
+        EmbeddingJob {
+            model,
+            request,
+            native,
+        }
+    }
+}
+
+impl Job for EmbeddingJob<'_> {
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    fn unfit(&self, provider: &ReadyProvider) -> Option<String> {
+        if !provider.manifest.capabilities.embeddings {
+            Some("does not offer embeddings (its plugin's manifest lacks the capability)".into())
+        } else if !provider.plugin.has_embeddings() {
+            Some("does not offer embeddings (its plugin was built against a provider-sdk before 1.2)".into())
+        } else {
+            None
+        }
+    }
+
+    fn prepare(&mut self, provider: &ReadyProvider, model: &str) -> Result<Prepare, ProviderError> {
+        if let Some(http) = passthrough(provider, self.native, model, false)? {
+            return Ok(Prepare::Send(Arc::new(Prepared::Native(http))));
+        }
+        self.request.model = model.to_owned();
+        let json = serde_json::to_string(&self.request)
+            .map_err(|e| ProviderError::invalid_request(format!("unencodable request: {e}")))?;
+        Ok(Prepare::Send(Arc::new(Prepared::Embedding(json))))
+    }
+}
+
+/// Tries the targets of the job's model string in order, with retries, until
+/// `attempt` succeeds. `attempt` gets the provider, what the job prepared for it (for
+/// a chat, the client's own body when the target speaks its protocol, else the
+/// canonical request; model set to the target's) and the request's deadline.
 pub(super) async fn run<T, F, Fut>(
     snapshot: &Snapshot,
     breakers: &Breakers,
     meter: &Meter,
     jitter_source: Option<&JitterSource>,
-    mut request: ChatRequest,
-    native: Option<&NativeBody>,
+    job: &mut impl Job,
     waited: &WaitClock,
     mut attempt: F,
 ) -> Result<(T, Route), DispatchError>
@@ -77,7 +186,7 @@ where
     Fut: Future<Output = Result<T, ProviderError>>,
 {
     let (registry, config) = (&snapshot.registry, &snapshot.config);
-    let model = std::mem::take(&mut request.model);
+    let model = job.model().to_owned();
     let targets = registry
         .targets(&model)
         .ok_or_else(|| DispatchError::UnknownModel {
@@ -115,23 +224,17 @@ where
                 continue;
             }
         };
-        if let Some(missing) = missing_capability(&request, &provider.manifest.capabilities) {
-            reasons.push(format!(
-                "{target} does not offer {missing} (its plugin's manifest lacks the capability)"
-            ));
+        if let Some(unfit) = job.unfit(&provider) {
+            reasons.push(format!("{target} {unfit}"));
             unsupported = true;
             continue;
         }
         let policy = retry_policy(registry, &target, &config.retry);
         let keys = [target.provider.clone(), target.to_string()];
-        request.model.clone_from(&target.model);
-        let prepared = match prepare(&provider, &request, native) {
-            Ok(Some(prepared)) => prepared,
-            Ok(None) => {
-                let lost = native.map(|n| n.lost.join("; ")).unwrap_or_default();
-                reasons.push(format!(
-                    "{target} does not speak the client's protocol, and translating the request for it would drop {lost}"
-                ));
+        let prepared = match job.prepare(&provider, &target.model) {
+            Ok(Prepare::Send(prepared)) => prepared,
+            Ok(Prepare::Skip(reason)) => {
+                reasons.push(format!("{target} {reason}"));
                 unsupported = true;
                 continue;
             }
@@ -281,25 +384,35 @@ fn prepare(
     request: &ChatRequest,
     native: Option<&NativeBody>,
 ) -> Result<Option<Arc<Prepared>>, ProviderError> {
-    if let Some(body) = native {
-        let wanted = match provider.passthrough {
-            true => {
-                provider
-                    .plugin
-                    .native_request(body.protocol, &request.model, request.stream)?
-            }
-            false => None,
-        };
-        if let Some(wanted) = wanted {
-            let http = native::upstream_request(body, wanted, &request.model)
-                .map_err(|e| ProviderError::invalid_request(e.to_string()))?;
-            return Ok(Some(Arc::new(Prepared::Native(http))));
-        }
-        if !body.lost.is_empty() {
-            return Ok(None);
-        }
+    if let Some(http) = passthrough(provider, native, &request.model, request.stream)? {
+        return Ok(Some(Arc::new(Prepared::Native(http))));
+    }
+    if native.is_some_and(|body| !body.lost.is_empty()) {
+        return Ok(None);
     }
     let json = serde_json::to_string(request)
         .map_err(|e| ProviderError::invalid_request(format!("unencodable request: {e}")))?;
     Ok(Some(Arc::new(Prepared::Canonical(json))))
+}
+
+/// The client's own body, for `model` of a provider whose plugin speaks the client's
+/// protocol natively (and whose entry allows passthrough); `None` otherwise.
+fn passthrough(
+    provider: &ReadyProvider,
+    native: Option<&NativeBody>,
+    model: &str,
+    stream: bool,
+) -> Result<Option<HttpRequest>, ProviderError> {
+    let Some(body) = native.filter(|_| provider.passthrough) else {
+        return Ok(None);
+    };
+    let Some(wanted) = provider
+        .plugin
+        .native_request(body.protocol, model, stream)?
+    else {
+        return Ok(None);
+    };
+    native::upstream_request(body, wanted, model)
+        .map(Some)
+        .map_err(|e| ProviderError::invalid_request(e.to_string()))
 }

@@ -13,6 +13,7 @@
 
 mod attempts;
 mod capabilities;
+mod embeddings;
 mod error;
 mod events;
 pub mod native;
@@ -35,6 +36,7 @@ use crate::{
     usage::{Meter, UsageRecord},
 };
 pub use attempts::Route;
+pub use embeddings::{Embedded, EmbeddingCall};
 pub use error::DispatchError;
 pub use events::{EventStream, RawStream, Streamed};
 pub use native::NativeBody;
@@ -255,8 +257,7 @@ impl Pipeline {
             &self.breakers,
             &self.meter,
             self.jitter.as_ref(),
-            call.request,
-            call.native.as_ref(),
+            &mut attempts::ChatJob::new(call.request, call.native.as_ref()),
             waited,
             |provider, prepared, deadline| async move {
                 let response = upstream::send(transport, &provider, &prepared, deadline).await?;
@@ -293,8 +294,7 @@ impl Pipeline {
             &self.breakers,
             &self.meter,
             self.jitter.as_ref(),
-            request,
-            native,
+            &mut attempts::ChatJob::new(request, native),
             waited,
             |provider, prepared, deadline| async move {
                 let started = Instant::now();
@@ -334,8 +334,7 @@ impl Pipeline {
             &self.breakers,
             &self.meter,
             self.jitter.as_ref(),
-            request,
-            native,
+            &mut attempts::ChatJob::new(request, native),
             waited,
             |provider, prepared, deadline| async move {
                 let started = Instant::now();

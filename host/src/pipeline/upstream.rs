@@ -6,8 +6,8 @@ use std::{collections::VecDeque, sync::Arc, time::Instant};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use provider_sdk::{
-    abi::load::PluginDecoder, ChatResponse, ErrorKind, Header, HttpRequest, HttpResponse, Outbound,
-    ProviderError, StreamEvent,
+    abi::load::PluginDecoder, ChatResponse, EmbeddingResponse, ErrorKind, Header, HttpRequest,
+    HttpResponse, Outbound, ProviderError, StreamEvent,
 };
 
 use crate::{
@@ -23,6 +23,8 @@ pub(super) enum Prepared {
     Canonical(String),
     /// The client's body, model rewritten, as the plugin's native request says.
     Native(HttpRequest),
+    /// A canonical embeddings request as JSON, model set to the target's.
+    Embedding(String),
 }
 
 impl Prepared {
@@ -43,6 +45,7 @@ pub(super) async fn send(
     let outbound = match prepared {
         Prepared::Canonical(json) => provider.plugin.build_request_json(json)?,
         Prepared::Native(http) => Outbound::Http(http.clone()),
+        Prepared::Embedding(json) => provider.plugin.build_embedding_request_json(json)?,
     };
     let response = transport.send(provider, outbound, deadline).await?;
     if (200..300).contains(&response.status) {
@@ -73,6 +76,26 @@ pub(super) async fn read_answer(
         provider
             .plugin
             .parse_response(&HttpResponse::new(response.status, &headers, &body))?;
+    Ok((parsed, Bytes::from(body)))
+}
+
+/// Reads a whole embeddings answer (up to [`RESPONSE_BODY_CAP`]) and lets the plugin
+/// parse it; the bytes come back too, for a caller that speaks the upstream's protocol.
+pub(super) async fn read_embeddings(
+    provider: &ReadyProvider,
+    response: UpstreamResponse,
+) -> Result<(EmbeddingResponse, Bytes), ProviderError> {
+    let (body, cut) = transport::read_capped(response.body, RESPONSE_BODY_CAP).await?;
+    if cut {
+        return Err(ProviderError::new(
+            ErrorKind::ProviderService,
+            format!("the upstream answer is larger than {RESPONSE_BODY_CAP} bytes"),
+        ));
+    }
+    let headers = header_views(&response.headers);
+    let parsed = provider
+        .plugin
+        .parse_embedding_response(&HttpResponse::new(response.status, &headers, &body))?;
     Ok((parsed, Bytes::from(body)))
 }
 

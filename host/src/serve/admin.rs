@@ -90,6 +90,7 @@ pub async fn check(
             kind: "invalid_request_error",
             code: "provider_not_found",
             message: format!("no provider is called `{name}`"),
+            param: None,
         }
         .into_response(),
     }

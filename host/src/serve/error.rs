@@ -21,6 +21,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// For humans.
     pub message: String,
+    /// The request field at fault, when there is one (OpenAI's `param`).
+    pub param: Option<&'static str>,
 }
 
 impl ApiError {
@@ -31,6 +33,15 @@ impl ApiError {
             kind: "invalid_request_error",
             code: "invalid_request",
             message: message.into(),
+            param: None,
+        }
+    }
+
+    /// 400: the request field `param` is wrong; `message` says how.
+    pub fn bad_param(param: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            param: Some(param),
+            ..ApiError::bad_request(message)
         }
     }
 
@@ -41,6 +52,7 @@ impl ApiError {
             kind: "authentication_error",
             code: "invalid_api_key",
             message: "missing or invalid API key: send `Authorization: Bearer <key>` with a key from the host's config".to_owned(),
+            param: None,
         }
     }
 
@@ -51,6 +63,7 @@ impl ApiError {
             kind: "invalid_request_error",
             code: "request_too_large",
             message: format!("the request body is larger than {limit} bytes (max_request_bytes)"),
+            param: None,
         }
     }
 
@@ -86,6 +99,7 @@ impl ApiError {
             kind,
             code,
             message: error.to_string(),
+            param: None,
         }
     }
 
@@ -95,7 +109,7 @@ impl ApiError {
             error: ErrorObject {
                 message: &self.message,
                 kind: self.kind,
-                param: None,
+                param: self.param,
                 code: self.code,
             },
         }

@@ -6,6 +6,7 @@
 mod admin;
 mod auth;
 mod chat;
+mod embeddings;
 pub mod error;
 mod messages;
 mod relay;
@@ -30,12 +31,14 @@ use crate::{pipeline::Route, Host};
 pub use auth::ClientName;
 use error::ApiError;
 
-/// The service's routes: `/v1/chat/completions`, `/v1/messages`, `/v1/responses`, `/v1/models`, `/admin/providers` and
+/// The service's routes: `/v1/chat/completions`, `/v1/embeddings`, `/v1/messages`,
+/// `/v1/responses`, `/v1/models`, `/admin/providers` and
 /// `/admin/reload` (behind client auth when keys are configured), `/healthz` and
 /// `/readyz`.
 pub fn router(host: Arc<Host>) -> Router {
     let api = Router::new()
         .route("/v1/chat/completions", post(chat::completions))
+        .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/v1/messages", post(messages::messages))
         .route("/v1/messages/count_tokens", post(messages::count_tokens))
         .route("/v1/responses", post(responses::create))
@@ -209,6 +212,7 @@ async fn model(State(host): State<Arc<Host>>, Path(id): Path<String>) -> Respons
             kind: "invalid_request_error",
             code: "model_not_found",
             message: format!("the model `{id}` does not exist or no provider serves it"),
+            param: None,
         }
         .into_response(),
     }
@@ -220,9 +224,10 @@ async fn no_route(method: Method, uri: Uri) -> Response {
         kind: "invalid_request_error",
         code: "unknown_url",
         message: format!(
-            "no route for {method} {}: see /v1/chat/completions, /v1/messages, /v1/responses and /v1/models",
+            "no route for {method} {}: see /v1/chat/completions, /v1/embeddings, /v1/messages, /v1/responses and /v1/models",
             uri.path()
         ),
+        param: None,
     }
     .into_response()
 }
@@ -233,6 +238,7 @@ async fn wrong_method(method: Method, uri: Uri) -> Response {
         kind: "invalid_request_error",
         code: "method_not_allowed",
         message: format!("{method} is not allowed on {}", uri.path()),
+        param: None,
     }
     .into_response()
 }

@@ -18,8 +18,8 @@ use super::{
     PluginModuleRef,
 };
 use crate::{
-    ChatRequest, ErrorKind, HttpResponse, LocalResponse, Outbound, Provider, ProviderConfig,
-    ProviderError, StreamDecoder, StreamEvent, SDK_VERSION,
+    ChatRequest, ErrorKind, Header, HttpResponse, LocalResponse, Outbound, Provider,
+    ProviderConfig, ProviderError, StreamDecoder, StreamEvent, SDK_VERSION,
 };
 
 /// Exports `$provider` (a type implementing [`crate::Provider`]) as this library's plugin.
@@ -113,6 +113,20 @@ impl<P: Provider> Instance<P> {
                 &query.model,
                 query.stream,
             )?)?,
+            extension::Call::BuildEmbeddingRequest { request } => {
+                return Ok(ffi_outbound(
+                    self.provider.build_embedding_request(&request)?,
+                ));
+            }
+            extension::Call::ParseEmbeddingResponse { response } => {
+                let headers: Vec<Header<'_>> = response
+                    .headers
+                    .iter()
+                    .map(|(n, v)| Header::new(n, v))
+                    .collect();
+                let view = HttpResponse::new(response.status, &headers, response.body.as_bytes());
+                to_json(&self.provider.parse_embedding_response(&view)?)?
+            }
         };
         Ok(FfiOutbound::Local(FfiLocalResponse {
             status: extension::ANSWER_STATUS,

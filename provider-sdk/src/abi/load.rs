@@ -15,9 +15,9 @@ use super::{
     extension, FfiDecoderBox, FfiHttpResponse, FfiOutbound, FfiProviderBox, PluginModuleRef,
 };
 use crate::{
-    AuthScheme, ChatRequest, ChatResponse, Conformance, HttpRequest, HttpResponse, LocalResponse,
-    Manifest, NativeQuery, NativeRequest, Outbound, Protocol, ProviderConfig, ProviderError,
-    StreamEvent, SDK_VERSION,
+    AuthScheme, ChatRequest, ChatResponse, Conformance, EmbeddingAnswer, EmbeddingRequest,
+    EmbeddingResponse, HttpRequest, HttpResponse, LocalResponse, Manifest, NativeQuery,
+    NativeRequest, Outbound, Protocol, ProviderConfig, ProviderError, StreamEvent, SDK_VERSION,
 };
 
 /// Why a file could not be opened as a plugin. `Display` gives one line: what is wrong
@@ -307,6 +307,65 @@ impl PluginProvider {
         }
     }
 
+    /// Whether the plugin was built against an SDK with embeddings (1.2 or later);
+    /// older plugins have none, whatever their manifest says.
+    pub fn has_embeddings(&self) -> bool {
+        self.sdk_minor >= extension::EMBEDDINGS_SINCE_MINOR
+    }
+
+    /// `Provider::build_embedding_request` (SDK 1.2), the request given as JSON (model
+    /// set to the provider's), so that a retry or a fallback need not encode it again.
+    pub fn build_embedding_request_json(
+        &self,
+        request_json: &str,
+    ) -> Result<Outbound, ProviderError> {
+        if !self.has_embeddings() {
+            return Err(no_embeddings_before_1_2());
+        }
+        let json = extension::build_embedding_request(request_json);
+        Ok(host_outbound(into_result(
+            self.inner.build_request(RStr::from_str(&json)),
+        )?))
+    }
+
+    /// `Provider::build_embedding_request` (SDK 1.2).
+    pub fn build_embedding_request(
+        &self,
+        request: &EmbeddingRequest,
+    ) -> Result<Outbound, ProviderError> {
+        let json = serde_json::to_string(request)
+            .map_err(|e| ProviderError::invalid_request(format!("unencodable request: {e}")))?;
+        self.build_embedding_request_json(&json)
+    }
+
+    /// `Provider::parse_embedding_response` (SDK 1.2). The body must be UTF-8 (JSON).
+    pub fn parse_embedding_response(
+        &self,
+        response: &HttpResponse<'_>,
+    ) -> Result<EmbeddingResponse, ProviderError> {
+        let body = std::str::from_utf8(response.body).map_err(|_| {
+            ProviderError::new(
+                crate::ErrorKind::ProviderService,
+                "the upstream's embeddings answer is not UTF-8 text",
+            )
+        })?;
+        let call = extension::Call::ParseEmbeddingResponse {
+            response: EmbeddingAnswer {
+                status: response.status,
+                headers: response
+                    .headers
+                    .iter()
+                    .map(|h| (h.name().to_owned(), h.value().to_owned()))
+                    .collect(),
+                body: body.to_owned(),
+            },
+        };
+        match self.extension(&call)? {
+            Some(json) => parse_json(&json, "embeddings answer"),
+            None => Err(no_embeddings_before_1_2()),
+        }
+    }
+
     /// Sends an [`extension`] call to a plugin that understands it; `None` for a plugin
     /// built before the call existed.
     fn extension(&self, call: &extension::Call) -> Result<Option<String>, ProviderError> {
@@ -349,6 +408,13 @@ impl PluginProvider {
         let inner = into_result(self.inner.stream_decoder())?;
         Ok(PluginDecoder { inner })
     }
+}
+
+/// What a plugin built before SDK 1.2 answers for embeddings.
+fn no_embeddings_before_1_2() -> ProviderError {
+    ProviderError::invalid_request(
+        "the plugin was built against a provider-sdk without embeddings (before 1.2): rebuild it against provider-sdk 1.2 or later",
+    )
 }
 
 /// A stream decoder living in a plugin.

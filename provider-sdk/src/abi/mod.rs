@@ -80,11 +80,13 @@ pub trait FfiProvider: Send + Sync {
 /// `build_request`: the host sends `{"$sdk_extension": <name>, ...}` only to plugins
 /// whose manifest says they were built against an SDK that has the call, and the
 /// plugin's SDK layer answers with a `Local` outbound of status 0 whose one chunk is
-/// the answer's JSON (no real HTTP status is 0).
+/// the answer's JSON (no real HTTP status is 0). One call,
+/// `build_embedding_request`, answers with the provider's outbound itself (an HTTP
+/// request, or a local answer with its real status), so bodies stay bytes.
 pub mod extension {
     use serde::{Deserialize, Serialize};
 
-    use crate::NativeQuery;
+    use crate::{EmbeddingAnswer, EmbeddingRequest, NativeQuery};
 
     /// How an extension call's JSON starts (serde writes fields in declaration order,
     /// without spaces), so a plugin tells one from a chat request by its first bytes.
@@ -102,6 +104,27 @@ pub mod extension {
             /// What the host asks.
             query: NativeQuery,
         },
+        /// `Provider::build_embedding_request` (SDK 1.2); answers with the provider's
+        /// `Outbound` as it is, not as status-0 JSON.
+        BuildEmbeddingRequest {
+            /// The canonical request, model set to the provider's.
+            request: EmbeddingRequest,
+        },
+        /// `Provider::parse_embedding_response` (SDK 1.2); answers an
+        /// `EmbeddingResponse`.
+        ParseEmbeddingResponse {
+            /// The upstream's 2xx answer (its body as text: embeddings answers are JSON).
+            response: EmbeddingAnswer,
+        },
+    }
+
+    /// The SDK minor version (of 1.x) that introduced the embedding calls.
+    pub const EMBEDDINGS_SINCE_MINOR: u64 = 2;
+
+    /// The JSON of a [`Call::BuildEmbeddingRequest`] around a request already encoded
+    /// as JSON (what serde would write, without decoding the request again).
+    pub fn build_embedding_request(request_json: &str) -> String {
+        format!("{PREFIX}\"build_embedding_request\",\"request\":{request_json}}}")
     }
 
     /// The SDK minor version (of 1.x) that introduced `call`: older plugins are never
@@ -109,6 +132,9 @@ pub mod extension {
     pub fn since_minor(call: &Call) -> u64 {
         match call {
             Call::NativeRequest { .. } => 1,
+            Call::BuildEmbeddingRequest { .. } | Call::ParseEmbeddingResponse { .. } => {
+                EMBEDDINGS_SINCE_MINOR
+            }
         }
     }
 }
@@ -189,6 +215,20 @@ pub const ROOT_MODULE_SYMBOL: &str = "_1as_0lib_1header_0root_bmodule_bloader";
 
 #[cfg(test)]
 mod tests {
+    use super::extension;
+
+    #[test]
+    fn a_spliced_embedding_call_is_what_serde_writes() {
+        let request = crate::EmbeddingRequest::texts("m", vec!["a".into()]);
+        let json = serde_json::to_string(&request).unwrap();
+        let call = extension::Call::BuildEmbeddingRequest { request };
+        assert_eq!(
+            extension::build_embedding_request(&json),
+            serde_json::to_string(&call).unwrap()
+        );
+        assert_eq!(extension::since_minor(&call), 2);
+    }
+
     #[test]
     fn the_exported_symbol_is_the_one_abi_stable_looks_up() {
         assert_eq!(

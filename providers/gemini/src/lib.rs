@@ -8,6 +8,7 @@
 //! - `response` turns a `GenerateContentResponse` into a canonical answer;
 //! - `stream` decodes the SSE stream, one `GenerateContentResponse` per `data:` event;
 //! - `error` classifies Google's `{"error": {"code", "message", "status", "details"}}`;
+//! - `embeddings` serves embeddings through `batchEmbedContents`;
 //! - `conformance` ships real Gemini bytes (see `fixtures/README.md`) for `validate`.
 //!
 //! The host adds the API key as the `x-goog-api-key` header.
@@ -17,6 +18,7 @@
 //!   (they come back as reasoning) even when the request sets no `reasoning_effort`.
 
 mod conformance;
+mod embeddings;
 mod error;
 mod request;
 mod response;
@@ -27,8 +29,8 @@ mod tests;
 
 use provider_sdk::{
     export_provider, serde_json, AuthScheme, Capabilities, ChatRequest, ChatResponse, Conformance,
-    Defaults, HttpResponse, Manifest, ModelInfo, Outbound, Pricing, Provider, ProviderConfig,
-    ProviderError,
+    Defaults, EmbeddingRequest, EmbeddingResponse, HttpResponse, Manifest, ModelInfo, Outbound,
+    Pricing, Provider, ProviderConfig, ProviderError,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -43,6 +45,9 @@ pub const API_KEY_ENV: &str = "GEMINI_API_KEY";
 
 /// The header the host puts the API key in.
 pub const API_KEY_HEADER: &str = "x-goog-api-key";
+
+/// Gemini's embedding model.
+pub const EMBEDDING_MODEL: &str = "gemini-embedding-001";
 
 /// The Gemini provider, one instance per config entry.
 #[derive(Debug, Clone)]
@@ -111,6 +116,18 @@ impl Provider for Gemini {
             model("gemini-2.0-flash-lite", 1_048_576, 8_192, 0.075, 0.30, None),
             model("gemini-3-pro-preview", 1_048_576, 65_536, 2.00, 12.00, Some(0.20)),
             model("gemini-3-flash-preview", 1_048_576, 65_536, 0.50, 3.00, Some(0.05)),
+            // Embeddings (https://ai.google.dev/gemini-api/docs/embeddings): 2,048 input
+            // tokens, $0.15 per million input tokens (pricing page, "Gemini Embedding").
+            ModelInfo {
+                id: EMBEDDING_MODEL.to_owned(),
+                context_window: Some(2_048),
+                max_output_tokens: None,
+                pricing: Some(Pricing {
+                    input_per_mtok: 0.15,
+                    output_per_mtok: 0.0,
+                    cached_input_per_mtok: None,
+                }),
+            },
         ];
         Manifest {
             name: "gemini".to_owned(),
@@ -122,7 +139,7 @@ impl Provider for Gemini {
                 tools: true,
                 vision: true,
                 reasoning: true,
-                embeddings: false,
+                embeddings: true,
             },
             defaults: Defaults {
                 base_url: Some(DEFAULT_BASE_URL.to_owned()),
@@ -177,6 +194,20 @@ impl Provider for Gemini {
 
     fn classify_error(&self, response: &HttpResponse<'_>) -> ProviderError {
         error::classify(response)
+    }
+
+    fn build_embedding_request(
+        &self,
+        request: &EmbeddingRequest,
+    ) -> Result<Outbound, ProviderError> {
+        embeddings::build(&self.base_url, request).map(Outbound::Http)
+    }
+
+    fn parse_embedding_response(
+        &self,
+        response: &HttpResponse<'_>,
+    ) -> Result<EmbeddingResponse, ProviderError> {
+        embeddings::parse(response.body)
     }
 
     /// `GET {base}/models` (ai.google.dev/api/models#method:-models.list): cheap, and

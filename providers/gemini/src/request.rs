@@ -104,7 +104,7 @@ pub(crate) fn build(
 
 /// The model id as it goes in the URL path: `models/` prefix dropped, and only the
 /// characters Gemini model ids use, so that a model name cannot change the URL.
-fn model_id(model: &str) -> Result<&str, ProviderError> {
+pub(crate) fn model_id(model: &str) -> Result<&str, ProviderError> {
     let id = model.strip_prefix("models/").unwrap_or(model);
     let valid = !id.is_empty()
         && id

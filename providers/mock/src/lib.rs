@@ -16,13 +16,19 @@
 //!   `authentication`, ...; option `fail_kind` otherwise; `provider_service` by default).
 //!   `plugin_fault` makes it panic, to exercise the host's panic barrier.
 //!
-//! Tokens are counted as whitespace-separated words.
+//! - `embed` (embeddings only): a deterministic unit vector per input, derived from a
+//!   hash of the input, `dimensions` long (8 by default, at most 4096). The same input
+//!   always gets the same vector. `fail` fails embeddings too, with the kind its first
+//!   input names.
+//!
+//! Tokens are counted as whitespace-separated words (for token-array inputs, the ids).
 
 use provider_sdk::{
     export_provider, serde_json, sse::SseParser, AssistantMessage, AuthScheme, CannedError,
-    Capabilities, ChatRequest, ChatResponse, Conformance, Defaults, ErrorKind, FinishReason,
-    HttpResponse, LocalResponse, Manifest, Message, ModelInfo, Outbound, Pricing, Provider,
-    ProviderConfig, ProviderError, StreamDecoder, StreamEvent, ToolCall, Usage,
+    Capabilities, ChatRequest, ChatResponse, Conformance, Defaults, EmbeddingInput,
+    EmbeddingRequest, EmbeddingResponse, EmbeddingUsage, ErrorKind, FinishReason, HttpResponse,
+    LocalResponse, Manifest, Message, ModelInfo, Outbound, Pricing, Provider, ProviderConfig,
+    ProviderError, StreamDecoder, StreamEvent, ToolCall, Usage,
 };
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -42,6 +48,15 @@ struct MockOptions {
 }
 
 const ERROR_KIND_HEADER: &str = "x-mock-error-kind";
+
+/// The mock's embedding model.
+pub const EMBED_MODEL: &str = "embed";
+
+/// The length of the mock's vectors when the request sets no `dimensions`.
+pub const DEFAULT_DIMENSIONS: u32 = 8;
+
+/// The longest vector the mock makes.
+pub const MAX_DIMENSIONS: u32 = 4096;
 
 impl Provider for Mock {
     type Decoder = MockDecoder;
@@ -64,6 +79,7 @@ impl Provider for Mock {
             capabilities: Capabilities {
                 streaming: true,
                 tools: true,
+                embeddings: true,
                 ..Capabilities::default()
             },
             defaults: Defaults {
@@ -71,7 +87,20 @@ impl Provider for Mock {
                 api_key_env: None,
                 auth: AuthScheme::None,
             },
-            models: ["echo", "tool", "long", "fail"].map(model).to_vec(),
+            models: ["echo", "tool", "long", "fail"]
+                .map(model)
+                .into_iter()
+                .chain([ModelInfo {
+                    id: EMBED_MODEL.to_owned(),
+                    context_window: Some(8_192),
+                    max_output_tokens: None,
+                    pricing: Some(Pricing {
+                        input_per_mtok: 0.02,
+                        output_per_mtok: 0.0,
+                        cached_input_per_mtok: None,
+                    }),
+                }])
+                .collect(),
             ..Manifest::default()
         }
     }
@@ -125,7 +154,19 @@ impl Provider for Mock {
                     self.options.long_interval_ms,
                 )
             }
-            "fail" => return Ok(Outbound::Local(self.failure(request))),
+            "fail" => {
+                return Ok(Outbound::Local(
+                    self.failure(request.last_user_text().as_deref()),
+                ))
+            }
+            EMBED_MODEL => {
+                let body = json!({"error": {"message": "mock's `embed` is an embedding model: POST /v1/embeddings, or chat with echo, tool, long or fail", "code": "invalid_request"}});
+                return Ok(Outbound::Local(error_response(
+                    400,
+                    ErrorKind::InvalidRequest,
+                    &body,
+                )));
+            }
             other => {
                 let body = json!({"error": {"message": format!("mock has no model `{other}`; try echo, tool, long or fail"), "code": "model_not_found"}});
                 return Ok(Outbound::Local(error_response(
@@ -173,6 +214,22 @@ impl Provider for Mock {
         MockDecoder::default()
     }
 
+    fn build_embedding_request(
+        &self,
+        request: &EmbeddingRequest,
+    ) -> Result<Outbound, ProviderError> {
+        Ok(Outbound::Local(self.embeddings(request)))
+    }
+
+    fn parse_embedding_response(
+        &self,
+        response: &HttpResponse<'_>,
+    ) -> Result<EmbeddingResponse, ProviderError> {
+        serde_json::from_slice(response.body).map_err(|e| {
+            ProviderError::plugin_fault(format!("mock sent malformed embeddings: {e}"))
+        })
+    }
+
     fn classify_error(&self, response: &HttpResponse<'_>) -> ProviderError {
         let mut error = ProviderError::from_http(response);
         if let Some(kind) = response
@@ -186,10 +243,84 @@ impl Provider for Mock {
 }
 
 impl Mock {
-    fn failure(&self, request: &ChatRequest) -> LocalResponse {
-        let named = request
-            .last_user_text()
-            .and_then(|t| ErrorKind::parse(t.trim()));
+    /// The mock's embeddings answer (its wire format is [`EmbeddingResponse`] as JSON),
+    /// or an error response.
+    fn embeddings(&self, request: &EmbeddingRequest) -> LocalResponse {
+        let refuse = |status: u16, kind: ErrorKind, message: String| {
+            let body = json!({"error": {"message": message, "code": kind.as_str()}});
+            error_response(status, kind, &body)
+        };
+        match request.model.as_str() {
+            EMBED_MODEL => {}
+            "fail" => {
+                let first = match &request.input {
+                    EmbeddingInput::Texts(texts) => texts.first().map(String::as_str),
+                    EmbeddingInput::Tokens(_) => None,
+                };
+                return self.failure(first);
+            }
+            "echo" | "tool" | "long" => {
+                return refuse(
+                    400,
+                    ErrorKind::InvalidRequest,
+                    format!(
+                        "mock's `{}` is a chat model; its embedding model is `{EMBED_MODEL}`",
+                        request.model
+                    ),
+                )
+            }
+            other => {
+                return refuse(
+                    404,
+                    ErrorKind::ModelNotFound,
+                    format!("mock has no model `{other}`; its embedding model is `{EMBED_MODEL}`"),
+                )
+            }
+        }
+        let dimensions = request.dimensions.unwrap_or(DEFAULT_DIMENSIONS);
+        if dimensions == 0 || dimensions > MAX_DIMENSIONS {
+            return refuse(
+                400,
+                ErrorKind::InvalidRequest,
+                format!("mock's `{EMBED_MODEL}` makes vectors of 1 to {MAX_DIMENSIONS} dimensions, not {dimensions}"),
+            );
+        }
+        let (embeddings, tokens): (Vec<Vec<f32>>, u64) = match &request.input {
+            EmbeddingInput::Texts(texts) => (
+                texts
+                    .iter()
+                    .map(|t| unit_vector(t.as_bytes(), dimensions))
+                    .collect(),
+                texts.iter().map(|t| words(t)).sum(),
+            ),
+            EmbeddingInput::Tokens(arrays) => (
+                arrays
+                    .iter()
+                    .map(|ids| {
+                        let bytes: Vec<u8> = ids.iter().flat_map(|id| id.to_le_bytes()).collect();
+                        unit_vector(&bytes, dimensions)
+                    })
+                    .collect(),
+                arrays.iter().map(|ids| ids.len() as u64).sum(),
+            ),
+        };
+        let response = EmbeddingResponse {
+            model: EMBED_MODEL.to_owned(),
+            embeddings,
+            usage: Some(EmbeddingUsage {
+                prompt_tokens: tokens,
+            }),
+        };
+        LocalResponse {
+            status: 200,
+            headers: vec![("content-type".to_owned(), "application/json".to_owned())],
+            chunks: vec![serde_json::to_vec(&response).expect("serializable")],
+            interval_ms: 0,
+        }
+    }
+
+    fn failure(&self, said: Option<&str>) -> LocalResponse {
+        let named = said.and_then(|t| ErrorKind::parse(t.trim()));
         let kind = named
             .or(self.options.fail_kind)
             .unwrap_or(ErrorKind::ProviderService);
@@ -413,12 +544,41 @@ fn message_words(message: &Message) -> u64 {
     }
 }
 
+/// A unit vector of `dimensions` numbers determined by `input`: a hash of the input
+/// seeds a splitmix64 sequence, each number is drawn from [-1, 1), then the vector is
+/// scaled to length 1.
+fn unit_vector(input: &[u8], dimensions: u32) -> Vec<f32> {
+    let mut state = fnv1a(input);
+    let mut vector: Vec<f64> = (0..dimensions)
+        .map(|_| {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            (z >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+        })
+        .collect();
+    let norm = vector.iter().map(|x| x * x).sum::<f64>().sqrt();
+    if norm > 0.0 {
+        vector.iter_mut().for_each(|x| *x /= norm);
+    }
+    vector.into_iter().map(|x| x as f32).collect()
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// A stable hash of the conversation, so ids are deterministic.
 fn fingerprint(request: &ChatRequest) -> u64 {
-    let text = serde_json::to_string(&request.messages).unwrap_or_default();
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    fnv1a(
+        serde_json::to_string(&request.messages)
+            .unwrap_or_default()
+            .as_bytes(),
+    )
 }
 
 export_provider!(Mock);
@@ -519,6 +679,42 @@ mod tests {
         request.messages = vec![Message::user("plugin_fault")];
         let panicked = std::panic::catch_unwind(|| mock().build_request(&request));
         assert!(panicked.is_err(), "plugin_fault panics on purpose");
+    }
+
+    fn embed(request: &EmbeddingRequest) -> EmbeddingResponse {
+        let Outbound::Local(local) = mock().build_embedding_request(request).unwrap() else {
+            panic!("mock answers locally")
+        };
+        assert_eq!(
+            local.status,
+            200,
+            "{:?}",
+            String::from_utf8_lossy(&local.chunks.concat())
+        );
+        let body = local.chunks.concat();
+        mock()
+            .parse_embedding_response(&HttpResponse::new(200, &[], &body))
+            .unwrap()
+    }
+
+    #[test]
+    fn embed_gives_the_same_unit_vector_for_the_same_input() {
+        let mut request = EmbeddingRequest::texts(
+            "embed",
+            vec!["a cat".into(), "a dog".into(), "a cat".into()],
+        );
+        let answer = embed(&request);
+        assert_eq!(answer.embeddings.len(), 3);
+        assert_eq!(answer.embeddings[0], answer.embeddings[2]);
+        assert_ne!(answer.embeddings[0], answer.embeddings[1]);
+        for vector in &answer.embeddings {
+            assert_eq!(vector.len(), DEFAULT_DIMENSIONS as usize);
+            let norm: f32 = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-5, "{norm}");
+        }
+        assert_eq!(answer.usage, Some(EmbeddingUsage { prompt_tokens: 6 }));
+        request.dimensions = Some(3);
+        assert_eq!(embed(&request).embeddings[1].len(), 3);
     }
 
     #[test]

@@ -141,6 +141,15 @@ const MODELS: [(&str, u32, u32, f64, f64, f64); 11] = [
     ("gpt-5-nano", 400_000, 128_000, 0.05, 0.40, 0.005),
 ];
 
+/// `(id, input limit, input price)` of OpenAI's embedding models, US dollars per
+/// million tokens (platform.openai.com/docs/pricing, "Embeddings"; the input limit is
+/// 8,192 tokens per input, platform.openai.com/docs/guides/embeddings).
+const EMBEDDING_MODELS: [(&str, u32, f64); 3] = [
+    ("text-embedding-3-small", 8_192, 0.02),
+    ("text-embedding-3-large", 8_192, 0.13),
+    ("text-embedding-ada-002", 8_192, 0.10),
+];
+
 /// The plugin's self-description.
 pub fn manifest() -> Manifest {
     Manifest {
@@ -152,7 +161,7 @@ pub fn manifest() -> Manifest {
             tools: true,
             vision: true,
             reasoning: true,
-            embeddings: false,
+            embeddings: true,
         },
         defaults: Defaults {
             base_url: Some(OPENAI_BASE_URL.to_owned()),
@@ -171,6 +180,16 @@ pub fn manifest() -> Manifest {
                     cached_input_per_mtok: Some(cached),
                 }),
             })
+            .chain(EMBEDDING_MODELS.iter().map(|&(id, context, input)| ModelInfo {
+                id: id.to_owned(),
+                context_window: Some(context),
+                max_output_tokens: None,
+                pricing: Some(Pricing {
+                    input_per_mtok: input,
+                    output_per_mtok: 0.0,
+                    cached_input_per_mtok: None,
+                }),
+            }))
             .collect(),
         ..Manifest::default()
     }

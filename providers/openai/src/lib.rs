@@ -13,8 +13,13 @@
 //! - `azure`: `{"api_version": "2024-10-21"}` switches to Azure OpenAI: the request's
 //!   model is the deployment, the key goes in an `api-key` header, and the entry's
 //!   `base_url` (the resource endpoint) is required.
+//!
+//! Embeddings (`POST {base_url}/embeddings`) are served for every preset whose server
+//! has them, and Azure (see [`embeddings`]); the `groq` and `deepseek` presets refuse
+//! them with an error that says so.
 
 pub mod conformance;
+pub mod embeddings;
 pub mod error;
 pub mod presets;
 pub mod request;
@@ -22,8 +27,9 @@ pub mod response;
 pub mod stream;
 
 use provider_sdk::{
-    export_provider, AuthScheme, ChatRequest, ChatResponse, Conformance, HttpResponse, Manifest,
-    NativeRequest, Outbound, Protocol, Provider, ProviderConfig, ProviderError,
+    export_provider, AuthScheme, ChatRequest, ChatResponse, Conformance, EmbeddingRequest,
+    EmbeddingResponse, HttpResponse, Manifest, NativeRequest, Outbound, Protocol, Provider,
+    ProviderConfig, ProviderError,
 };
 
 pub use presets::{Preset, Settings};
@@ -96,8 +102,28 @@ impl Provider for OpenAi {
         model: &str,
         stream: bool,
     ) -> Result<Option<NativeRequest>, ProviderError> {
-        let native = protocol == Protocol::OpenAiChat && self.settings.preset.passes_through();
-        Ok(native.then(|| request::native(&self.settings, model, stream)))
+        if !self.settings.preset.passes_through() {
+            return Ok(None);
+        }
+        Ok(match protocol {
+            Protocol::OpenAiChat => Some(request::native(&self.settings, model, stream)),
+            Protocol::OpenAiEmbeddings => Some(embeddings::native(&self.settings, model)),
+            _ => None,
+        })
+    }
+
+    fn build_embedding_request(
+        &self,
+        request: &EmbeddingRequest,
+    ) -> Result<Outbound, ProviderError> {
+        embeddings::build(&self.settings, request).map(Outbound::Http)
+    }
+
+    fn parse_embedding_response(
+        &self,
+        response: &HttpResponse<'_>,
+    ) -> Result<EmbeddingResponse, ProviderError> {
+        embeddings::parse(response)
     }
 }
 
@@ -155,7 +181,11 @@ mod tests {
             ),
             (0.15, 0.60, Some(0.075))
         );
-        for model in &m.models {
+        for model in m
+            .models
+            .iter()
+            .filter(|m| !m.id.starts_with("text-embedding"))
+        {
             let p = model.pricing.unwrap();
             assert!(
                 p.cached_input_per_mtok.unwrap() < p.input_per_mtok,

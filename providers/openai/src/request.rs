@@ -198,7 +198,7 @@ fn message(settings: &Settings, message: &Message) -> Result<Value, ProviderErro
 
 /// Percent-encodes everything but RFC 3986 unreserved characters, for a path segment
 /// or a query value.
-fn encode_component(text: &str) -> String {
+pub(crate) fn encode_component(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {

@@ -105,6 +105,7 @@ async fn prepare(
                     status: StatusCode::BAD_REQUEST,
                     kind: "invalid_request_error",
                     code: "previous_response_not_found",
+                    param: Some("previous_response_id"),
                     message: format!(
                         "Previous response with id '{previous}' not found: it was never stored (store: false), expired, or was deleted"
                     ),
@@ -246,6 +247,7 @@ fn not_found(id: &str) -> ApiError {
         status: StatusCode::NOT_FOUND,
         kind: "invalid_request_error",
         code: "response_not_found",
+        param: None,
         message: format!("Response with id '{id}' not found: it was never stored (store: false), expired, or was deleted"),
     }
 }
@@ -255,6 +257,7 @@ fn store_error(message: String) -> ApiError {
         status: StatusCode::INTERNAL_SERVER_ERROR,
         kind: "server_error",
         code: "response_store_unavailable",
+        param: None,
         message,
     }
 }

@@ -1,6 +1,7 @@
 //! Specs of the Gemini provider, on real Gemini bytes (`fixtures/`, sources in
 //! `fixtures/README.md`) and on requests built from canonical chats.
 
+mod embeddings;
 mod errors;
 mod provider;
 mod request;

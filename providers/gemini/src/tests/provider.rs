@@ -15,7 +15,7 @@ fn the_manifest_declares_gemini_its_defaults_and_priced_models() {
     assert_eq!(manifest.version, "1.0.0");
     let caps = manifest.capabilities;
     assert!(caps.streaming && caps.tools && caps.vision && caps.reasoning);
-    assert!(!caps.embeddings);
+    assert!(caps.embeddings);
     assert_eq!(
         manifest.defaults.base_url.as_deref(),
         Some("https://generativelanguage.googleapis.com/v1beta")
@@ -39,7 +39,12 @@ fn the_manifest_declares_gemini_its_defaults_and_priced_models() {
     ] {
         assert!(ids.contains(&id), "{id} missing from {ids:?}");
     }
-    for model in &manifest.models {
+    assert!(ids.contains(&crate::EMBEDDING_MODEL), "{ids:?}");
+    for model in manifest
+        .models
+        .iter()
+        .filter(|m| m.id != crate::EMBEDDING_MODEL)
+    {
         assert!(
             model.context_window.is_some_and(|w| w >= 1_000_000),
             "{}",
