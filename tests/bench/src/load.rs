@@ -34,8 +34,10 @@ pub struct Target {
     pub path: &'static str,
     /// The JSON body.
     pub body: Bytes,
-    /// Whether the body asks for a stream (the response must end with `[DONE]`).
+    /// Whether the body asks for a stream (the response must end with `stream_end`).
     pub stream: bool,
+    /// How a complete stream of this protocol ends (`data: [DONE]` for OpenAI chat).
+    pub stream_end: &'static str,
 }
 
 /// One request's outcome, times in nanoseconds from its intended send time.
@@ -139,7 +141,7 @@ async fn exchange(pool: &Pool, target: &Target) -> Result<(bool, Option<Instant>
     let complete = if target.stream {
         String::from_utf8_lossy(&tail)
             .trim_end()
-            .ends_with("data: [DONE]")
+            .ends_with(target.stream_end)
     } else {
         length > 0 && tail.last() == Some(&b'}')
     };

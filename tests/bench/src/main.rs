@@ -80,6 +80,9 @@ enum PathKind {
     /// The same host and upstream through an entry with `passthrough: false`: the
     /// plugin translates the request and the answer.
     Translated,
+    /// An Anthropic Messages client to the same OpenAI upstream: translated across
+    /// protocols both ways.
+    Messages,
 }
 
 impl PathKind {
@@ -89,6 +92,7 @@ impl PathKind {
             PathKind::Proxy => "proxy",
             PathKind::Host => "host",
             PathKind::Translated => "translated",
+            PathKind::Messages => "messages",
         }
     }
 }
@@ -148,7 +152,7 @@ struct RunArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "direct,proxy,host,translated"
+        default_value = "direct,proxy,host,translated,messages"
     )]
     paths: Vec<PathKind>,
     /// Repeat every (rate, path) measurement this many times, interleaved, and pool them.
@@ -456,14 +460,26 @@ fn target(setup: &Setup, path: PathKind, stream: bool) -> Target {
     let (addr, model) = match path {
         PathKind::Direct => (setup.fake, workload::MODEL.to_owned()),
         PathKind::Proxy => (setup.proxy.addr, workload::MODEL.to_owned()),
-        PathKind::Host => (setup.host.addr, format!("openai/{}", workload::MODEL)),
+        PathKind::Host | PathKind::Messages => {
+            (setup.host.addr, format!("openai/{}", workload::MODEL))
+        }
         PathKind::Translated => (setup.host.addr, format!("translated/{}", workload::MODEL)),
     };
+    if path == PathKind::Messages {
+        return Target {
+            addr,
+            path: "/v1/messages",
+            body: Bytes::from(workload::messages_request_bytes(&model, stream)),
+            stream,
+            stream_end: "data: {\"type\":\"message_stop\"}",
+        };
+    }
     Target {
         addr,
         path: "/v1/chat/completions",
         body: Bytes::from(workload::chat_request_bytes(&model, stream)),
         stream,
+        stream_end: "data: [DONE]",
     }
 }
 
@@ -506,6 +522,7 @@ fn differences(
         ("host", "proxy"),
         ("translated", "direct"),
         ("translated", "proxy"),
+        ("messages", "proxy"),
     ] {
         if let (Some(x), Some(y)) = (find(a), find(b)) {
             out.push((format!("{a} - {b}"), x.minus(&y)));

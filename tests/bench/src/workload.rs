@@ -44,6 +44,23 @@ pub fn chat_request(model: &str, stream: bool) -> Value {
     request
 }
 
+/// The same conversation as an Anthropic Messages request (the system prompt hoisted,
+/// `max_tokens` required), for the path that translates between protocols.
+pub fn messages_request_bytes(model: &str, stream: bool) -> Vec<u8> {
+    let chat = chat_request(model, stream);
+    let messages = chat["messages"].as_array().expect("messages");
+    let request = json!({
+        "model": model,
+        "system": messages[0]["content"],
+        "messages": messages[1..],
+        "max_tokens": chat["max_tokens"],
+        "temperature": chat["temperature"],
+        "metadata": {"user_id": chat["user"]},
+        "stream": stream
+    });
+    serde_json::to_vec(&request).expect("json")
+}
+
 /// The request above as compact JSON bytes (what a client sends).
 pub fn chat_request_bytes(model: &str, stream: bool) -> Vec<u8> {
     serde_json::to_vec(&chat_request(model, stream)).expect("json")
