@@ -45,8 +45,8 @@ enum LogFormat {
 enum Command {
     /// Serve the OpenAI-compatible API until SIGTERM or Ctrl-C.
     Serve {
-        /// Address to listen on, instead of the config's `listen`.
-        #[arg(long)]
+        /// Address to listen on, instead of the config's `listen` (`host:port`).
+        #[arg(long, value_parser = provider_host::config::resolve_listen)]
         listen: Option<std::net::SocketAddr>,
         /// Refuse to start when a configured, enabled provider failed to load.
         #[arg(long)]

@@ -217,3 +217,48 @@ impl Metrics {
         text
     }
 }
+
+/// The OpenMetrics text `render` gives, as Prometheus text format 0.0.4 (what a scraper
+/// that does not ask for OpenMetrics parses): counter families are named with their
+/// `_total` suffix in `# HELP` and `# TYPE`, as their samples are; `# UNIT` and
+/// `# EOF` lines, which 0.0.4 does not have, are left out.
+pub fn to_prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        match renamed {
+            Some(line) => out.push_str(line.trim_end()),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_keep_their_type_in_prometheus_text() {
+        let openmetrics = "# HELP requests Requests.\n# TYPE requests counter\nrequests_total{a=\"b\"} 3\n# HELP up Up.\n# TYPE up gauge\nup 1\n# UNIT x seconds\n# EOF\n";
+        assert_eq!(
+            to_prometheus_text(openmetrics),
+            "# HELP requests_total Requests.\n# TYPE requests_total counter\nrequests_total{a=\"b\"} 3\n# HELP up Up.\n# TYPE up gauge\nup 1\n"
+        );
+    }
+}

@@ -397,3 +397,26 @@ fn version_names_the_host_and_the_sdk_its_plugins_are_built_against() {
         "{stdout}"
     );
 }
+
+#[test]
+fn serve_listens_on_a_host_name() {
+    let scratch = Scratch::new();
+    let config = scratch.config(serde_json::json!({
+        "providers": [{"name": "mock", "library": mock_plugin()}]
+    }));
+    let mut child = std::process::Command::new(e2e::host_binary())
+        .args(["--config".as_ref(), config.as_os_str()])
+        .args(["serve", "--listen", "localhost:0"])
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start serve");
+    let lines = log_lines(child.stderr.take().unwrap());
+    let mut log = String::new();
+    let serving = until_logged(&lines, &mut log, "serving");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    assert!(serving.contains("127.0.0.1:"), "{log}");
+}

@@ -596,3 +596,53 @@ async fn a_ledger_batch_whose_write_fails_is_written_with_the_next_one() {
     let restarted = e2e::host_with_keys(&config, &[]);
     assert_eq!(restarted.usage().summary().totals.calls, 3);
 }
+
+#[tokio::test]
+async fn metrics_are_prometheus_text_with_typed_counters_unless_openmetrics_is_asked_for() {
+    let scratch = Scratch::new();
+    let config =
+        scratch.config(json!({"providers": [{"name": "mock", "library": e2e::mock_plugin()}]}));
+    let server = Server::start(&config).await;
+    let chat = json!({"model": "mock/echo", "messages": [{"role": "user", "content": "hi"}]});
+    assert_eq!(send_chat(&server, &chat).await.status(), 200);
+    let client = reqwest::Client::new();
+
+    let plain = client.get(server.at("/metrics")).send().await.unwrap();
+    assert_eq!(
+        plain.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let text = plain.text().await.unwrap();
+    assert!(!text.contains("# EOF"), "0.0.4 text has no EOF marker");
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let requests: Vec<_> = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == "provider_host_requests_total")
+        .collect();
+    assert!(!requests.is_empty(), "{text}");
+    assert!(
+        requests
+            .iter()
+            .all(|s| matches!(s.value, prometheus_parse::Value::Counter(_))),
+        "a 0.0.4 parser sees counters as counters: {requests:?}"
+    );
+
+    let open = client
+        .get(server.at("/metrics"))
+        .header("accept", "application/openmetrics-text; version=1.0.0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        open.headers()["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    let text = open.text().await.unwrap();
+    assert!(text.trim_end().ends_with("# EOF"), "{text}");
+    assert!(
+        text.contains("# TYPE provider_host_requests counter"),
+        "{text}"
+    );
+    server.stop().await;
+}

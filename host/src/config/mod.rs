@@ -53,8 +53,8 @@ pub const DEFAULT_CONFIG_FILE: &str = "external_providers.json";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Address the server listens on.
-    #[serde(default = "default_listen")]
+    /// Address the server listens on: `host:port`, a host name resolved at load.
+    #[serde(default = "default_listen", deserialize_with = "listen_address")]
     pub listen: SocketAddr,
     /// Folders scanned for drop-in plugins, served under their manifest's name.
     #[serde(default)]
@@ -173,6 +173,36 @@ fn default_max_request_bytes() -> usize {
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn listen_address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(d)?;
+    resolve_listen(&text).map_err(serde::de::Error::custom)
+}
+
+/// The address `text` names: `127.0.0.1:8080`, `[::1]:8080`, or a host name and port
+/// (`localhost:8080`), resolved now; a name with several addresses takes the first
+/// IPv4 one. The error says what to write.
+pub fn resolve_listen(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(address) = text.parse() {
+        return Ok(address);
+    }
+    let how = "write host:port, such as 127.0.0.1:8080, localhost:8080 or [::1]:8080";
+    if text
+        .rsplit_once(':')
+        .map_or(true, |(_, port)| port.parse::<u16>().is_err())
+    {
+        return Err(format!("`{text}` has no port: {how}"));
+    }
+    let addresses: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(text)
+        .map_err(|e| format!("`{text}` does not resolve ({e}): {how}"))?
+        .collect();
+    addresses
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addresses.first())
+        .copied()
+        .ok_or_else(|| format!("`{text}` resolves to no address: {how}"))
 }
 
 fn enabled_by_default() -> bool {
@@ -708,6 +738,25 @@ mod tests {
             Path::new("/etc/ph"),
             &env,
         )
+    }
+
+    #[test]
+    fn listen_takes_a_host_name_and_says_what_to_write_when_it_cannot() {
+        assert_eq!(
+            resolve_listen("localhost:8080").unwrap(),
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        );
+        assert_eq!(
+            resolve_listen("[::1]:9000").unwrap(),
+            "[::1]:9000".parse().unwrap()
+        );
+        let no_port = resolve_listen("localhost").unwrap_err();
+        assert!(
+            no_port.contains("no port") && no_port.contains("localhost:8080"),
+            "{no_port}"
+        );
+        let bad_port = resolve_listen("localhost:http").unwrap_err();
+        assert!(bad_port.contains("no port"), "{bad_port}");
     }
 
     #[test]

@@ -105,14 +105,35 @@ fn new_request_id() -> String {
     format!("req-{nanos:x}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-async fn metrics(State(host): State<Arc<Host>>) -> impl IntoResponse {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        host.render_metrics(),
-    )
+/// `/metrics`: OpenMetrics when the scraper asks for it (`Accept:
+/// application/openmetrics-text`), Prometheus text 0.0.4 otherwise; each body is what
+/// its content type says.
+async fn metrics(
+    State(host): State<Arc<Host>>,
+    headers: axum::http::HeaderMap,
+) -> impl IntoResponse {
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let text = host.render_metrics();
+    match openmetrics {
+        true => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        ),
+        false => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            crate::metrics::to_prometheus_text(&text),
+        ),
+    }
 }
 
 /// Serves `host` on `listener` until `shutdown` resolves; requests in flight finish.
