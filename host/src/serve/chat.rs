@@ -3,7 +3,7 @@
 use std::{
     convert::Infallible,
     sync::Arc,
-    time::{Instant, SystemTime, UNIX_EPOCH},
+    time::{SystemTime, UNIX_EPOCH},
 };
 
 use axum::{
@@ -17,13 +17,13 @@ use bytes::Bytes;
 use futures_util::{stream, StreamExt};
 use provider_sdk::{ChatRequest, ErrorKind, Protocol};
 
-use super::{annotate, auth::ClientName, relay, RequestId};
+use super::{annotate, auth::ClientName, ingress, relay, RequestId};
 use super::{
     error::ApiError,
     wire::{ChunkWriter, Completion},
 };
 use crate::{
-    pipeline::{Call, Caller, DispatchError, NativeBody, Streamed},
+    pipeline::{Call, DispatchError, NativeBody, Streamed},
     Host,
 };
 
@@ -34,13 +34,7 @@ pub async fn completions(
     id: Option<Extension<RequestId>>,
     body: Body,
 ) -> Response {
-    let caller = Caller {
-        client: client
-            .map(|c| c.0 .0)
-            .unwrap_or_else(|| "anonymous".to_owned()),
-        request_id: id.map(|i| i.0 .0).unwrap_or_default(),
-        received: Instant::now(),
-    };
+    let caller = ingress::caller(client, id);
     let limit = host.config().max_request_bytes;
     let read = match to_bytes(body, limit).await {
         Err(_) => Err(ApiError::too_large(limit)),
@@ -75,7 +69,7 @@ pub async fn completions(
 }
 
 async fn answer(host: &Host, call: Call) -> Result<Response, DispatchError> {
-    let id = completion_id();
+    let id = ingress::unique_id("chatcmpl-");
     let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -163,17 +157,8 @@ async fn answer(host: &Host, call: Call) -> Result<Response, DispatchError> {
 
 fn parse(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
     let mut json = serde_json::Deserializer::from_slice(bytes);
-    let request: ChatRequest = serde_path_to_error::deserialize(&mut json).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            ApiError::bad_request(format!("the body is not valid JSON: {inner}"))
-        } else if path == "." {
-            ApiError::bad_request(format!("invalid request: {inner}"))
-        } else {
-            ApiError::bad_request(format!("invalid request at `{path}`: {inner}"))
-        }
-    })?;
+    let request: ChatRequest = serde_path_to_error::deserialize(&mut json)
+        .map_err(|e| ApiError::bad_request(ingress::body_error(e)))?;
     if request.model.is_empty() {
         return Err(ApiError::bad_request(
             "`model` is empty: name a `provider/model` or an alias",
@@ -188,18 +173,4 @@ fn parse(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
         return Err(ApiError::bad_request("only `n: 1` is supported"));
     }
     Ok(request)
-}
-
-/// A unique id for a completion: time and a process-wide counter.
-fn completion_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    format!(
-        "chatcmpl-{nanos:x}{:06x}",
-        NEXT.fetch_add(1, Ordering::Relaxed) & 0xff_ffff
-    )
 }

@@ -6,7 +6,7 @@
 //! what the official SDKs send by default) the base64 of their little-endian `f32`
 //! bytes. The host does that conversion; upstreams are asked for floats.
 
-use std::{sync::Arc, time::Instant};
+use std::sync::Arc;
 
 use axum::{
     body::{to_bytes, Body},
@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use super::{annotate, auth::ClientName, error::ApiError, relay, RequestId};
 use crate::{
-    pipeline::{Caller, EmbeddingCall, NativeBody},
+    pipeline::{EmbeddingCall, NativeBody},
     Host,
 };
 
@@ -44,13 +44,7 @@ pub async fn embeddings(
     id: Option<Extension<RequestId>>,
     body: Body,
 ) -> Response {
-    let caller = Caller {
-        client: client
-            .map(|c| c.0 .0)
-            .unwrap_or_else(|| "anonymous".to_owned()),
-        request_id: id.map(|i| i.0 .0).unwrap_or_default(),
-        received: Instant::now(),
-    };
+    let caller = super::ingress::caller(client, id);
     let limit = host.config().max_request_bytes;
     let read = match to_bytes(body, limit).await {
         Err(_) => Err(ApiError::too_large(limit)),

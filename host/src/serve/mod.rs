@@ -8,6 +8,7 @@ mod auth;
 mod chat;
 mod embeddings;
 pub mod error;
+mod ingress;
 mod messages;
 mod relay;
 mod responses;

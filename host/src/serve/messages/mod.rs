@@ -7,11 +7,7 @@ mod request;
 mod response;
 mod stream;
 
-use std::{
-    convert::Infallible,
-    sync::Arc,
-    time::{Instant, SystemTime, UNIX_EPOCH},
-};
+use std::{convert::Infallible, sync::Arc};
 
 use axum::{
     body::{to_bytes, Body},
@@ -25,9 +21,9 @@ use futures_util::{stream as futures_stream, StreamExt};
 use provider_sdk::{Content, ContentPart, ErrorKind, Message, Protocol};
 use serde_json::json;
 
-use super::{annotate, auth::ClientName, relay, RequestId};
+use super::{annotate, auth::ClientName, ingress, relay, RequestId};
 use crate::{
-    pipeline::{Call, Caller, DispatchError, NativeBody, Streamed},
+    pipeline::{Call, DispatchError, NativeBody, Streamed},
     Host,
 };
 pub use error::AnthropicError;
@@ -45,7 +41,7 @@ pub async fn messages(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let caller = caller(client, id);
+    let caller = ingress::caller(client, id);
     let request_id = caller.request_id.clone();
     let read = read(&host, body).await.and_then(|(request, bytes)| {
         let translated = request
@@ -83,7 +79,7 @@ pub async fn messages(
 }
 
 async fn answer(host: &Host, call: Call) -> Response {
-    let id = message_id();
+    let id = ingress::unique_id("msg_");
     if !call.request.stream {
         return match host.complete(call).await {
             Ok(done) if done.native.is_some() => {
@@ -166,7 +162,7 @@ pub async fn count_tokens(
     };
     let call = Call {
         request: request.clone(),
-        caller: caller(client, id),
+        caller: ingress::caller(client, id),
         native: Some(NativeBody {
             protocol: Protocol::AnthropicCountTokens,
             body: bytes,
@@ -234,7 +230,7 @@ fn count_request(bytes: &[u8]) -> Result<provider_sdk::ChatRequest, AnthropicErr
         object.entry("max_tokens").or_insert(json!(1));
     }
     let request: MessagesRequest = serde_path_to_error::deserialize(value)
-        .map_err(|e| AnthropicError::bad_request(describe(e)))?;
+        .map_err(|e| AnthropicError::bad_request(ingress::body_error(e)))?;
     request
         .into_canonical()
         .map(|translated| translated.request)
@@ -266,7 +262,7 @@ async fn read(host: &Host, body: Body) -> Result<(MessagesRequest, Bytes), Anthr
     let bytes = read_bytes(host, body).await?;
     let mut json = serde_json::Deserializer::from_slice(&bytes);
     let request: MessagesRequest = serde_path_to_error::deserialize(&mut json)
-        .map_err(|e| AnthropicError::bad_request(describe(e)))?;
+        .map_err(|e| AnthropicError::bad_request(ingress::body_error(e)))?;
     if request.model.is_empty() {
         return Err(AnthropicError::bad_request(
             "`model` is empty: name a `provider/model` or an alias",
@@ -278,40 +274,4 @@ async fn read(host: &Host, body: Body) -> Result<(MessagesRequest, Bytes), Anthr
         ));
     }
     Ok((request, bytes))
-}
-
-fn describe(e: serde_path_to_error::Error<serde_json::Error>) -> String {
-    let path = e.path().to_string();
-    let inner = e.into_inner();
-    if inner.is_syntax() || inner.is_eof() {
-        format!("the body is not valid JSON: {inner}")
-    } else if path == "." {
-        format!("invalid request: {inner}")
-    } else {
-        format!("invalid request at `{path}`: {inner}")
-    }
-}
-
-fn caller(client: Option<Extension<ClientName>>, id: Option<Extension<RequestId>>) -> Caller {
-    Caller {
-        client: client
-            .map(|c| c.0 .0)
-            .unwrap_or_else(|| "anonymous".to_owned()),
-        request_id: id.map(|i| i.0 .0).unwrap_or_default(),
-        received: Instant::now(),
-    }
-}
-
-/// A unique message id: time and a process-wide counter.
-fn message_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    format!(
-        "msg_{nanos:x}{:06x}",
-        NEXT.fetch_add(1, Ordering::Relaxed) & 0xff_ffff
-    )
 }

@@ -9,7 +9,7 @@ mod stream;
 
 use std::{
     sync::Arc,
-    time::{Instant, SystemTime, UNIX_EPOCH},
+    time::{SystemTime, UNIX_EPOCH},
 };
 
 use axum::{
@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 
 use super::{annotate, auth::ClientName, error::ApiError, RequestId};
 use crate::{
-    pipeline::{Call, Caller, Streamed},
+    pipeline::{Call, Streamed},
     response_store::StoredResponse,
     Host,
 };
@@ -41,13 +41,7 @@ pub async fn create(
     id: Option<Extension<RequestId>>,
     body: Body,
 ) -> Response {
-    let caller = Caller {
-        client: client
-            .map(|c| c.0 .0)
-            .unwrap_or_else(|| "anonymous".to_owned()),
-        request_id: id.map(|i| i.0 .0).unwrap_or_default(),
-        received: Instant::now(),
-    };
+    let caller = super::ingress::caller(client, id);
     let prepared = prepare(&host, body).await;
     let (request, canonical, conversation) = match prepared {
         Ok(prepared) => prepared,

@@ -150,18 +150,9 @@ pub fn usage_object(u: Usage) -> Value {
     })
 }
 
-/// A new id with `prefix` (`resp`, `msg`, `fc`, `rs`): time and a process-wide counter.
+/// A new id with `prefix` (`resp`, `msg`, `fc`, `rs`).
 pub fn new_id(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    format!(
-        "{prefix}_{nanos:x}{:06x}",
-        NEXT.fetch_add(1, Ordering::Relaxed) & 0xff_ffff
-    )
+    crate::serve::ingress::unique_id(&format!("{prefix}_"))
 }
 
 /// A reasoning item.

@@ -1,0 +1,52 @@
+//! What every ingress adapter does the same way: who is calling, ids for answers, and
+//! how a body that does not parse is explained.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::extract::Extension;
+
+use super::{auth::ClientName, RequestId};
+use crate::pipeline::Caller;
+
+/// The caller of a request, from what the auth and request-id layers put in its
+/// extensions, arriving now.
+pub(super) fn caller(
+    client: Option<Extension<ClientName>>,
+    id: Option<Extension<RequestId>>,
+) -> Caller {
+    Caller {
+        client: client
+            .map(|c| c.0 .0)
+            .unwrap_or_else(|| "anonymous".to_owned()),
+        request_id: id.map(|i| i.0 .0).unwrap_or_default(),
+        received: Instant::now(),
+    }
+}
+
+/// A unique id with `prefix` (`chatcmpl-`, `msg_`, `resp_`, ...): time and a
+/// process-wide counter.
+pub(crate) fn unique_id(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    format!(
+        "{prefix}{nanos:x}{:06x}",
+        NEXT.fetch_add(1, Ordering::Relaxed) & 0xff_ffff
+    )
+}
+
+/// Why a body did not parse, in one line: not JSON at all, or the field at fault.
+pub(super) fn body_error(e: serde_path_to_error::Error<serde_json::Error>) -> String {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    if inner.is_syntax() || inner.is_eof() {
+        format!("the body is not valid JSON: {inner}")
+    } else if path == "." {
+        format!("invalid request: {inner}")
+    } else {
+        format!("invalid request at `{path}`: {inner}")
+    }
+}
