@@ -420,3 +420,119 @@ async fn a_streamed_tool_call_starts_with_the_role_and_the_call_not_an_empty_tex
     assert_eq!(delta["tool_calls"][0]["function"]["name"], "f");
     server.stop().await;
 }
+
+/// `status` and `error.code` of `method path` sent with `key` as a bearer key.
+async fn admin_call(server: &Server, method: &str, path: &str, key: Option<&str>) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let mut request = match method {
+        "POST" => client.post(server.at(path)),
+        _ => client.get(server.at(path)),
+    };
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    let response = request.send().await.expect("the host answers");
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    (status, body["error"]["code"].clone())
+}
+
+#[tokio::test]
+async fn a_client_key_never_opens_an_admin_endpoint_once_admin_keys_are_set() {
+    let scratch = Scratch::new();
+    let server = Server::start(&config(
+        &scratch,
+        json!({"auth": {"keys": ["sk-client"], "admin_keys": ["sk-admin"]}}),
+    ))
+    .await;
+    for (method, path) in [
+        ("POST", "/admin/usage/reset"),
+        ("POST", "/admin/reload"),
+        ("GET", "/admin/usage"),
+        ("GET", "/admin/providers"),
+    ] {
+        assert_eq!(
+            admin_call(&server, method, path, Some("sk-client")).await,
+            (403, json!("not_an_admin_key")),
+            "{method} {path} with a client key"
+        );
+        assert_eq!(
+            admin_call(&server, method, path, None).await,
+            (401, json!("invalid_api_key")),
+            "{method} {path} with no key"
+        );
+        assert_eq!(
+            admin_call(&server, method, path, Some("sk-admin")).await.0,
+            200,
+            "{method} {path} with the admin key"
+        );
+    }
+    let chat = json!({"model": "mock/echo", "messages": [{"role": "user", "content": "x"}]});
+    let as_admin = reqwest::Client::new()
+        .post(server.at("/v1/chat/completions"))
+        .bearer_auth("sk-admin")
+        .json(&chat)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(as_admin.status(), 401, "an admin key is not a client key");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn admin_endpoints_are_off_beyond_loopback_without_admin_keys() {
+    let scratch = Scratch::new();
+    let server =
+        Server::start_beyond_loopback(&config(&scratch, json!({"auth": {"keys": ["sk-client"]}})))
+            .await;
+    for (method, path) in [("POST", "/admin/usage/reset"), ("POST", "/admin/reload")] {
+        for key in [None, Some("sk-client")] {
+            assert_eq!(
+                admin_call(&server, method, path, key).await,
+                (403, json!("admin_disabled")),
+                "{method} {path} with {key:?}"
+            );
+        }
+    }
+    let chat = json!({"model": "mock/echo", "messages": [{"role": "user", "content": "x"}]});
+    let served = reqwest::Client::new()
+        .post(server.at("/v1/chat/completions"))
+        .bearer_auth("sk-client")
+        .json(&chat)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200, "clients are served as before");
+    server.stop().await;
+
+    let server = Server::start_beyond_loopback(&config(
+        &scratch,
+        json!({"auth": {"keys": ["sk-client"], "admin_keys": ["sk-admin"]}}),
+    ))
+    .await;
+    assert_eq!(
+        admin_call(&server, "POST", "/admin/reload", Some("sk-admin"))
+            .await
+            .0,
+        200,
+        "an admin key opens them on any listener"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn on_loopback_without_admin_keys_admin_endpoints_take_client_keys_as_before() {
+    let scratch = Scratch::new();
+    let server = Server::start(&config(&scratch, json!({"auth": {"keys": ["sk-client"]}}))).await;
+    assert_eq!(
+        admin_call(&server, "GET", "/admin/usage", None).await.0,
+        401
+    );
+    assert_eq!(
+        admin_call(&server, "GET", "/admin/usage", Some("sk-client"))
+            .await
+            .0,
+        200
+    );
+    server.stop().await;
+}

@@ -165,6 +165,11 @@ pub struct ClientAuth {
     /// An environment variable holding more keys, comma-separated.
     #[serde(default)]
     pub keys_env: Option<String>,
+    /// Keys for `/admin/*` (reload, usage reset, provider checks), distinct from client
+    /// keys: a client key never opens an admin endpoint once these are set. Without
+    /// them, admin endpoints answer only on a loopback listener.
+    #[serde(default)]
+    pub admin_keys: Vec<ClientKeySpec>,
 }
 
 fn default_max_request_bytes() -> usize {
@@ -430,6 +435,17 @@ impl Config {
             return Err((
                 "auth.keys".to_owned(),
                 "an empty key would let anyone in: remove it".to_owned(),
+            ));
+        }
+        if self
+            .auth
+            .admin_keys
+            .iter()
+            .any(|k| k.key().trim().is_empty())
+        {
+            return Err((
+                "auth.admin_keys".to_owned(),
+                "an empty key would let anyone administer the host: remove it".to_owned(),
             ));
         }
         if !(self.request_timeout.is_finite() && self.request_timeout > 0.0) {

@@ -27,12 +27,12 @@ use tracing::Instrument;
 
 pub use crate::clients::ClientKeys;
 use crate::{pipeline::Route, Host};
-pub use auth::ClientName;
+pub use auth::{ClientName, Listener};
 use error::ApiError;
 
-/// The service's routes: `/v1/chat/completions`, `/v1/messages`, `/v1/responses`, `/v1/models`, `/admin/providers` and
-/// `/admin/reload` (behind client auth when keys are configured), `/healthz` and
-/// `/readyz`.
+/// The service's routes: `/v1/chat/completions`, `/v1/messages`, `/v1/responses`,
+/// `/v1/models` and `/metrics` (behind client keys when configured), `/admin/*` (behind
+/// `auth.admin_keys`, or on a loopback [`Listener`] only), `/healthz` and `/readyz`.
 pub fn router(host: Arc<Host>) -> Router {
     let api = Router::new()
         .route("/v1/chat/completions", post(chat::completions))
@@ -45,18 +45,24 @@ pub fn router(host: Arc<Host>) -> Router {
         )
         .route("/v1/models", get(models))
         .route("/v1/models/{*id}", get(model))
-        .route("/admin/providers", get(admin::providers))
-        .route("/admin/reload", post(admin::reload))
-        .route("/admin/providers/{name}/check", post(admin::check))
-        .route("/admin/usage", get(admin::usage))
-        .route("/admin/usage/reset", post(admin::reset_usage))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(
             host.clone(),
             auth::require_key,
         ));
+    let admin_routes = Router::new()
+        .route("/admin/providers", get(admin::providers))
+        .route("/admin/reload", post(admin::reload))
+        .route("/admin/providers/{name}/check", post(admin::check))
+        .route("/admin/usage", get(admin::usage))
+        .route("/admin/usage/reset", post(admin::reset_usage))
+        .layer(middleware::from_fn_with_state(
+            host.clone(),
+            auth::require_admin,
+        ));
     Router::new()
         .merge(api)
+        .merge(admin_routes)
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(ready))
         .fallback(no_route)
@@ -137,7 +143,14 @@ pub async fn serve(
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    let served = axum::serve(listener, router(host.clone()))
+    let scope = Listener {
+        loopback: address.ip().is_loopback(),
+    };
+    if !scope.loopback && !host.snapshot().admin_keys.enabled() {
+        tracing::warn!(%address, "admin endpoints are off on this listener: set `auth.admin_keys` to use /admin/*");
+    }
+    let app = router(host.clone()).layer(axum::Extension(scope));
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     // Requests have finished: put their usage in the ledger before going.
