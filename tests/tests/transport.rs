@@ -295,3 +295,116 @@ async fn a_client_that_disconnects_mid_stream_cancels_the_upstream_request() {
     );
     server.stop().await;
 }
+
+/// Runs `provider-host chat` once against `config`, with `env` added to its environment
+/// (a child's own environment: the test process's is left alone).
+async fn chat_once(
+    config: std::path::PathBuf,
+    env: Vec<(&'static str, String)>,
+) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(e2e::host_binary())
+            .args(["--config".as_ref(), config.as_os_str()])
+            .args([
+                "chat",
+                "--no-stream",
+                "--model",
+                "openai/gpt-4o-mini",
+                "Hello!",
+            ])
+            .envs(env)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("the host runs")
+    })
+    .await
+    .expect("the child is awaited")
+}
+
+#[tokio::test]
+async fn a_proxy_in_the_environment_is_never_used_only_the_configured_one() {
+    let (scratch, upstream, proxy) = (
+        Scratch::new(),
+        FakeUpstream::start().await,
+        FakeUpstream::start().await,
+    );
+    upstream.always(Reply::json(OPENAI_CHAT_COMPLETION));
+    proxy.always(Reply::json(OPENAI_CHAT_COMPLETION));
+    let entry = e2e::client::entry_in_front_of(
+        &upstream,
+        "E2E_PROXY_KEY",
+        json!({"name": "openai", "library": plugin("openai_provider"), "base_url": "/v1"}),
+    );
+    let config = scratch.config(json!({"providers": [entry], "retry": {"max_retries": 0}}));
+    let env = |var: &'static str| (var, proxy.url.clone());
+    let output = chat_once(
+        config,
+        vec![
+            ("E2E_PROXY_KEY", "sk-proxy-secret".to_owned()),
+            env("HTTP_PROXY"),
+            env("http_proxy"),
+            env("ALL_PROXY"),
+            env("all_proxy"),
+        ],
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        upstream.received().len(),
+        1,
+        "the upstream is called directly"
+    );
+    assert_eq!(
+        proxy.received().len(),
+        0,
+        "the environment's proxy never sees a request (nor its key)"
+    );
+}
+
+#[tokio::test]
+async fn a_configured_proxy_is_used_and_guarded_like_an_upstream() {
+    let (scratch, upstream, proxy) = (
+        Scratch::new(),
+        FakeUpstream::start().await,
+        FakeUpstream::start().await,
+    );
+    proxy.always(Reply::json(OPENAI_CHAT_COMPLETION));
+    let openai = json!({"name": "openai", "library": plugin("openai_provider"), "base_url": "/v1"});
+    let through = |allow: bool| {
+        let entry = e2e::client::entry_in_front_of(
+            &upstream,
+            "E2E_PROXY_KEY",
+            with_fields(openai.clone(), json!({"allow_private_network": allow})),
+        );
+        scratch
+            .config(json!({"providers": [entry], "retry": {"max_retries": 0}, "proxy": proxy.url}))
+    };
+    let key = || vec![("E2E_PROXY_KEY", "sk-proxy-secret".to_owned())];
+    let output = chat_once(through(true), key()).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        proxy.received().len(),
+        1,
+        "the configured proxy carries the call"
+    );
+    assert_eq!(upstream.received().len(), 0);
+
+    // A public-only entry may reach neither a loopback target nor a loopback proxy.
+    let output = chat_once(through(false), key()).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("a loopback address"), "{stderr}");
+    assert_eq!(
+        proxy.received().len(),
+        1,
+        "nothing more went through the proxy"
+    );
+}

@@ -77,6 +77,11 @@ pub struct Config {
     /// Upstream timeouts, in seconds.
     #[serde(default)]
     pub timeouts: Timeouts,
+    /// The HTTP proxy every upstream call goes through (`http://host:port`). Without
+    /// it no proxy is used, whatever `HTTP_PROXY`/`HTTPS_PROXY` say: a proxy the
+    /// environment slipped in would see every API key and bypass the address guard.
+    #[serde(default)]
+    pub proxy: Option<String>,
     /// The whole request's deadline in seconds, retries and fallbacks included.
     #[serde(default = "default_request_timeout")]
     pub request_timeout: f64,
@@ -447,6 +452,17 @@ impl Config {
                 "auth.admin_keys".to_owned(),
                 "an empty key would let anyone administer the host: remove it".to_owned(),
             ));
+        }
+        if let Some(proxy) = &self.proxy {
+            let scheme_ok = url::Url::parse(proxy)
+                .map(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                .unwrap_or(false);
+            if !scheme_ok {
+                return Err((
+                    "proxy".to_owned(),
+                    format!("`{proxy}` is not an http:// or https:// URL with a host"),
+                ));
+            }
         }
         if !(self.request_timeout.is_finite() && self.request_timeout > 0.0) {
             return Err((
