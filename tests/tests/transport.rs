@@ -408,3 +408,40 @@ async fn a_configured_proxy_is_used_and_guarded_like_an_upstream() {
         "nothing more went through the proxy"
     );
 }
+
+#[tokio::test]
+async fn a_stream_is_complete_at_done_even_when_the_upstream_keeps_the_connection_open() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    let key = ("E2E_TRANSPORT_KEY_DONE", "sk-test-done");
+    // The whole answer, [DONE] included, then silence on an open connection.
+    fake.always(Reply::Stream {
+        status: 200,
+        pieces: vec![
+            chunk("Hel").into_bytes(),
+            chunk("lo").into_bytes(),
+            FINISH.as_bytes().to_vec(),
+            DONE.as_bytes().to_vec(),
+        ],
+        pause: Duration::ZERO,
+        then_hang: true,
+    });
+    // Relayed as the upstream's bytes (passthrough) and translated by the plugin.
+    for (passthrough, let_go) in [(true, 1), (false, 2)] {
+        let server = host_for(
+            &scratch,
+            &fake,
+            key,
+            json!({"passthrough": passthrough}),
+            // Were the host to wait for the close, the idle timeout would end the
+            // stream with an error event.
+            json!({"timeouts": {"idle": 3.0}}),
+        )
+        .await;
+        let response = send_chat(&server, &hello(true)).await;
+        let streamed = StreamedAnswer::read(response).await;
+        assert_eq!(streamed.text(), "Hello", "passthrough: {passthrough}");
+        assert_eq!(streamed.finish_reason(), "stop");
+        fake.until_let_go(let_go).await;
+        server.stop().await;
+    }
+}

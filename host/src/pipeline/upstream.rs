@@ -152,7 +152,15 @@ impl Decoding {
     async fn read(&mut self) -> Bytes {
         let (bytes, step) = match self.body.next().await {
             Some(Ok(bytes)) => {
-                let step = self.decoder.feed(&bytes, &mut self.scratch);
+                let mut step = self.decoder.feed(&bytes, &mut self.scratch);
+                // At its terminator the answer is whole: end here rather than wait for
+                // an upstream that keeps the connection open (it would end in an idle
+                // timeout), and drop the body so the connection is let go.
+                if step.is_ok() && self.decoder.is_complete() {
+                    self.done = true;
+                    self.body = Box::pin(futures_util::stream::empty());
+                    step = self.decoder.finish(&mut self.scratch);
+                }
                 (bytes, step)
             }
             Some(Err(e)) => (Bytes::new(), Err(e)),
