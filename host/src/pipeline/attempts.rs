@@ -14,7 +14,7 @@ use provider_sdk::{ChatRequest, ErrorKind, ProviderError};
 use super::{
     capabilities::missing_capability,
     native::{self, NativeBody},
-    policy::{backoff, counts_against_target, fallback_worthy, retryable, Jitter, JitterSource},
+    policy::{backoff, blame, fallback_worthy, retryable, Jitter, JitterSource},
     upstream::{redact, Prepared},
     DispatchError,
 };
@@ -188,16 +188,10 @@ where
                 }
                 Err(error) => {
                     let error = redact(error, &provider);
-                    let healthy = !counts_against_target(error.kind);
-                    breakers.record(
+                    breakers.record_failure(
                         &keys[0],
-                        healthy || error.kind == ErrorKind::ModelNotFound,
-                        breaker_policy,
-                        Instant::now(),
-                    );
-                    breakers.record(
                         &keys[1],
-                        healthy && error.kind != ErrorKind::ModelNotFound,
+                        blame(error.kind),
                         breaker_policy,
                         Instant::now(),
                     );

@@ -444,11 +444,16 @@ struct Relay {
 
 impl Relay {
     fn failed(&self, error: ProviderError) -> DispatchError {
+        // A request the client got wrong said nothing about health mid-stream either;
+        // it is not counted as a success after the stream failed.
         if counts_against_target(error.kind) {
-            for key in &self.keys {
-                self.breakers
-                    .record(key, false, &self.policy, Instant::now());
-            }
+            self.breakers.record_failure(
+                &self.keys[0],
+                &self.keys[1],
+                policy::blame(error.kind),
+                &self.policy,
+                Instant::now(),
+            );
         }
         DispatchError::Provider {
             target: self.target.clone(),
