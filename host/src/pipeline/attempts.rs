@@ -78,6 +78,11 @@ where
 {
     let (registry, config) = (&snapshot.registry, &snapshot.config);
     let model = std::mem::take(&mut request.model);
+    if model.len() > super::MAX_MODEL_NAME_BYTES {
+        return Err(DispatchError::ModelNameTooLong {
+            length: model.len(),
+        });
+    }
     let targets = registry
         .targets(&model)
         .ok_or_else(|| DispatchError::UnknownModel {
@@ -123,7 +128,13 @@ where
             continue;
         }
         let policy = retry_policy(registry, &target, &config.retry);
-        let keys = [target.provider.clone(), target.to_string()];
+        // Breakers of configured targets only: one for every other name of a provider.
+        let counted = super::counted_model(snapshot, &target.provider, &target.model);
+        let unlisted = counted == super::OTHER_MODEL;
+        let keys = [
+            target.provider.clone(),
+            format!("{}/{counted}", target.provider),
+        ];
         request.model.clone_from(&target.model);
         let prepared = match prepare(&provider, &request, native) {
             Ok(Some(prepared)) => prepared,
@@ -188,13 +199,17 @@ where
                 }
                 Err(error) => {
                     let error = redact(error, &provider);
-                    breakers.record_failure(
-                        &keys[0],
-                        &keys[1],
-                        blame(error.kind),
-                        breaker_policy,
-                        Instant::now(),
-                    );
+                    // A name that does not exist says nothing about the other unlisted
+                    // names that share its breaker.
+                    if !(unlisted && error.kind == ErrorKind::ModelNotFound) {
+                        breakers.record_failure(
+                            &keys[0],
+                            &keys[1],
+                            blame(error.kind),
+                            breaker_policy,
+                            Instant::now(),
+                        );
+                    }
                     tracing::info!(%target, attempt = attempts, kind = %error.kind, message = %error.message, "attempt failed");
                     if retryable(error.kind) && retry < policy.max_retries {
                         let wait = backoff(&policy, retry, &error, sample());

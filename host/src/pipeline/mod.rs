@@ -44,6 +44,32 @@ pub use policy::{
 use record::Recorder;
 use upstream::{Decoding, Prepared};
 
+/// The model label under which every model that is not a configured target is counted
+/// (in metrics, the usage summary and breakers): client-chosen names are unbounded.
+pub const OTHER_MODEL: &str = "_other";
+
+/// The longest model string a request may name, in bytes; longer ones are refused
+/// with a 400 before routing.
+pub const MAX_MODEL_NAME_BYTES: usize = 256;
+
+/// How `model` of `provider` is counted: itself when it is a configured target
+/// (listed by its plugin, named by an alias or priced in the config), else
+/// [`OTHER_MODEL`].
+pub fn counted_model<'a>(snapshot: &Snapshot, provider: &str, model: &'a str) -> &'a str {
+    let priced = || {
+        snapshot
+            .config
+            .pricing
+            .keys()
+            .any(|k| k.split_once('/') == Some((provider, model)))
+    };
+    if snapshot.registry.is_configured(provider, model) || priced() {
+        model
+    } else {
+        OTHER_MODEL
+    }
+}
+
 /// Who is calling, for usage and budgets.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -354,7 +380,14 @@ impl Pipeline {
         let relay = Relay {
             decoding,
             target: route.target.to_string(),
-            keys: [route.target.provider.clone(), route.target.to_string()],
+            keys: [
+                route.target.provider.clone(),
+                format!(
+                    "{}/{}",
+                    route.target.provider,
+                    counted_model(&snapshot, &route.target.provider, &route.target.model)
+                ),
+            ],
             breakers: self.breakers.clone(),
             policy: snapshot.config.circuit_breaker,
         };
