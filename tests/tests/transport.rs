@@ -445,3 +445,82 @@ async fn a_stream_is_complete_at_done_even_when_the_upstream_keeps_the_connectio
         server.stop().await;
     }
 }
+
+/// A stream of `first` then, a moment later (so that `first` reaches the client as
+/// the stream's start, not in one read with `rest`), `rest`; silent afterwards on an
+/// open connection.
+fn stream_then_hang(first: String, rest: Vec<u8>) -> Reply {
+    Reply::Stream {
+        status: 200,
+        pieces: vec![first.into_bytes(), rest],
+        pause: Duration::from_millis(50),
+        then_hang: true,
+    }
+}
+
+#[tokio::test]
+async fn an_endless_line_ends_the_stream_at_the_default_cap_with_an_error_event() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    let key = ("E2E_TRANSPORT_KEY_CAP", "sk-test-cap");
+    // 5 MiB without a newline: past the default 4 MiB line cap.
+    fake.always(stream_then_hang(
+        chunk("Hel"),
+        [b"data: {\"x\":\"".as_slice(), &vec![b'a'; 5 << 20]].concat(),
+    ));
+    for (passthrough, let_go) in [(true, 1), (false, 2)] {
+        let server = host_for(
+            &scratch,
+            &fake,
+            key,
+            json!({"passthrough": passthrough}),
+            // A host without the cap waits for more of the line until this runs out.
+            json!({"timeouts": {"idle": 5.0}, "retry": {"max_retries": 0}}),
+        )
+        .await;
+        let response = send_chat(&server, &hello(true)).await;
+        let streamed = StreamedAnswer::read_allowing_errors(response).await;
+        assert_eq!(streamed.text(), "Hel", "passthrough: {passthrough}");
+        let error = &streamed.errors.first().expect("an error event")["error"];
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .contains("stream_limits.max_line_bytes"),
+            "{error}"
+        );
+        fake.until_let_go(let_go).await;
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn events_and_whole_streams_past_their_configured_caps_end_the_stream() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    let key = ("E2E_TRANSPORT_KEY_CAP2", "sk-test-cap2");
+    let many_lines = "data: {\"pad\":\"0123456789\"}\n".repeat(100).into_bytes();
+    let many_events = chunk("more").repeat(100).into_bytes();
+    for (piece, cap) in [
+        (many_lines, "stream_limits.max_event_bytes"),
+        (many_events, "stream_limits.max_stream_bytes"),
+    ] {
+        fake.always(stream_then_hang(chunk("Hel"), piece));
+        let server = host_for(
+            &scratch,
+            &fake,
+            key,
+            json!({}),
+            json!({
+                "timeouts": {"idle": 5.0},
+                "retry": {"max_retries": 0},
+                "stream_limits": {"max_line_bytes": 1024, "max_event_bytes": 2048, "max_stream_bytes": 8192}
+            }),
+        )
+        .await;
+        let streamed =
+            StreamedAnswer::read_allowing_errors(send_chat(&server, &hello(true)).await).await;
+        assert_eq!(streamed.text(), "Hel");
+        let error = &streamed.errors.first().expect("an error event")["error"];
+        assert!(error["message"].as_str().unwrap().contains(cap), "{error}");
+        server.stop().await;
+    }
+}

@@ -77,6 +77,9 @@ pub struct Config {
     /// Upstream timeouts, in seconds.
     #[serde(default)]
     pub timeouts: Timeouts,
+    /// Caps on upstream streams.
+    #[serde(default)]
+    pub stream_limits: StreamLimits,
     /// The HTTP proxy every upstream call goes through (`http://host:port`). Without
     /// it no proxy is used, whatever `HTTP_PROXY`/`HTTPS_PROXY` say: a proxy the
     /// environment slipped in would see every API key and bypass the address guard.
@@ -110,6 +113,30 @@ pub struct Config {
 
 fn default_request_timeout() -> f64 {
     300.0
+}
+
+/// How much of an upstream stream the host takes: one SSE line, one event, and the
+/// whole stream, in bytes. Past a cap the stream ends with an error event and the
+/// upstream is dropped, so a hostile or broken upstream cannot grow the host's memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamLimits {
+    /// The longest line (bytes between two newlines).
+    pub max_line_bytes: usize,
+    /// The longest event (bytes between two blank lines).
+    pub max_event_bytes: usize,
+    /// The most bytes of one streamed answer.
+    pub max_stream_bytes: u64,
+}
+
+impl Default for StreamLimits {
+    fn default() -> Self {
+        StreamLimits {
+            max_line_bytes: 4 * 1024 * 1024,
+            max_event_bytes: 8 * 1024 * 1024,
+            max_stream_bytes: 256 * 1024 * 1024,
+        }
+    }
 }
 
 /// Upstream timeouts in seconds (fractions allowed).
@@ -451,6 +478,14 @@ impl Config {
             return Err((
                 "auth.admin_keys".to_owned(),
                 "an empty key would let anyone administer the host: remove it".to_owned(),
+            ));
+        }
+        let limits = &self.stream_limits;
+        if limits.max_line_bytes == 0 || limits.max_event_bytes == 0 || limits.max_stream_bytes == 0
+        {
+            return Err((
+                "stream_limits".to_owned(),
+                "every cap must be at least one byte".to_owned(),
             ));
         }
         if let Some(proxy) = &self.proxy {

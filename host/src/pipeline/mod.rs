@@ -353,6 +353,7 @@ impl Pipeline {
     ) -> Result<(Route, Opened), DispatchError> {
         self.check_client_budget(&snapshot, client)?;
         let transport = &snapshot.transport;
+        let limits = snapshot.config.stream_limits;
         let clock = attempts::WaitClock::default();
         let waited = &clock;
         let ((decoding, held), route) = attempts::run(
@@ -368,7 +369,7 @@ impl Pipeline {
                 let first = async {
                     let response =
                         upstream::send(transport, &provider, &prepared, deadline).await?;
-                    let decoding = Decoding::start(provider, response)?;
+                    let decoding = Decoding::start(provider, response, limits)?;
                     first_event(decoding, &prepared).await
                 }
                 .await;
