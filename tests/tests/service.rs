@@ -536,3 +536,113 @@ async fn on_loopback_without_admin_keys_admin_endpoints_take_client_keys_as_befo
     );
     server.stop().await;
 }
+
+/// A raw connection to `server`, for clients no HTTP library would be.
+async fn raw(server: &Server) -> tokio::net::TcpStream {
+    let address = server.url.trim_start_matches("http://");
+    tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connects")
+}
+
+/// Everything the server sends on `socket` until it closes it (failing after 30 s: a
+/// server that keeps the connection that long has no timeout at all).
+async fn until_closed(socket: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        socket.read_to_end(&mut got),
+    )
+    .await;
+    assert!(read.is_ok(), "the server never closed the connection");
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    use tokio::io::AsyncWriteExt;
+    let scratch = Scratch::new();
+    // The default header timeout (10 s) applies.
+    let server = Server::start(&config(&scratch, json!({}))).await;
+    let mut slow = raw(&server).await;
+    slow.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    until_closed(&mut slow).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_body_that_stops_arriving_gets_a_408() {
+    use tokio::io::AsyncWriteExt;
+    let scratch = Scratch::new();
+    let server = Server::start(&config(&scratch, json!({"server": {"body_timeout": 0.5}}))).await;
+    let mut slow = raw(&server).await;
+    slow.write_all(
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"model\":",
+    )
+    .await
+    .unwrap();
+    let answer = until_closed(&mut slow).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("server.body_timeout"), "{answer}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn connections_past_the_limit_are_answered_503_and_closed() {
+    let scratch = Scratch::new();
+    let server = Server::start(&config(
+        &scratch,
+        json!({"server": {"max_connections": 2, "header_timeout": 60}}),
+    ))
+    .await;
+    // Two idle connections hold every slot.
+    let mut held = vec![raw(&server).await, raw(&server).await];
+    let health = || async {
+        reqwest::Client::new()
+            .get(server.at("/healthz"))
+            .send()
+            .await
+            .expect("an answer")
+    };
+    // The listener takes connections in order: once the third is refused, both
+    // held ones were accepted.
+    let refused = health().await;
+    assert_eq!(refused.status(), 503);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_many_connections");
+    held.clear();
+    // Freed slots serve again once the server has seen the close (bounded tries).
+    let mut served = false;
+    for _ in 0..500 {
+        if health().await.status() == 200 {
+            served = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(served, "closed connections give their slots back");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_still_uploading_an_oversized_body_reads_the_413_not_a_broken_pipe() {
+    use tokio::io::AsyncWriteExt;
+    let scratch = Scratch::new();
+    let server = Server::start(&config(&scratch, json!({"max_request_bytes": 1_048_576}))).await;
+    let mut upload = raw(&server).await;
+    let body = vec![b' '; 20 << 20];
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    upload.write_all(head.as_bytes()).await.unwrap();
+    let sent = upload.write_all(&body).await;
+    assert!(sent.is_ok(), "the whole upload was taken: {sent:?}");
+    let answer = until_closed(&mut upload).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("max_request_bytes"), "{answer}");
+    server.stop().await;
+}

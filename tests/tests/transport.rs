@@ -524,3 +524,30 @@ async fn events_and_whole_streams_past_their_configured_caps_end_the_stream() {
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn shutdown_ends_within_the_drain_deadline_when_a_request_never_finishes() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    let key = ("E2E_TRANSPORT_KEY_DRAIN", "sk-test-drain");
+    fake.always(Reply::Hang);
+    let server = host_for(
+        &scratch,
+        &fake,
+        key,
+        json!({}),
+        json!({"server": {"drain_timeout": 0.5}, "retry": {"max_retries": 0}}),
+    )
+    .await;
+    let url = server.at("/v1/chat/completions");
+    let stuck = tokio::spawn(async move {
+        let _ = reqwest::Client::new()
+            .post(url)
+            .json(&hello(false))
+            .send()
+            .await;
+    });
+    fake.until_received(1).await;
+    let stopped = tokio::time::timeout(Duration::from_secs(20), server.stop()).await;
+    assert!(stopped.is_ok(), "shutdown waited past its drain deadline");
+    stuck.abort();
+}

@@ -80,6 +80,9 @@ pub struct Config {
     /// Caps on upstream streams.
     #[serde(default)]
     pub stream_limits: StreamLimits,
+    /// Timeouts and limits of the HTTP listener.
+    #[serde(default)]
+    pub server: ServerLimits,
     /// The HTTP proxy every upstream call goes through (`http://host:port`). Without
     /// it no proxy is used, whatever `HTTP_PROXY`/`HTTPS_PROXY` say: a proxy the
     /// environment slipped in would see every API key and bypass the address guard.
@@ -135,6 +138,34 @@ impl Default for StreamLimits {
             max_line_bytes: 4 * 1024 * 1024,
             max_event_bytes: 8 * 1024 * 1024,
             max_stream_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// How the HTTP listener treats its clients: read timeouts, a connection limit and how
+/// long shutdown waits for requests in flight. Seconds, fractions allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerLimits {
+    /// The longest a client may take to send a request's headers, and the longest a
+    /// kept-alive connection may sit idle waiting for its next request (HTTP/1).
+    pub header_timeout: f64,
+    /// The longest a client may take to send a request's whole body.
+    pub body_timeout: f64,
+    /// The most connections served at once; more are answered 503 and closed.
+    pub max_connections: usize,
+    /// After a shutdown signal, the longest requests in flight are waited for;
+    /// then the remaining connections are dropped and the process exits.
+    pub drain_timeout: f64,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            header_timeout: 10.0,
+            body_timeout: 60.0,
+            max_connections: 1024,
+            drain_timeout: 30.0,
         }
     }
 }
@@ -478,6 +509,25 @@ impl Config {
             return Err((
                 "auth.admin_keys".to_owned(),
                 "an empty key would let anyone administer the host: remove it".to_owned(),
+            ));
+        }
+        let server = &self.server;
+        for (field, value) in [
+            ("header_timeout", server.header_timeout),
+            ("body_timeout", server.body_timeout),
+            ("drain_timeout", server.drain_timeout),
+        ] {
+            if !(value.is_finite() && value > 0.0) {
+                return Err((
+                    format!("server.{field}"),
+                    format!("{value} is not a positive number of seconds"),
+                ));
+            }
+        }
+        if server.max_connections == 0 {
+            return Err((
+                "server.max_connections".to_owned(),
+                "must be at least 1".to_owned(),
             ));
         }
         let limits = &self.stream_limits;

@@ -5,8 +5,10 @@
 
 mod admin;
 mod auth;
+pub mod body;
 mod chat;
 pub mod error;
+mod listener;
 mod messages;
 mod relay;
 mod responses;
@@ -125,6 +127,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let address = listener.local_addr()?;
+    let scope = Listener {
+        loopback: address.ip().is_loopback(),
+    };
+    if !scope.loopback && !host.snapshot().admin_keys.enabled() {
+        tracing::warn!(%address, "admin endpoints are off on this listener: set `auth.admin_keys` to use /admin/*");
+    }
     let open = !host.snapshot().client_keys.enabled();
     if open && !address.ip().is_loopback() {
         tracing::warn!(%address, "listening beyond loopback with client authentication off: anyone who can reach this address can spend your provider keys; set `auth.keys` in the config");
@@ -138,21 +146,9 @@ pub async fn serve(
         }
     }
     tracing::info!(%address, "serving");
-    // Without TCP_NODELAY, Nagle holds each SSE event after the first until the
-    // client's delayed ACK (~40 ms on Linux): every stream would stall once.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let scope = Listener {
-        loopback: address.ip().is_loopback(),
-    };
-    if !scope.loopback && !host.snapshot().admin_keys.enabled() {
-        tracing::warn!(%address, "admin endpoints are off on this listener: set `auth.admin_keys` to use /admin/*");
-    }
     let app = router(host.clone()).layer(axum::Extension(scope));
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let limits = host.config().server;
+    let served = listener::run(listener, app, limits, shutdown).await;
     // Requests have finished: put their usage in the ledger before going.
     let flushing = host.clone();
     let _ = tokio::task::spawn_blocking(move || flushing.usage().flush()).await;
