@@ -47,6 +47,25 @@ impl fmt::Display for BreakerState {
     }
 }
 
+/// Whose health a failed call speaks of, which decides the breakers it counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blame {
+    /// Nobody's: the request itself was wrong. Counts as a success for both breakers.
+    Nobody,
+    /// One model's (rate limits, bad answers, a missing model): its `provider/model`
+    /// breaker only, so the provider's other models keep serving.
+    Model,
+    /// One model's for now (a 5xx, a timeout), the provider's once another of its
+    /// models fails that way within the window: then the provider's breaker counts it too.
+    ModelUnlessWidespread,
+    /// The provider's own (connection, authentication, quota): its provider breaker.
+    Provider,
+}
+
+/// The most models a provider breaker remembers recent failures of, to tell one
+/// broken model from a provider failing across its models.
+const MODELS_REMEMBERED: usize = 64;
+
 #[derive(Debug)]
 struct Breaker {
     state: BreakerState,
@@ -55,6 +74,9 @@ struct Breaker {
     recent: VecDeque<(Instant, bool)>,
     /// The probe in flight while half-open: its id and when it was let through.
     probe: Option<(u64, Instant)>,
+    /// For a provider's breaker: the last [`Blame::ModelUnlessWidespread`] failure of
+    /// each of its models (`provider/model`, when), within the window.
+    model_failures: Vec<(String, Instant)>,
 }
 
 impl Breaker {
@@ -64,6 +86,7 @@ impl Breaker {
             consecutive_failures: 0,
             recent: VecDeque::new(),
             probe: None,
+            model_failures: Vec::new(),
         }
     }
 
@@ -185,6 +208,57 @@ impl Breakers {
             permit.probes.push((key.clone(), id));
         }
         Ok(permit)
+    }
+
+    /// Records a failed call to `model` (`provider/model`) of `provider`, against the
+    /// breakers `blame` names (see [`Blame`]).
+    pub fn record_failure(
+        &self,
+        provider: &str,
+        model: &str,
+        blame: Blame,
+        policy: &BreakerPolicy,
+        now: Instant,
+    ) {
+        match blame {
+            Blame::Nobody => {
+                self.record(provider, true, policy, now);
+                self.record(model, true, policy, now);
+            }
+            Blame::Model => self.record(model, false, policy, now),
+            Blame::ModelUnlessWidespread => {
+                self.record(model, false, policy, now);
+                if self.elsewhere_too(provider, model, policy, now) {
+                    self.record(provider, false, policy, now);
+                }
+            }
+            Blame::Provider => self.record(provider, false, policy, now),
+        }
+    }
+
+    /// Notes a failure of `model` on `provider`'s breaker, and whether another of its
+    /// models failed the same way within the window.
+    fn elsewhere_too(
+        &self,
+        provider: &str,
+        model: &str,
+        policy: &BreakerPolicy,
+        now: Instant,
+    ) -> bool {
+        if !policy.enabled {
+            return false;
+        }
+        let window = Duration::from_secs_f64(policy.window);
+        let mut map = self.lock();
+        let breaker = map.entry(provider.to_owned()).or_insert_with(Breaker::new);
+        let failures = &mut breaker.model_failures;
+        failures.retain(|(m, at)| m != model && now.saturating_duration_since(*at) <= window);
+        let elsewhere = !failures.is_empty();
+        if failures.len() >= MODELS_REMEMBERED {
+            failures.remove(0);
+        }
+        failures.push((model.to_owned(), now));
+        elsewhere
     }
 
     /// Records the outcome of a call to `key`.
@@ -413,6 +487,44 @@ mod tests {
             BreakerState::Closed,
             "too few calls to judge a ratio"
         );
+    }
+
+    #[test]
+    fn one_broken_model_opens_its_own_breaker_not_its_providers() {
+        let (breakers, p, t0) = (Breakers::default(), policy(), Instant::now());
+        for blame in [Blame::Model, Blame::ModelUnlessWidespread] {
+            for _ in 0..10 {
+                breakers.record_failure("p", "p/broken", blame, &p, t0);
+            }
+            assert!(matches!(
+                breakers.state("p/broken"),
+                BreakerState::Open { .. }
+            ));
+            assert_eq!(breakers.state("p"), BreakerState::Closed, "{blame:?}");
+            let other = ["p".to_owned(), "p/fine".to_owned()];
+            assert!(breakers.permit(&other, &p, t0).is_ok(), "{blame:?}");
+        }
+    }
+
+    #[test]
+    fn failures_across_models_or_of_the_provider_itself_open_the_providers_breaker() {
+        let (breakers, p, t0) = (Breakers::default(), policy(), Instant::now());
+        for i in 0..3u64 {
+            let model = if i % 2 == 0 { "p/a" } else { "p/b" };
+            let at = t0 + Duration::from_millis(i);
+            breakers.record_failure("p", model, Blame::ModelUnlessWidespread, &p, at);
+        }
+        // The first failure had no other model beside it; the next two did.
+        assert_eq!(breakers.statuses(t0)[0].consecutive_failures, 2);
+        breakers.record_failure("p", "p/a", Blame::ModelUnlessWidespread, &p, t0);
+        assert!(matches!(breakers.state("p"), BreakerState::Open { .. }));
+
+        let (own, p) = (Breakers::default(), policy());
+        for _ in 0..3 {
+            own.record_failure("p", "p/a", Blame::Provider, &p, t0);
+        }
+        assert!(matches!(own.state("p"), BreakerState::Open { .. }));
+        assert_eq!(own.state("p/a"), BreakerState::Closed);
     }
 
     #[test]

@@ -77,3 +77,9 @@ pub fn client_keys(config: &Config, env: &KeyLookup) -> ClientKeys {
         .collect::<Vec<_>>();
     ClientKeys::new(keys)
 }
+
+/// The admin keys a config asks for (`auth.admin_keys`); usage under them is never
+/// counted, so their default names only tell them apart in logs.
+pub fn admin_keys(config: &Config) -> ClientKeys {
+    ClientKeys::new(config.auth.admin_keys.iter().map(|k| (k.key(), k.name())))
+}

@@ -247,7 +247,11 @@ impl Host {
             .unwrap_or_else(|| Loader::default_cache_dir(&dir));
         let loader = Loader::new(cache_dir);
         let registry = Registry::build(&config, &loader, &*keys);
-        let transport = Transport::new(config.timeouts, raw_log(&config, &records));
+        let transport = Transport::new(
+            config.timeouts,
+            config.proxy.as_deref(),
+            raw_log(&config, &records),
+        );
         let meter = match hooks.clock {
             Some(clock) => Meter::open_with_clock(&config.usage, clock),
             None => Meter::open(&config.usage),
@@ -397,10 +401,12 @@ impl Host {
                 }
                 let generation = current.generation + 1;
                 let raw = raw_log(&config, &self.records);
-                let transport = if config.timeouts == current.config.timeouts {
+                let transport = if config.timeouts == current.config.timeouts
+                    && config.proxy == current.config.proxy
+                {
                     current.transport.with_raw_log(raw)
                 } else {
-                    Transport::new(config.timeouts, raw)
+                    Transport::new(config.timeouts, config.proxy.as_deref(), raw)
                 };
                 self.current.store(Arc::new(Snapshot::new(
                     config,

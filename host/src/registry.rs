@@ -258,6 +258,22 @@ impl Registry {
         self.providers.get(name)
     }
 
+    /// Whether `provider/model` is a configured target: a model its plugin's manifest
+    /// lists, or a target of an alias. Only these get their own metric labels, usage
+    /// rows and breakers; clients choose every other name, without bound.
+    pub fn is_configured(&self, provider: &str, model: &str) -> bool {
+        let listed = self
+            .provider(provider)
+            .and_then(|p| p.manifest.as_ref())
+            .is_some_and(|m| m.models.iter().any(|m| m.id == model));
+        listed
+            || self
+                .aliases
+                .values()
+                .flatten()
+                .any(|t| t.provider == provider && t.model == model)
+    }
+
     /// Every alias and its targets.
     pub fn aliases(&self) -> &BTreeMap<String, Vec<Target>> {
         &self.aliases

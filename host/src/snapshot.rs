@@ -22,6 +22,8 @@ pub struct Snapshot {
     pub transport: Transport,
     /// Accepted client keys.
     pub client_keys: ClientKeys,
+    /// Accepted admin keys (`auth.admin_keys`), never the same as client keys.
+    pub admin_keys: ClientKeys,
     /// Increments with every published snapshot.
     pub generation: u64,
 }
@@ -38,6 +40,7 @@ impl Snapshot {
         Snapshot {
             transport,
             client_keys: crate::clients::client_keys(&config, keys),
+            admin_keys: crate::clients::admin_keys(&config),
             config: Arc::new(config),
             registry: Arc::new(registry),
             generation,

@@ -109,6 +109,15 @@ pub trait StreamDecoder: Send + 'static {
 
     /// Ends the stream: flushes what is buffered, or fails if the body stopped early.
     fn finish(&mut self, events: &mut Vec<StreamEvent>) -> Result<(), ProviderError>;
+
+    /// Whether the stream reached its protocol's terminator (OpenAI's `data: [DONE]`,
+    /// Anthropic's `message_stop`): the answer is whole, and the host ends the stream
+    /// there instead of waiting for the upstream to close its connection, which some
+    /// keep open. Since SDK 1.2; a protocol without a terminator keeps the default, and
+    /// its streams end when the body does.
+    fn is_complete(&self) -> bool {
+        false
+    }
 }
 
 /// What the host tells a provider instance about its config entry.

@@ -119,6 +119,8 @@ struct State {
     received: Mutex<Vec<Received>>,
     /// Streams whose client went away before the last piece was written.
     abandoned: AtomicUsize,
+    /// Streams that hung after their last piece and whose client then hung up.
+    let_go: AtomicUsize,
     /// Full replies that ended: the body bytes the socket accepted, and whether all
     /// of the body was written (false: the client hung up first).
     sent: Mutex<Vec<(usize, bool)>>,
@@ -169,6 +171,16 @@ impl FakeUpstream {
     /// How many streamed replies lost their client before the end.
     pub fn abandoned(&self) -> usize {
         self.state.abandoned.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the client has hung up on `n` streams that hung after their last
+    /// piece (`then_hang`), i.e. let their connections go.
+    pub async fn until_let_go(&self, n: usize) {
+        self.until(
+            || self.state.let_go.load(Ordering::SeqCst) >= n,
+            &format!("{n} hung streams let go"),
+        )
+        .await
     }
 
     /// For each `Full` reply that ended, in order: how many body bytes the socket
@@ -287,7 +299,18 @@ async fn serve(mut socket: TcpStream, state: Arc<State>) {
                 }
             }
             if then_hang {
-                tokio::time::sleep(Duration::from_secs(3600)).await;
+                // Silent until the client hangs up (or an hour passes).
+                let hung_up = async {
+                    let mut buf = [0u8; 1024];
+                    while let Ok(1..) = socket.read(&mut buf).await {}
+                };
+                if tokio::time::timeout(Duration::from_secs(3600), hung_up)
+                    .await
+                    .is_ok()
+                {
+                    state.let_go.fetch_add(1, Ordering::SeqCst);
+                    state.changed.notify_waiters();
+                }
             }
         }
         Reply::Hang => tokio::time::sleep(Duration::from_secs(3600)).await,

@@ -264,13 +264,36 @@ impl Server {
         Server::serve(host, true).await
     }
 
+    /// Loads `config` and serves it on every address (`0.0.0.0`), a listener beyond
+    /// loopback; the test still reaches it through 127.0.0.1.
+    pub async fn start_beyond_loopback(config: &Path) -> Server {
+        let host = provider_host::Host::builder()
+            .config_file(config)
+            .build()
+            .expect("config loads");
+        let listener = tokio::net::TcpListener::bind("0.0.0.0:0")
+            .await
+            .expect("bind every address");
+        Server::serve_on(host, listener, false)
+    }
+
     /// Serves `host`, watching its files when `watch` is set.
     pub async fn serve(host: std::sync::Arc<provider_host::Host>, watch: bool) -> Server {
-        let watcher = watch.then(|| provider_host::watch::watch(host.clone()).expect("watch"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
-        let url = format!("http://{}", listener.local_addr().expect("address"));
+        Server::serve_on(host, listener, watch)
+    }
+
+    /// Serves `host` on `listener`, reached through 127.0.0.1 at its port.
+    fn serve_on(
+        host: std::sync::Arc<provider_host::Host>,
+        listener: tokio::net::TcpListener,
+        watch: bool,
+    ) -> Server {
+        let watcher = watch.then(|| provider_host::watch::watch(host.clone()).expect("watch"));
+        let port = listener.local_addr().expect("address").port();
+        let url = format!("http://127.0.0.1:{port}");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(provider_host::serve::serve(host.clone(), listener, async {
             let _ = rx.await;

@@ -343,7 +343,8 @@ async fn the_request_timeout_bounds_retries_and_fallbacks() {
 #[tokio::test]
 async fn a_failing_provider_trips_its_breaker_is_skipped_then_probed_back() {
     let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
-    fake.always(Reply::status_json(500, SERVER_ERROR));
+    // Connections closed without an answer: the provider's own failure.
+    fake.always(Reply::Close);
     let server = host(
         &scratch,
         &fake,
@@ -755,7 +756,7 @@ async fn a_request_past_its_deadline_leaves_an_expired_breaker_ready_for_a_probe
 #[tokio::test]
 async fn a_probe_whose_client_goes_away_hands_the_breaker_to_the_next_call() {
     let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
-    // A failure to open the breaker, then a probe that never gets an answer.
+    // A 5xx to open the model's breaker, then a probe that never gets an answer.
     fake.script([Reply::status_json(500, SERVER_ERROR), Reply::Hang]);
     fake.always(Reply::json(COMPLETION));
     let config = scratch.config(json!({
@@ -771,7 +772,7 @@ async fn a_probe_whose_client_goes_away_hands_the_breaker_to_the_next_call() {
     let probe = tokio::spawn(async move { caller.chat(hello_to("primary/gpt-4o-mini")).await });
     fake.until_received(2).await;
     assert_eq!(
-        host.breakers().state("primary"),
+        host.breakers().state("primary/gpt-4o-mini"),
         provider_host::breaker::BreakerState::HalfOpen,
         "the probe is in flight"
     );
@@ -783,7 +784,81 @@ async fn a_probe_whose_client_goes_away_hands_the_breaker_to_the_next_call() {
     assert_eq!(next.target.provider, "primary", "the next call probed");
     assert_eq!(fake.received().len(), 3);
     assert_eq!(
-        host.breakers().state("primary"),
+        host.breakers().state("primary/gpt-4o-mini"),
         provider_host::breaker::BreakerState::Closed
     );
+}
+
+/// `mock/fail` answers with the error kind its message names.
+async fn fail_with(server: &Server, kind: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(server.at("/v1/chat/completions"))
+        .json(&json!({"model": "mock/fail", "messages": [{"role": "user", "content": kind}]}))
+        .send()
+        .await
+        .expect("the host answers")
+}
+
+#[tokio::test]
+async fn one_broken_model_opens_its_own_breaker_and_the_providers_other_models_keep_serving() {
+    let scratch = Scratch::new();
+    let config = scratch.config(json!({
+        "providers": [{"name": "mock", "library": mock_plugin()}],
+        "retry": {"max_retries": 2, "delay": 0.001, "max_delay": 0.001},
+        "circuit_breaker": {"enabled": true, "consecutive_failures": 5, "open_for": 30, "min_calls": 100}
+    }));
+    let server = Server::start(&config).await;
+    // Two requests, six attempts, every one a 5xx of `mock/fail`.
+    for _ in 0..2 {
+        assert_eq!(fail_with(&server, "provider_service").await.status(), 502);
+    }
+    assert_eq!(
+        fail_with(&server, "provider_service").await.status(),
+        503,
+        "the broken model's own breaker is open"
+    );
+    let echo = reqwest::Client::new()
+        .post(server.at("/v1/chat/completions"))
+        .json(
+            &json!({"model": "mock/echo", "messages": [{"role": "user", "content": "still here"}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        echo.status(),
+        200,
+        "the provider's other models still answer"
+    );
+    let (_, mock) = provider_status(&server, "mock").await;
+    assert_eq!(mock["circuit"], "closed", "{mock:#}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_providers_own_failures_open_the_providers_breaker() {
+    let scratch = Scratch::new();
+    let config = scratch.config(json!({
+        "providers": [{"name": "mock", "library": mock_plugin()}],
+        "retry": {"max_retries": 0},
+        "circuit_breaker": {"enabled": true, "consecutive_failures": 2, "open_for": 30, "min_calls": 100}
+    }));
+    let server = Server::start(&config).await;
+    for _ in 0..2 {
+        assert_eq!(fail_with(&server, "authentication").await.status(), 502);
+    }
+    let (_, mock) = provider_status(&server, "mock").await;
+    assert_eq!(mock["circuit"], "open", "{mock:#}");
+    let echo = reqwest::Client::new()
+        .post(server.at("/v1/chat/completions"))
+        .json(&json!({"model": "mock/echo", "messages": [{"role": "user", "content": "x"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        echo.status(),
+        503,
+        "every model of a provider failing so is skipped"
+    );
+    server.stop().await;
 }

@@ -427,3 +427,229 @@ async fn a_streamed_tool_call_starts_with_the_role_and_the_call_not_an_empty_tex
     assert_eq!(delta["tool_calls"][0]["function"]["name"], "f");
     server.stop().await;
 }
+
+/// `status` and `error.code` of `method path` sent with `key` as a bearer key.
+async fn admin_call(server: &Server, method: &str, path: &str, key: Option<&str>) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let mut request = match method {
+        "POST" => client.post(server.at(path)),
+        _ => client.get(server.at(path)),
+    };
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    let response = request.send().await.expect("the host answers");
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    (status, body["error"]["code"].clone())
+}
+
+#[tokio::test]
+async fn a_client_key_never_opens_an_admin_endpoint_once_admin_keys_are_set() {
+    let scratch = Scratch::new();
+    let server = Server::start(&config(
+        &scratch,
+        json!({"auth": {"keys": ["sk-client"], "admin_keys": ["sk-admin"]}}),
+    ))
+    .await;
+    for (method, path) in [
+        ("POST", "/admin/usage/reset"),
+        ("POST", "/admin/reload"),
+        ("GET", "/admin/usage"),
+        ("GET", "/admin/providers"),
+    ] {
+        assert_eq!(
+            admin_call(&server, method, path, Some("sk-client")).await,
+            (403, json!("not_an_admin_key")),
+            "{method} {path} with a client key"
+        );
+        assert_eq!(
+            admin_call(&server, method, path, None).await,
+            (401, json!("invalid_api_key")),
+            "{method} {path} with no key"
+        );
+        assert_eq!(
+            admin_call(&server, method, path, Some("sk-admin")).await.0,
+            200,
+            "{method} {path} with the admin key"
+        );
+    }
+    let chat = json!({"model": "mock/echo", "messages": [{"role": "user", "content": "x"}]});
+    let as_admin = reqwest::Client::new()
+        .post(server.at("/v1/chat/completions"))
+        .bearer_auth("sk-admin")
+        .json(&chat)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(as_admin.status(), 401, "an admin key is not a client key");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn admin_endpoints_are_off_beyond_loopback_without_admin_keys() {
+    let scratch = Scratch::new();
+    let server =
+        Server::start_beyond_loopback(&config(&scratch, json!({"auth": {"keys": ["sk-client"]}})))
+            .await;
+    for (method, path) in [("POST", "/admin/usage/reset"), ("POST", "/admin/reload")] {
+        for key in [None, Some("sk-client")] {
+            assert_eq!(
+                admin_call(&server, method, path, key).await,
+                (403, json!("admin_disabled")),
+                "{method} {path} with {key:?}"
+            );
+        }
+    }
+    let chat = json!({"model": "mock/echo", "messages": [{"role": "user", "content": "x"}]});
+    let served = reqwest::Client::new()
+        .post(server.at("/v1/chat/completions"))
+        .bearer_auth("sk-client")
+        .json(&chat)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200, "clients are served as before");
+    server.stop().await;
+
+    let server = Server::start_beyond_loopback(&config(
+        &scratch,
+        json!({"auth": {"keys": ["sk-client"], "admin_keys": ["sk-admin"]}}),
+    ))
+    .await;
+    assert_eq!(
+        admin_call(&server, "POST", "/admin/reload", Some("sk-admin"))
+            .await
+            .0,
+        200,
+        "an admin key opens them on any listener"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn on_loopback_without_admin_keys_admin_endpoints_take_client_keys_as_before() {
+    let scratch = Scratch::new();
+    let server = Server::start(&config(&scratch, json!({"auth": {"keys": ["sk-client"]}}))).await;
+    assert_eq!(
+        admin_call(&server, "GET", "/admin/usage", None).await.0,
+        401
+    );
+    assert_eq!(
+        admin_call(&server, "GET", "/admin/usage", Some("sk-client"))
+            .await
+            .0,
+        200
+    );
+    server.stop().await;
+}
+
+/// A raw connection to `server`, for clients no HTTP library would be.
+async fn raw(server: &Server) -> tokio::net::TcpStream {
+    let address = server.url.trim_start_matches("http://");
+    tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connects")
+}
+
+/// Everything the server sends on `socket` until it closes it (failing after 30 s: a
+/// server that keeps the connection that long has no timeout at all).
+async fn until_closed(socket: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        socket.read_to_end(&mut got),
+    )
+    .await;
+    assert!(read.is_ok(), "the server never closed the connection");
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    use tokio::io::AsyncWriteExt;
+    let scratch = Scratch::new();
+    // The default header timeout (10 s) applies.
+    let server = Server::start(&config(&scratch, json!({}))).await;
+    let mut slow = raw(&server).await;
+    slow.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    until_closed(&mut slow).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_body_that_stops_arriving_gets_a_408() {
+    use tokio::io::AsyncWriteExt;
+    let scratch = Scratch::new();
+    let server = Server::start(&config(&scratch, json!({"server": {"body_timeout": 0.5}}))).await;
+    let mut slow = raw(&server).await;
+    slow.write_all(
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"model\":",
+    )
+    .await
+    .unwrap();
+    let answer = until_closed(&mut slow).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("server.body_timeout"), "{answer}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn connections_past_the_limit_are_answered_503_and_closed() {
+    let scratch = Scratch::new();
+    let server = Server::start(&config(
+        &scratch,
+        json!({"server": {"max_connections": 2, "header_timeout": 60}}),
+    ))
+    .await;
+    // Two idle connections hold every slot.
+    let mut held = vec![raw(&server).await, raw(&server).await];
+    let health = || async {
+        reqwest::Client::new()
+            .get(server.at("/healthz"))
+            .send()
+            .await
+            .expect("an answer")
+    };
+    // The listener takes connections in order: once the third is refused, both
+    // held ones were accepted.
+    let refused = health().await;
+    assert_eq!(refused.status(), 503);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_many_connections");
+    held.clear();
+    // Freed slots serve again once the server has seen the close (bounded tries).
+    let mut served = false;
+    for _ in 0..500 {
+        if health().await.status() == 200 {
+            served = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(served, "closed connections give their slots back");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_still_uploading_an_oversized_body_reads_the_413_not_a_broken_pipe() {
+    use tokio::io::AsyncWriteExt;
+    let scratch = Scratch::new();
+    let server = Server::start(&config(&scratch, json!({"max_request_bytes": 1_048_576}))).await;
+    let mut upload = raw(&server).await;
+    let body = vec![b' '; 20 << 20];
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    upload.write_all(head.as_bytes()).await.unwrap();
+    let sent = upload.write_all(&body).await;
+    assert!(sent.is_ok(), "the whole upload was taken: {sent:?}");
+    let answer = until_closed(&mut upload).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("max_request_bytes"), "{answer}");
+    server.stop().await;
+}

@@ -295,3 +295,259 @@ async fn a_client_that_disconnects_mid_stream_cancels_the_upstream_request() {
     );
     server.stop().await;
 }
+
+/// Runs `provider-host chat` once against `config`, with `env` added to its environment
+/// (a child's own environment: the test process's is left alone).
+async fn chat_once(
+    config: std::path::PathBuf,
+    env: Vec<(&'static str, String)>,
+) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(e2e::host_binary())
+            .args(["--config".as_ref(), config.as_os_str()])
+            .args([
+                "chat",
+                "--no-stream",
+                "--model",
+                "openai/gpt-4o-mini",
+                "Hello!",
+            ])
+            .envs(env)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("the host runs")
+    })
+    .await
+    .expect("the child is awaited")
+}
+
+#[tokio::test]
+async fn a_proxy_in_the_environment_is_never_used_only_the_configured_one() {
+    let (scratch, upstream, proxy) = (
+        Scratch::new(),
+        FakeUpstream::start().await,
+        FakeUpstream::start().await,
+    );
+    upstream.always(Reply::json(OPENAI_CHAT_COMPLETION));
+    proxy.always(Reply::json(OPENAI_CHAT_COMPLETION));
+    let entry = e2e::client::entry_in_front_of(
+        &upstream,
+        "E2E_PROXY_KEY",
+        json!({"name": "openai", "library": plugin("openai_provider"), "base_url": "/v1"}),
+    );
+    let config = scratch.config(json!({"providers": [entry], "retry": {"max_retries": 0}}));
+    let env = |var: &'static str| (var, proxy.url.clone());
+    let output = chat_once(
+        config,
+        vec![
+            ("E2E_PROXY_KEY", "sk-proxy-secret".to_owned()),
+            env("HTTP_PROXY"),
+            env("http_proxy"),
+            env("ALL_PROXY"),
+            env("all_proxy"),
+        ],
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        upstream.received().len(),
+        1,
+        "the upstream is called directly"
+    );
+    assert_eq!(
+        proxy.received().len(),
+        0,
+        "the environment's proxy never sees a request (nor its key)"
+    );
+}
+
+#[tokio::test]
+async fn a_configured_proxy_is_used_and_guarded_like_an_upstream() {
+    let (scratch, upstream, proxy) = (
+        Scratch::new(),
+        FakeUpstream::start().await,
+        FakeUpstream::start().await,
+    );
+    proxy.always(Reply::json(OPENAI_CHAT_COMPLETION));
+    let openai = json!({"name": "openai", "library": plugin("openai_provider"), "base_url": "/v1"});
+    let through = |allow: bool| {
+        let entry = e2e::client::entry_in_front_of(
+            &upstream,
+            "E2E_PROXY_KEY",
+            with_fields(openai.clone(), json!({"allow_private_network": allow})),
+        );
+        scratch
+            .config(json!({"providers": [entry], "retry": {"max_retries": 0}, "proxy": proxy.url}))
+    };
+    let key = || vec![("E2E_PROXY_KEY", "sk-proxy-secret".to_owned())];
+    let output = chat_once(through(true), key()).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        proxy.received().len(),
+        1,
+        "the configured proxy carries the call"
+    );
+    assert_eq!(upstream.received().len(), 0);
+
+    // A public-only entry may reach neither a loopback target nor a loopback proxy.
+    let output = chat_once(through(false), key()).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("a loopback address"), "{stderr}");
+    assert_eq!(
+        proxy.received().len(),
+        1,
+        "nothing more went through the proxy"
+    );
+}
+
+#[tokio::test]
+async fn a_stream_is_complete_at_done_even_when_the_upstream_keeps_the_connection_open() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    let key = ("E2E_TRANSPORT_KEY_DONE", "sk-test-done");
+    // The whole answer, [DONE] included, then silence on an open connection.
+    fake.always(Reply::Stream {
+        status: 200,
+        pieces: vec![
+            chunk("Hel").into_bytes(),
+            chunk("lo").into_bytes(),
+            FINISH.as_bytes().to_vec(),
+            DONE.as_bytes().to_vec(),
+        ],
+        pause: Duration::ZERO,
+        then_hang: true,
+    });
+    // Relayed as the upstream's bytes (passthrough) and translated by the plugin.
+    for (passthrough, let_go) in [(true, 1), (false, 2)] {
+        let server = host_for(
+            &scratch,
+            &fake,
+            key,
+            json!({"passthrough": passthrough}),
+            // Were the host to wait for the close, the idle timeout would end the
+            // stream with an error event.
+            json!({"timeouts": {"idle": 3.0}}),
+        )
+        .await;
+        let response = send_chat(&server, &hello(true)).await;
+        let streamed = StreamedAnswer::read(response).await;
+        assert_eq!(streamed.text(), "Hello", "passthrough: {passthrough}");
+        assert_eq!(streamed.finish_reason(), "stop");
+        fake.until_let_go(let_go).await;
+        server.stop().await;
+    }
+}
+
+/// A stream of `first` then, a moment later (so that `first` reaches the client as
+/// the stream's start, not in one read with `rest`), `rest`; silent afterwards on an
+/// open connection.
+fn stream_then_hang(first: String, rest: Vec<u8>) -> Reply {
+    Reply::Stream {
+        status: 200,
+        pieces: vec![first.into_bytes(), rest],
+        pause: Duration::from_millis(50),
+        then_hang: true,
+    }
+}
+
+#[tokio::test]
+async fn an_endless_line_ends_the_stream_at_the_default_cap_with_an_error_event() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    let key = ("E2E_TRANSPORT_KEY_CAP", "sk-test-cap");
+    // 5 MiB without a newline: past the default 4 MiB line cap.
+    fake.always(stream_then_hang(
+        chunk("Hel"),
+        [b"data: {\"x\":\"".as_slice(), &vec![b'a'; 5 << 20]].concat(),
+    ));
+    for (passthrough, let_go) in [(true, 1), (false, 2)] {
+        let server = host_for(
+            &scratch,
+            &fake,
+            key,
+            json!({"passthrough": passthrough}),
+            // A host without the cap waits for more of the line until this runs out.
+            json!({"timeouts": {"idle": 5.0}, "retry": {"max_retries": 0}}),
+        )
+        .await;
+        let response = send_chat(&server, &hello(true)).await;
+        let streamed = StreamedAnswer::read_allowing_errors(response).await;
+        assert_eq!(streamed.text(), "Hel", "passthrough: {passthrough}");
+        let error = &streamed.errors.first().expect("an error event")["error"];
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .contains("stream_limits.max_line_bytes"),
+            "{error}"
+        );
+        fake.until_let_go(let_go).await;
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn events_and_whole_streams_past_their_configured_caps_end_the_stream() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    let key = ("E2E_TRANSPORT_KEY_CAP2", "sk-test-cap2");
+    let many_lines = "data: {\"pad\":\"0123456789\"}\n".repeat(100).into_bytes();
+    let many_events = chunk("more").repeat(100).into_bytes();
+    for (piece, cap) in [
+        (many_lines, "stream_limits.max_event_bytes"),
+        (many_events, "stream_limits.max_stream_bytes"),
+    ] {
+        fake.always(stream_then_hang(chunk("Hel"), piece));
+        let server = host_for(
+            &scratch,
+            &fake,
+            key,
+            json!({}),
+            json!({
+                "timeouts": {"idle": 5.0},
+                "retry": {"max_retries": 0},
+                "stream_limits": {"max_line_bytes": 1024, "max_event_bytes": 2048, "max_stream_bytes": 8192}
+            }),
+        )
+        .await;
+        let streamed =
+            StreamedAnswer::read_allowing_errors(send_chat(&server, &hello(true)).await).await;
+        assert_eq!(streamed.text(), "Hel");
+        let error = &streamed.errors.first().expect("an error event")["error"];
+        assert!(error["message"].as_str().unwrap().contains(cap), "{error}");
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn shutdown_ends_within_the_drain_deadline_when_a_request_never_finishes() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    let key = ("E2E_TRANSPORT_KEY_DRAIN", "sk-test-drain");
+    fake.always(Reply::Hang);
+    let server = host_for(
+        &scratch,
+        &fake,
+        key,
+        json!({}),
+        json!({"server": {"drain_timeout": 0.5}, "retry": {"max_retries": 0}}),
+    )
+    .await;
+    let url = server.at("/v1/chat/completions");
+    let stuck = tokio::spawn(async move {
+        let _ = reqwest::Client::new()
+            .post(url)
+            .json(&hello(false))
+            .send()
+            .await;
+    });
+    fake.until_received(1).await;
+    let stopped = tokio::time::timeout(Duration::from_secs(20), server.stop()).await;
+    assert!(stopped.is_ok(), "shutdown waited past its drain deadline");
+    stuck.abort();
+}

@@ -646,3 +646,63 @@ async fn metrics_are_prometheus_text_with_typed_counters_unless_openmetrics_is_a
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn client_chosen_model_names_share_one_bucket_and_a_long_one_is_refused() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    // The upstream answers any model; the mock refuses unknown ones with a 404.
+    fake.always(Reply::json(CACHED_COMPLETION));
+    let server = start(&config(
+        &scratch,
+        &fake,
+        json!({"circuit_breaker": {"enabled": true}}),
+    ))
+    .await;
+    for i in 0..20 {
+        for (provider, status) in [("openai", 200), ("mock", 404)] {
+            let model = format!("{provider}/invented-{i}");
+            let r = send_chat(
+                &server,
+                &json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
+            )
+            .await;
+            assert_eq!(r.status(), status, "{model}");
+        }
+    }
+    let long = format!("openai/{}", "x".repeat(100_000));
+    let refused = send_chat(
+        &server,
+        &json!({"model": long, "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(refused.status(), 400);
+    let text = refused.text().await.unwrap();
+    assert!(
+        text.len() < 1_000,
+        "the name is not echoed back: {} bytes",
+        text.len()
+    );
+    assert!(text.contains("at most 256"), "{text}");
+
+    let summary = usage(&server, None).await;
+    let rows: Vec<&String> = summary["models"].as_object().unwrap().keys().collect();
+    assert_eq!(rows, ["mock/_other", "openai/_other"], "{summary:#}");
+    assert_eq!(summary["models"]["openai/_other"]["calls"], 20);
+    let metrics = reqwest::get(server.at("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!metrics.contains("invented"), "no label per invented name");
+    assert!(metrics.contains("model=\"_other\""));
+    let status: Value = reqwest::get(server.at("/admin/providers"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let breakers = status["circuit_breakers"].to_string();
+    assert!(!breakers.contains("invented"), "{breakers}");
+    server.stop().await;
+}

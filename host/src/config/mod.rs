@@ -77,6 +77,17 @@ pub struct Config {
     /// Upstream timeouts, in seconds.
     #[serde(default)]
     pub timeouts: Timeouts,
+    /// Caps on upstream streams.
+    #[serde(default)]
+    pub stream_limits: StreamLimits,
+    /// Timeouts and limits of the HTTP listener.
+    #[serde(default)]
+    pub server: ServerLimits,
+    /// The HTTP proxy every upstream call goes through (`http://host:port`). Without
+    /// it no proxy is used, whatever `HTTP_PROXY`/`HTTPS_PROXY` say: a proxy the
+    /// environment slipped in would see every API key and bypass the address guard.
+    #[serde(default)]
+    pub proxy: Option<String>,
     /// The whole request's deadline in seconds, retries and fallbacks included.
     #[serde(default = "default_request_timeout")]
     pub request_timeout: f64,
@@ -105,6 +116,58 @@ pub struct Config {
 
 fn default_request_timeout() -> f64 {
     300.0
+}
+
+/// How much of an upstream stream the host takes: one SSE line, one event, and the
+/// whole stream, in bytes. Past a cap the stream ends with an error event and the
+/// upstream is dropped, so a hostile or broken upstream cannot grow the host's memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamLimits {
+    /// The longest line (bytes between two newlines).
+    pub max_line_bytes: usize,
+    /// The longest event (bytes between two blank lines).
+    pub max_event_bytes: usize,
+    /// The most bytes of one streamed answer.
+    pub max_stream_bytes: u64,
+}
+
+impl Default for StreamLimits {
+    fn default() -> Self {
+        StreamLimits {
+            max_line_bytes: 4 * 1024 * 1024,
+            max_event_bytes: 8 * 1024 * 1024,
+            max_stream_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// How the HTTP listener treats its clients: read timeouts, a connection limit and how
+/// long shutdown waits for requests in flight. Seconds, fractions allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerLimits {
+    /// The longest a client may take to send a request's headers, and the longest a
+    /// kept-alive connection may sit idle waiting for its next request (HTTP/1).
+    pub header_timeout: f64,
+    /// The longest a client may take to send a request's whole body.
+    pub body_timeout: f64,
+    /// The most connections served at once; more are answered 503 and closed.
+    pub max_connections: usize,
+    /// After a shutdown signal, the longest requests in flight are waited for;
+    /// then the remaining connections are dropped and the process exits.
+    pub drain_timeout: f64,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            header_timeout: 10.0,
+            body_timeout: 60.0,
+            max_connections: 1024,
+            drain_timeout: 30.0,
+        }
+    }
 }
 
 /// Upstream timeouts in seconds (fractions allowed).
@@ -165,6 +228,11 @@ pub struct ClientAuth {
     /// An environment variable holding more keys, comma-separated.
     #[serde(default)]
     pub keys_env: Option<String>,
+    /// Keys for `/admin/*` (reload, usage reset, provider checks), distinct from client
+    /// keys: a client key never opens an admin endpoint once these are set. Without
+    /// them, admin endpoints answer only on a loopback listener.
+    #[serde(default)]
+    pub admin_keys: Vec<ClientKeySpec>,
 }
 
 fn default_max_request_bytes() -> usize {
@@ -467,6 +535,55 @@ impl Config {
                 "auth.keys".to_owned(),
                 "an empty key would let anyone in: remove it".to_owned(),
             ));
+        }
+        if self
+            .auth
+            .admin_keys
+            .iter()
+            .any(|k| k.key().trim().is_empty())
+        {
+            return Err((
+                "auth.admin_keys".to_owned(),
+                "an empty key would let anyone administer the host: remove it".to_owned(),
+            ));
+        }
+        let server = &self.server;
+        for (field, value) in [
+            ("header_timeout", server.header_timeout),
+            ("body_timeout", server.body_timeout),
+            ("drain_timeout", server.drain_timeout),
+        ] {
+            if !(value.is_finite() && value > 0.0) {
+                return Err((
+                    format!("server.{field}"),
+                    format!("{value} is not a positive number of seconds"),
+                ));
+            }
+        }
+        if server.max_connections == 0 {
+            return Err((
+                "server.max_connections".to_owned(),
+                "must be at least 1".to_owned(),
+            ));
+        }
+        let limits = &self.stream_limits;
+        if limits.max_line_bytes == 0 || limits.max_event_bytes == 0 || limits.max_stream_bytes == 0
+        {
+            return Err((
+                "stream_limits".to_owned(),
+                "every cap must be at least one byte".to_owned(),
+            ));
+        }
+        if let Some(proxy) = &self.proxy {
+            let scheme_ok = url::Url::parse(proxy)
+                .map(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                .unwrap_or(false);
+            if !scheme_ok {
+                return Err((
+                    "proxy".to_owned(),
+                    format!("`{proxy}` is not an http:// or https:// URL with a host"),
+                ));
+            }
         }
         if !(self.request_timeout.is_finite() && self.request_timeout > 0.0) {
             return Err((

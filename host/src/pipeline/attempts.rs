@@ -14,7 +14,7 @@ use provider_sdk::{ChatRequest, EmbeddingRequest, ErrorKind, HttpRequest, Provid
 use super::{
     capabilities::missing_capability,
     native::{self, NativeBody},
-    policy::{backoff, counts_against_target, fallback_worthy, retryable, Jitter, JitterSource},
+    policy::{backoff, blame, fallback_worthy, retryable, Jitter, JitterSource},
     upstream::{redact, Prepared},
     DispatchError,
 };
@@ -187,6 +187,11 @@ where
 {
     let (registry, config) = (&snapshot.registry, &snapshot.config);
     let model = job.model().to_owned();
+    if model.len() > super::MAX_MODEL_NAME_BYTES {
+        return Err(DispatchError::ModelNameTooLong {
+            length: model.len(),
+        });
+    }
     let targets = registry
         .targets(&model)
         .ok_or_else(|| DispatchError::UnknownModel {
@@ -230,7 +235,13 @@ where
             continue;
         }
         let policy = retry_policy(registry, &target, &config.retry);
-        let keys = [target.provider.clone(), target.to_string()];
+        // Breakers of configured targets only: one for every other name of a provider.
+        let counted = super::counted_model(snapshot, &target.provider, &target.model);
+        let unlisted = counted == super::OTHER_MODEL;
+        let keys = [
+            target.provider.clone(),
+            format!("{}/{counted}", target.provider),
+        ];
         let prepared = match job.prepare(&provider, &target.model) {
             Ok(Prepare::Send(prepared)) => prepared,
             Ok(Prepare::Skip(reason)) => {
@@ -291,19 +302,17 @@ where
                 }
                 Err(error) => {
                     let error = redact(error, &provider);
-                    let healthy = !counts_against_target(error.kind);
-                    breakers.record(
-                        &keys[0],
-                        healthy || error.kind == ErrorKind::ModelNotFound,
-                        breaker_policy,
-                        Instant::now(),
-                    );
-                    breakers.record(
-                        &keys[1],
-                        healthy && error.kind != ErrorKind::ModelNotFound,
-                        breaker_policy,
-                        Instant::now(),
-                    );
+                    // A name that does not exist says nothing about the other unlisted
+                    // names that share its breaker.
+                    if !(unlisted && error.kind == ErrorKind::ModelNotFound) {
+                        breakers.record_failure(
+                            &keys[0],
+                            &keys[1],
+                            blame(error.kind),
+                            breaker_policy,
+                            Instant::now(),
+                        );
+                    }
                     tracing::info!(%target, attempt = attempts, kind = %error.kind, message = %error.message, "attempt failed");
                     if retryable(error.kind) && retry < policy.max_retries {
                         let wait = backoff(&policy, retry, &error, sample());

@@ -15,6 +15,15 @@ pub enum DispatchError {
         /// What the client asked for.
         model: String,
     },
+    /// The model string is longer than any model's name.
+    #[error(
+        "the model name is {length} bytes long; at most {} are accepted",
+        super::MAX_MODEL_NAME_BYTES
+    )]
+    ModelNameTooLong {
+        /// Its length in bytes.
+        length: usize,
+    },
     /// The calling client has spent one of its budgets.
     #[error("{0}")]
     ClientBudgetSpent(BudgetSpent),
@@ -63,7 +72,9 @@ impl DispatchError {
             DispatchError::ClientBudgetSpent(_) | DispatchError::BudgetSpent { .. } => {
                 ErrorKind::QuotaExceeded
             }
-            DispatchError::Unsupported { .. } => ErrorKind::InvalidRequest,
+            DispatchError::Unsupported { .. } | DispatchError::ModelNameTooLong { .. } => {
+                ErrorKind::InvalidRequest
+            }
             DispatchError::Provider { error, .. } => error.kind,
         }
     }

@@ -46,6 +46,32 @@ pub use policy::{
 use record::Recorder;
 use upstream::{Decoding, Prepared};
 
+/// The model label under which every model that is not a configured target is counted
+/// (in metrics, the usage summary and breakers): client-chosen names are unbounded.
+pub const OTHER_MODEL: &str = "_other";
+
+/// The longest model string a request may name, in bytes; longer ones are refused
+/// with a 400 before routing.
+pub const MAX_MODEL_NAME_BYTES: usize = 256;
+
+/// How `model` of `provider` is counted: itself when it is a configured target
+/// (listed by its plugin, named by an alias or priced in the config), else
+/// [`OTHER_MODEL`].
+pub fn counted_model<'a>(snapshot: &Snapshot, provider: &str, model: &'a str) -> &'a str {
+    let priced = || {
+        snapshot
+            .config
+            .pricing
+            .keys()
+            .any(|k| k.split_once('/') == Some((provider, model)))
+    };
+    if snapshot.registry.is_configured(provider, model) || priced() {
+        model
+    } else {
+        OTHER_MODEL
+    }
+}
+
 /// Who is calling, for usage and budgets.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -327,6 +353,7 @@ impl Pipeline {
     ) -> Result<(Route, Opened), DispatchError> {
         self.check_client_budget(&snapshot, client)?;
         let transport = &snapshot.transport;
+        let limits = snapshot.config.stream_limits;
         let clock = attempts::WaitClock::default();
         let waited = &clock;
         let ((decoding, held), route) = attempts::run(
@@ -341,7 +368,7 @@ impl Pipeline {
                 let first = async {
                     let response =
                         upstream::send(transport, &provider, &prepared, deadline).await?;
-                    let decoding = Decoding::start(provider, response)?;
+                    let decoding = Decoding::start(provider, response, limits)?;
                     first_event(decoding, &prepared).await
                 }
                 .await;
@@ -353,7 +380,14 @@ impl Pipeline {
         let relay = Relay {
             decoding,
             target: route.target.to_string(),
-            keys: [route.target.provider.clone(), route.target.to_string()],
+            keys: [
+                route.target.provider.clone(),
+                format!(
+                    "{}/{}",
+                    route.target.provider,
+                    counted_model(&snapshot, &route.target.provider, &route.target.model)
+                ),
+            ],
             breakers: self.breakers.clone(),
             policy: snapshot.config.circuit_breaker,
         };
@@ -443,11 +477,16 @@ struct Relay {
 
 impl Relay {
     fn failed(&self, error: ProviderError) -> DispatchError {
+        // A request the client got wrong said nothing about health mid-stream either;
+        // it is not counted as a success after the stream failed.
         if counts_against_target(error.kind) {
-            for key in &self.keys {
-                self.breakers
-                    .record(key, false, &self.policy, Instant::now());
-            }
+            self.breakers.record_failure(
+                &self.keys[0],
+                &self.keys[1],
+                policy::blame(error.kind),
+                &self.policy,
+                Instant::now(),
+            );
         }
         DispatchError::Provider {
             target: self.target.clone(),

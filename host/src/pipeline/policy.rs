@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use provider_sdk::{ErrorKind, ProviderError};
 
-use crate::config::RetryPolicy;
+use crate::{breaker::Blame, config::RetryPolicy};
 
 /// Whether trying the same target again may succeed.
 pub fn retryable(kind: ErrorKind) -> bool {
@@ -30,6 +30,21 @@ pub fn counts_against_target(kind: ErrorKind) -> bool {
         kind,
         ErrorKind::InvalidRequest | ErrorKind::ContextWindowExceeded | ErrorKind::ModelNotFound
     )
+}
+
+/// Whose breaker a failure counts against. Connection, authentication and quota
+/// failures are the provider's (another model would fail the same way); rate limits,
+/// bad answers (`plugin_fault`) and a missing model are one model's; a 5xx or a timeout
+/// is one model's until another model of the provider fails so too.
+pub fn blame(kind: ErrorKind) -> Blame {
+    match kind {
+        ErrorKind::InvalidRequest | ErrorKind::ContextWindowExceeded => Blame::Nobody,
+        ErrorKind::ModelNotFound | ErrorKind::RateLimited | ErrorKind::PluginFault => Blame::Model,
+        ErrorKind::ProviderService | ErrorKind::Timeout => Blame::ModelUnlessWidespread,
+        ErrorKind::Connection | ErrorKind::Authentication | ErrorKind::QuotaExceeded => {
+            Blame::Provider
+        }
+    }
 }
 
 /// Exponential backoff with full jitter: a random wait in `[0, min(cap, base * 2^n)]`

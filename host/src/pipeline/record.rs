@@ -133,6 +133,11 @@ impl Recorder {
             }
             _ => None,
         };
+        // Cost is the real model's; the counting label is bounded (see `counted_model`).
+        let model = match (&provider, model) {
+            (Some(p), Some(m)) => Some(super::counted_model(&self.snapshot, p, &m).to_owned()),
+            (_, model) => model,
+        };
         let waited = self
             .route
             .as_ref()

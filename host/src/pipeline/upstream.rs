@@ -11,6 +11,7 @@ use provider_sdk::{
 };
 
 use crate::{
+    config::StreamLimits,
     registry::ReadyProvider,
     transport::{self, BodyStream, Transport, UpstreamResponse, ERROR_BODY_CAP, RESPONSE_BODY_CAP},
 };
@@ -110,6 +111,53 @@ pub(super) struct Decoding {
     /// Delivered after the events decoded before it.
     failure: Option<ProviderError>,
     done: bool,
+    limits: StreamLimits,
+    sizes: Sizes,
+}
+
+/// How far into the current line, the current event and the stream the body is.
+#[derive(Debug, Default)]
+struct Sizes {
+    line: usize,
+    event: usize,
+    total: u64,
+}
+
+impl Sizes {
+    /// Takes in `bytes`; names the cap they break, if any. A line of only `\r` is blank.
+    fn take(&mut self, bytes: &[u8], limits: &StreamLimits) -> Option<String> {
+        self.total += bytes.len() as u64;
+        if self.total > limits.max_stream_bytes {
+            return Some(format!(
+                "the stream is longer than {} bytes (stream_limits.max_stream_bytes)",
+                limits.max_stream_bytes
+            ));
+        }
+        for &b in bytes {
+            match b {
+                b'\n' if self.line == 0 => self.event = 0,
+                b'\n' => self.line = 0,
+                b'\r' => {}
+                _ => {
+                    self.line += 1;
+                    self.event += 1;
+                }
+            }
+            if self.line > limits.max_line_bytes {
+                return Some(format!(
+                    "a line of the stream is longer than {} bytes (stream_limits.max_line_bytes)",
+                    limits.max_line_bytes
+                ));
+            }
+            if self.event > limits.max_event_bytes {
+                return Some(format!(
+                    "an event of the stream is longer than {} bytes (stream_limits.max_event_bytes)",
+                    limits.max_event_bytes
+                ));
+            }
+        }
+        None
+    }
 }
 
 impl Decoding {
@@ -117,6 +165,7 @@ impl Decoding {
     pub(super) fn start(
         provider: Arc<ReadyProvider>,
         response: UpstreamResponse,
+        limits: StreamLimits,
     ) -> Result<Decoding, ProviderError> {
         let decoder = provider.plugin.stream_decoder()?;
         Ok(Decoding {
@@ -127,6 +176,8 @@ impl Decoding {
             scratch: Vec::new(),
             failure: None,
             done: false,
+            limits,
+            sizes: Sizes::default(),
         })
     }
 
@@ -175,7 +226,24 @@ impl Decoding {
     async fn read(&mut self) -> Bytes {
         let (bytes, step) = match self.body.next().await {
             Some(Ok(bytes)) => {
-                let step = self.decoder.feed(&bytes, &mut self.scratch);
+                if let Some(broken) = self.sizes.take(&bytes, &self.limits) {
+                    // Neither decoded nor relayed: the stream ends here, and dropping
+                    // the body lets the upstream go.
+                    tracing::warn!(provider = %self.provider.name, "{broken}: stream cut");
+                    self.done = true;
+                    self.body = Box::pin(futures_util::stream::empty());
+                    self.failure = Some(ProviderError::new(ErrorKind::ProviderService, broken));
+                    return Bytes::new();
+                }
+                let mut step = self.decoder.feed(&bytes, &mut self.scratch);
+                // At its terminator the answer is whole: end here rather than wait for
+                // an upstream that keeps the connection open (it would end in an idle
+                // timeout), and drop the body so the connection is let go.
+                if step.is_ok() && self.decoder.is_complete() {
+                    self.done = true;
+                    self.body = Box::pin(futures_util::stream::empty());
+                    step = self.decoder.finish(&mut self.scratch);
+                }
                 (bytes, step)
             }
             Some(Err(e)) => (Bytes::new(), Err(e)),

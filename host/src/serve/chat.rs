@@ -7,7 +7,7 @@ use std::{
 };
 
 use axum::{
-    body::{to_bytes, Body},
+    body::Body,
     extract::{Extension, State},
     http::{header, HeaderValue},
     response::{IntoResponse, Response},
@@ -35,9 +35,8 @@ pub async fn completions(
     body: Body,
 ) -> Response {
     let caller = ingress::caller(client, id);
-    let limit = host.config().max_request_bytes;
-    let read = match to_bytes(body, limit).await {
-        Err(_) => Err(ApiError::too_large(limit)),
+    let read = match super::body::read(&host, body).await {
+        Err(error) => Err(ApiError::from_body(&error)),
         Ok(bytes) => parse(&bytes).map(|request| (request, bytes)),
     };
     let (request, bytes) = match read {

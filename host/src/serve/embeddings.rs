@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use axum::{
-    body::{to_bytes, Body},
+    body::Body,
     extract::{Extension, State},
     response::{IntoResponse, Response},
     Json,
@@ -45,9 +45,8 @@ pub async fn embeddings(
     body: Body,
 ) -> Response {
     let caller = super::ingress::caller(client, id);
-    let limit = host.config().max_request_bytes;
-    let read = match to_bytes(body, limit).await {
-        Err(_) => Err(ApiError::too_large(limit)),
+    let read = match super::body::read(&host, body).await {
+        Err(error) => Err(ApiError::from_body(&error)),
         Ok(bytes) => parse(&bytes).map(|parsed| (parsed, bytes)),
     };
     let ((request, encoding), bytes) = match read {

@@ -67,6 +67,23 @@ impl ApiError {
         }
     }
 
+    /// The client-facing form of a body that could not be read.
+    pub fn from_body(error: &super::body::BodyError) -> Self {
+        use super::body::BodyError;
+        let code = match error {
+            BodyError::TooLarge { .. } => "request_too_large",
+            BodyError::TimedOut { .. } => "request_timeout",
+            BodyError::Broken(_) => "invalid_request",
+        };
+        ApiError {
+            status: error.status(),
+            kind: "invalid_request_error",
+            code,
+            message: error.to_string(),
+            param: None,
+        }
+    }
+
     /// The client-facing form of a dispatch failure.
     pub fn from_dispatch(error: &DispatchError) -> Self {
         let status =

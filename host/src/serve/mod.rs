@@ -5,10 +5,12 @@
 
 mod admin;
 mod auth;
+pub mod body;
 mod chat;
 mod embeddings;
 pub mod error;
 mod ingress;
+mod listener;
 mod messages;
 mod relay;
 mod responses;
@@ -29,13 +31,13 @@ use tracing::Instrument;
 
 pub use crate::clients::ClientKeys;
 use crate::{pipeline::Route, Host};
-pub use auth::ClientName;
+pub use auth::{ClientName, Listener};
 use error::ApiError;
 
 /// The service's routes: `/v1/chat/completions`, `/v1/embeddings`, `/v1/messages`,
-/// `/v1/responses`, `/v1/models`, `/admin/providers` and
-/// `/admin/reload` (behind client auth when keys are configured), `/healthz` and
-/// `/readyz`.
+/// `/v1/responses`, `/v1/models` and `/metrics` (behind client keys when configured),
+/// `/admin/*` (behind `auth.admin_keys`, or on a loopback [`Listener`] only), `/healthz`
+/// and `/readyz`.
 pub fn router(host: Arc<Host>) -> Router {
     let api = Router::new()
         .route("/v1/chat/completions", post(chat::completions))
@@ -49,18 +51,24 @@ pub fn router(host: Arc<Host>) -> Router {
         )
         .route("/v1/models", get(models))
         .route("/v1/models/{*id}", get(model))
-        .route("/admin/providers", get(admin::providers))
-        .route("/admin/reload", post(admin::reload))
-        .route("/admin/providers/{name}/check", post(admin::check))
-        .route("/admin/usage", get(admin::usage))
-        .route("/admin/usage/reset", post(admin::reset_usage))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(
             host.clone(),
             auth::require_key,
         ));
+    let admin_routes = Router::new()
+        .route("/admin/providers", get(admin::providers))
+        .route("/admin/reload", post(admin::reload))
+        .route("/admin/providers/{name}/check", post(admin::check))
+        .route("/admin/usage", get(admin::usage))
+        .route("/admin/usage/reset", post(admin::reset_usage))
+        .layer(middleware::from_fn_with_state(
+            host.clone(),
+            auth::require_admin,
+        ));
     Router::new()
         .merge(api)
+        .merge(admin_routes)
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(ready))
         .fallback(no_route)
@@ -144,6 +152,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let address = listener.local_addr()?;
+    let scope = Listener {
+        loopback: address.ip().is_loopback(),
+    };
+    if !scope.loopback && !host.snapshot().admin_keys.enabled() {
+        tracing::warn!(%address, "admin endpoints are off on this listener: set `auth.admin_keys` to use /admin/*");
+    }
     let open = !host.snapshot().client_keys.enabled();
     if open && !address.ip().is_loopback() {
         tracing::warn!(%address, "listening beyond loopback with client authentication off: anyone who can reach this address can spend your provider keys; set `auth.keys` in the config");
@@ -161,14 +175,9 @@ pub async fn serve(
         }
     }
     tracing::info!(%address, "serving");
-    // Without TCP_NODELAY, Nagle holds each SSE event after the first until the
-    // client's delayed ACK (~40 ms on Linux): every stream would stall once.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let served = axum::serve(listener, router(host.clone()))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let app = router(host.clone()).layer(axum::Extension(scope));
+    let limits = host.config().server;
+    let served = listener::run(listener, app, limits, shutdown).await;
     // Requests have finished: put their usage in the ledger before going.
     let flushing = host.clone();
     let _ = tokio::task::spawn_blocking(move || flushing.usage().flush()).await;

@@ -48,26 +48,39 @@ pub struct Transport {
     public_only: reqwest::Client,
     allow_private: reqwest::Client,
     timeouts: Timeouts,
+    /// The configured proxy's URL; `None` means no proxy at all.
+    proxy: Option<reqwest::Url>,
     raw: Option<Arc<RawLog>>,
 }
 
 impl Transport {
-    /// Clients with the given timeouts.
-    pub fn new(timeouts: Timeouts, raw: Option<Arc<RawLog>>) -> Transport {
+    /// Clients with the given timeouts, through `proxy` when the config names one and
+    /// through none otherwise (the environment's `HTTP_PROXY` is ignored). A `proxy`
+    /// that is not a URL was refused by config validation; here it means no proxy.
+    pub fn new(timeouts: Timeouts, proxy: Option<&str>, raw: Option<Arc<RawLog>>) -> Transport {
+        let proxy = proxy.and_then(|p| reqwest::Url::parse(p).ok());
         let client = |policy| {
-            reqwest::Client::builder()
+            let builder = reqwest::Client::builder()
                 .connect_timeout(timeouts.connect())
                 .pool_idle_timeout(Duration::from_secs(90))
+                // The proxy's own name is resolved here too, so it is guarded as well.
                 .dns_resolver(Arc::new(GuardedResolver { policy }))
                 // Redirects would bypass the checks on the URL the plugin built.
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("the HTTP client builds")
+                .redirect(reqwest::redirect::Policy::none());
+            let builder = match proxy
+                .as_ref()
+                .and_then(|p| reqwest::Proxy::all(p.clone()).ok())
+            {
+                Some(configured) => builder.proxy(configured),
+                None => builder.no_proxy(),
+            };
+            builder.build().expect("the HTTP client builds")
         };
         Transport {
             public_only: client(Policy::PublicOnly),
             allow_private: client(Policy::AllowPrivate),
             timeouts,
+            proxy,
             raw,
         }
     }
@@ -118,24 +131,24 @@ impl Transport {
                 http.url
             )));
         }
-        // Literal IPs never reach the resolver: check them here.
-        if let Some(host) = url.host() {
-            let ip = match host {
-                url::Host::Ipv4(v4) => Some(std::net::IpAddr::V4(v4)),
-                url::Host::Ipv6(v6) => Some(std::net::IpAddr::V6(v6)),
-                url::Host::Domain(_) => None,
-            };
-            if let Some((ip, why)) = ip.and_then(|ip| guard::refusal(ip, policy).map(|w| (ip, w))) {
-                return Err(ProviderError::new(
-                    ErrorKind::Connection,
-                    Refused {
-                        host: ip.to_string(),
-                        ip,
-                        why,
-                    }
-                    .to_string(),
-                ));
-            }
+        // Literal IPs never reach the resolver: check them here. Through a proxy the
+        // proxy resolves the target, so the host resolves and checks it first, and
+        // checks a literal proxy address as it would the target's.
+        if let Some(host) = url.host_str() {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            guard::check(host, policy, self.proxy.is_some())
+                .await
+                .map_err(|refused| {
+                    ProviderError::new(ErrorKind::Connection, refused.to_string())
+                })?;
+        }
+        if let Some(proxy) = self.proxy.as_ref().and_then(|p| p.host_str()) {
+            let proxy = proxy.trim_start_matches('[').trim_end_matches(']');
+            guard::check(proxy, policy, false)
+                .await
+                .map_err(|refused| {
+                    ProviderError::new(ErrorKind::Connection, refused.to_string())
+                })?;
         }
         let method = reqwest::Method::from_bytes(http.method.as_bytes()).map_err(|_| {
             ProviderError::plugin_fault(format!(

@@ -216,6 +216,16 @@ impl<D: StreamDecoder> Decoder<D> {
 
 impl<D: StreamDecoder> FfiDecoder for Decoder<D> {
     fn feed(&mut self, bytes: RSlice<'_, u8>) -> RResult<RString, RString> {
+        if bytes.is_empty() && !self.poisoned {
+            // The completion query (see `FfiDecoder`); a panic counts as not complete.
+            let inner = &self.inner;
+            let complete = catch_unwind(AssertUnwindSafe(|| inner.is_complete())).unwrap_or(false);
+            return RResult::ROk(if complete {
+                "[]".into()
+            } else {
+                RString::new()
+            });
+        }
         self.run(|d, events| d.feed(bytes.as_slice(), events))
     }
 

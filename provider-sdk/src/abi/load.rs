@@ -439,6 +439,12 @@ impl PluginDecoder {
         decoded(result, events)
     }
 
+    /// `StreamDecoder::is_complete`, asked as an empty `feed` (see `FfiDecoder`): `false`
+    /// from a plugin built before SDK 1.2.
+    pub fn is_complete(&mut self) -> bool {
+        matches!(self.inner.feed(RSlice::from_slice(&[])), RResult::ROk(answer) if answer.as_str() == "[]")
+    }
+
     /// `StreamDecoder::finish`: appends the events still buffered.
     pub fn finish(&mut self, events: &mut Vec<StreamEvent>) -> Result<(), ProviderError> {
         let result = self.inner.finish();

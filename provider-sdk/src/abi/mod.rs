@@ -144,6 +144,12 @@ pub type FfiProviderBox = FfiProvider_TO<'static, RBox<()>>;
 
 /// A stream decoder across the boundary. Events come back as a JSON array, or as an
 /// empty string when a piece completed no event.
+///
+/// An empty `feed` is a completion query (SDK 1.2, `StreamDecoder::is_complete`), which
+/// needs no new vtable entry: the SDK layer answers `[]` (no events) once the stream
+/// is complete and an empty string before. An older plugin answers an empty string to
+/// an empty piece, so to the host it is never complete and its streams end when their
+/// body does, as they always did; an older host reads `[]` as no events.
 #[sabi_trait]
 pub trait FfiDecoder: Send {
     /// `StreamDecoder::feed`.

@@ -79,6 +79,10 @@ impl StreamDecoder for AnthropicDecoder {
         result
     }
 
+    fn is_complete(&self) -> bool {
+        self.state.done
+    }
+
     fn finish(&mut self, events: &mut Vec<StreamEvent>) -> Result<(), ProviderError> {
         let state = &mut self.state;
         let mut result = Ok(());

@@ -84,6 +84,10 @@ impl StreamDecoder for OpenAiDecoder {
         }
     }
 
+    fn is_complete(&self) -> bool {
+        self.state.done && self.state.failed.is_none()
+    }
+
     fn finish(&mut self, events: &mut Vec<StreamEvent>) -> Result<(), ProviderError> {
         if let Some(error) = &self.state.failed {
             return Err(error.clone());

@@ -10,9 +10,9 @@ mod stream;
 use std::{convert::Infallible, sync::Arc};
 
 use axum::{
-    body::{to_bytes, Body},
+    body::Body,
     extract::{Extension, State},
-    http::{header, HeaderMap, HeaderValue, StatusCode},
+    http::{header, HeaderMap, HeaderValue},
     response::{IntoResponse, Response},
     Json,
 };
@@ -249,13 +249,9 @@ fn forwarded(headers: &HeaderMap) -> Vec<(String, String)> {
 }
 
 async fn read_bytes(host: &Host, body: Body) -> Result<Bytes, AnthropicError> {
-    let limit = host.config().max_request_bytes;
-    to_bytes(body, limit).await.map_err(|_| {
-        AnthropicError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the request body is larger than {limit} bytes (max_request_bytes)"),
-        )
-    })
+    super::body::read(host, body)
+        .await
+        .map_err(|error| AnthropicError::new(error.status(), error.to_string()))
 }
 
 async fn read(host: &Host, body: Body) -> Result<(MessagesRequest, Bytes), AnthropicError> {

@@ -13,7 +13,7 @@ use std::{
 };
 
 use axum::{
-    body::{to_bytes, Body},
+    body::Body,
     extract::{Extension, Path, State},
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
@@ -71,10 +71,9 @@ async fn prepare(
     host: &Arc<Host>,
     body: Body,
 ) -> Result<(ResponsesRequest, provider_sdk::ChatRequest, Vec<Message>), ApiError> {
-    let limit = host.config().max_request_bytes;
-    let bytes = to_bytes(body, limit)
+    let bytes = super::body::read(host, body)
         .await
-        .map_err(|_| ApiError::too_large(limit))?;
+        .map_err(|error| ApiError::from_body(&error))?;
     let mut json = serde_json::Deserializer::from_slice(&bytes);
     let request: ResponsesRequest = serde_path_to_error::deserialize(&mut json).map_err(|e| {
         let path = e.path().to_string();

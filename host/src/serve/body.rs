@@ -1,0 +1,83 @@
+//! Reading a request body: at most `max_request_bytes`, within `server.body_timeout`.
+//!
+//! A body over the limit is not cut off mid-upload: the rest is read and discarded (up
+//! to [`LINGER_BYTES`], for at most [`LINGER_TIME`]) before the 413 goes out, because
+//! a server that answers and closes while the client is still sending makes the
+//! client's kernel see a reset, and the client a broken pipe instead of the 413.
+
+use std::time::Duration;
+
+use axum::{body::Body, http::StatusCode};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use tokio::time::Instant;
+
+use crate::Host;
+
+/// The most of an oversized body read and discarded before the 413 is sent.
+pub const LINGER_BYTES: usize = 64 * 1024 * 1024;
+
+/// The longest an oversized body is read and discarded before the 413 is sent.
+pub const LINGER_TIME: Duration = Duration::from_secs(5);
+
+/// Why a request body could not be read.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BodyError {
+    /// The body is over `max_request_bytes`.
+    #[error("the request body is larger than {limit} bytes (max_request_bytes)")]
+    TooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// The client took longer than `server.body_timeout` to send it.
+    #[error("the request body did not arrive within {seconds}s (server.body_timeout)")]
+    TimedOut {
+        /// The timeout.
+        seconds: f64,
+    },
+    /// The connection broke while the body was being read.
+    #[error("the request body could not be read: {0}")]
+    Broken(String),
+}
+
+impl BodyError {
+    /// The status the client gets.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyError::TimedOut { .. } => StatusCode::REQUEST_TIMEOUT,
+            BodyError::Broken(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+/// Reads `body` whole, within the host's limits.
+pub async fn read(host: &Host, body: Body) -> Result<Bytes, BodyError> {
+    let config = host.config();
+    let (limit, seconds) = (config.max_request_bytes, config.server.body_timeout);
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let mut chunks = body.into_data_stream();
+    let mut read = BytesMut::new();
+    loop {
+        let next = tokio::time::timeout_at(deadline, chunks.next()).await;
+        let chunk = match next {
+            Err(_) => return Err(BodyError::TimedOut { seconds }),
+            Ok(None) => return Ok(read.freeze()),
+            Ok(Some(Err(error))) => return Err(BodyError::Broken(error.to_string())),
+            Ok(Some(Ok(chunk))) => chunk,
+        };
+        if read.len() + chunk.len() > limit {
+            drop(read);
+            let linger = Instant::now() + LINGER_TIME;
+            let mut discarded = chunk.len();
+            while discarded < LINGER_BYTES {
+                match tokio::time::timeout_at(linger, chunks.next()).await {
+                    Ok(Some(Ok(more))) => discarded += more.len(),
+                    _ => break,
+                }
+            }
+            return Err(BodyError::TooLarge { limit });
+        }
+        read.extend_from_slice(&chunk);
+    }
+}
