@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod registry;
 pub mod response_store;
+pub mod sandbox;
 pub mod serve;
 pub mod snapshot;
 pub mod target;

@@ -307,15 +307,10 @@ impl Registry {
             }
         };
         for file in files {
-            let manifest = match loader.load(&file, None).map(|l| l.library.manifest()) {
-                Ok(Ok(manifest)) => manifest,
-                Ok(Err(e)) => {
-                    self.problems
-                        .push(format!("{}: manifest: {e}", file.display()));
-                    continue;
-                }
-                Err(e) => {
-                    self.problems.push(e.to_string());
+            let manifest = match discover_manifest(&file, loader) {
+                Ok(manifest) => manifest,
+                Err(problem) => {
+                    self.problems.push(problem);
                     continue;
                 }
             };
@@ -364,6 +359,25 @@ impl ProviderStatus {
         let same_file = self.sha256 == file;
         same_file && self.key == lookup_key(entry, self.manifest.as_deref(), env)
     }
+}
+
+/// The manifest of a drop-in file. With a sandbox, the file is validated in a child
+/// first (a pass is remembered, so building the entry does not check it again), since
+/// reading a manifest means mapping the file here.
+fn discover_manifest(file: &Path, loader: &Loader) -> Result<Manifest, String> {
+    if loader.sandbox().is_some() {
+        let report = validate_file(loader, file, None);
+        return match (report.failure(), report.manifest) {
+            (None, Some(manifest)) => Ok(manifest),
+            (failure, _) => {
+                Err(failure.unwrap_or_else(|| format!("{}: failed validation", file.display())))
+            }
+        };
+    }
+    let loaded = loader.load(file, None).map_err(|e| e.to_string())?;
+    crate::validate::check_build(&loaded.library)
+        .and_then(|()| loaded.library.manifest().map_err(|e| e.to_string()))
+        .map_err(|e| format!("{}: manifest: {e}", file.display()))
 }
 
 /// Shared-library files directly inside `dir`, sorted so discovery is deterministic.
