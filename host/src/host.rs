@@ -350,9 +350,14 @@ impl Host {
             .libraries_in_use()
             .collect::<std::collections::HashSet<_>>()
             .len();
+        let faulted: Vec<(String, bool)> = self
+            .registry()
+            .providers()
+            .filter_map(|p| Some((p.name.clone(), p.ready.as_ref()?.faulted().is_some())))
+            .collect();
         self.pipeline
             .metrics()
-            .render(&breakers, loaded, self.retired_libraries())
+            .render(&breakers, loaded, self.retired_libraries(), &faulted)
     }
 
     /// Reload counters.

@@ -18,6 +18,7 @@ mod host;
 pub mod load;
 pub mod metrics;
 pub mod pipeline;
+pub mod plugin_pool;
 pub mod registry;
 pub mod response_store;
 pub mod sandbox;

@@ -96,6 +96,23 @@ pub struct ReadyProvider {
     pub allow_private_network: bool,
     /// Whether a client's own body may go to this upstream unchanged.
     pub passthrough: bool,
+    /// How long one call into the plugin may take on the request path.
+    pub call_timeout: std::time::Duration,
+    /// Why this version stopped being served, once a call overran its deadline.
+    faulted: std::sync::OnceLock<String>,
+}
+
+impl ReadyProvider {
+    /// Why this plugin version is faulted (a call overran its deadline), if it is: it
+    /// is no longer routed to, until a new version replaces it.
+    pub fn faulted(&self) -> Option<&str> {
+        self.faulted.get().map(String::as_str)
+    }
+
+    /// Marks this version faulted; the first reason stays.
+    pub fn mark_faulted(&self, reason: &str) {
+        let _ = self.faulted.set(reason.to_owned());
+    }
 }
 
 /// One provider's status, ready or not.
@@ -192,7 +209,8 @@ impl Registry {
                     old.clone()
                 }
                 _ => {
-                    let mut new = build_entry(&entry, origin, loader, env);
+                    let mut new =
+                        build_entry(&entry, config.plugin_call_timeout(), origin, loader, env);
                     match (old, &new.state) {
                         (Some(old), State::Failed(reason)) if old.ready.is_some() => {
                             changes.failed.push((entry.name.clone(), reason.clone()));
@@ -423,6 +441,7 @@ fn lookup_key(
 
 fn build_entry(
     entry: &ProviderEntry,
+    call_timeout: std::time::Duration,
     origin: Origin,
     loader: &Loader,
     env: &dyn Fn(&str) -> Option<String>,
@@ -492,6 +511,8 @@ fn build_entry(
             .or_else(|| manifest.defaults.base_url.clone()),
         allow_private_network: entry.allow_private_network,
         passthrough: entry.passthrough,
+        call_timeout,
+        faulted: std::sync::OnceLock::new(),
     }));
     status
 }

@@ -101,6 +101,10 @@ pub struct Config {
     /// Stored Responses-API answers (`store: true`) and how long they are kept.
     #[serde(default)]
     pub responses: ResponsesConfig,
+    /// How long one plugin call on the request path may take, in seconds; past it the
+    /// plugin version is faulted and no longer served.
+    #[serde(default = "default_plugin_call_timeout")]
+    pub plugin_call_timeout: f64,
     /// The child process every new plugin file is validated in before it is loaded.
     #[serde(default)]
     pub sandbox: SandboxConfig,
@@ -131,6 +135,17 @@ impl Default for SandboxConfig {
             address_space_mb: 4096,
             timeout_secs: 20.0,
         }
+    }
+}
+
+fn default_plugin_call_timeout() -> f64 {
+    10.0
+}
+
+impl Config {
+    /// [`Config::plugin_call_timeout`] as a duration.
+    pub fn plugin_call_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.plugin_call_timeout.max(0.001))
     }
 }
 

@@ -11,6 +11,7 @@ use provider_sdk::{
 };
 
 use crate::{
+    plugin_pool,
     registry::ReadyProvider,
     transport::{self, BodyStream, Transport, UpstreamResponse, ERROR_BODY_CAP, RESPONSE_BODY_CAP},
 };
@@ -38,30 +39,46 @@ impl Prepared {
 /// a non-2xx status with the plugin's classification of it.
 pub(super) async fn send(
     transport: &Transport,
-    provider: &ReadyProvider,
+    provider: &Arc<ReadyProvider>,
     prepared: &Prepared,
     deadline: Instant,
 ) -> Result<UpstreamResponse, ProviderError> {
+    // Plugin calls run on the plugin-call threads, with a deadline (see plugin_pool).
     let outbound = match prepared {
-        Prepared::Canonical(json) => provider.plugin.build_request_json(json)?,
+        Prepared::Canonical(json) => {
+            let json = json.clone();
+            plugin_pool::run(provider, "build_request", move |p| {
+                p.plugin.build_request_json(&json)
+            })
+            .await??
+        }
         Prepared::Native(http) => Outbound::Http(http.clone()),
-        Prepared::Embedding(json) => provider.plugin.build_embedding_request_json(json)?,
+        Prepared::Embedding(json) => {
+            let json = json.clone();
+            plugin_pool::run(provider, "build_embedding_request", move |p| {
+                p.plugin.build_embedding_request_json(&json)
+            })
+            .await??
+        }
     };
     let response = transport.send(provider, outbound, deadline).await?;
     if (200..300).contains(&response.status) {
         return Ok(response);
     }
     let (body, _) = transport::read_capped(response.body, ERROR_BODY_CAP).await?;
-    let headers = header_views(&response.headers);
-    Err(provider
-        .plugin
-        .classify_error(&HttpResponse::new(response.status, &headers, &body)))
+    let (status, headers) = (response.status, response.headers);
+    Err(plugin_pool::run(provider, "classify_error", move |p| {
+        p.plugin
+            .classify_error(&HttpResponse::new(status, &header_views(&headers), &body))
+    })
+    .await
+    .unwrap_or_else(|fault| fault))
 }
 
 /// Reads a whole answer (up to [`RESPONSE_BODY_CAP`]) and lets the plugin parse it;
 /// the bytes come back too, for a caller that speaks the upstream's protocol.
 pub(super) async fn read_answer(
-    provider: &ReadyProvider,
+    provider: &Arc<ReadyProvider>,
     response: UpstreamResponse,
 ) -> Result<(ChatResponse, Bytes), ProviderError> {
     let (body, cut) = transport::read_capped(response.body, RESPONSE_BODY_CAP).await?;
@@ -71,18 +88,21 @@ pub(super) async fn read_answer(
             format!("the upstream answer is larger than {RESPONSE_BODY_CAP} bytes"),
         ));
     }
-    let headers = header_views(&response.headers);
-    let parsed =
-        provider
-            .plugin
-            .parse_response(&HttpResponse::new(response.status, &headers, &body))?;
-    Ok((parsed, Bytes::from(body)))
+    let (status, headers) = (response.status, response.headers);
+    let (parsed, body) = plugin_pool::run(provider, "parse_response", move |p| {
+        let parsed =
+            p.plugin
+                .parse_response(&HttpResponse::new(status, &header_views(&headers), &body));
+        (parsed, body)
+    })
+    .await?;
+    Ok((parsed?, Bytes::from(body)))
 }
 
 /// Reads a whole embeddings answer (up to [`RESPONSE_BODY_CAP`]) and lets the plugin
 /// parse it; the bytes come back too, for a caller that speaks the upstream's protocol.
 pub(super) async fn read_embeddings(
-    provider: &ReadyProvider,
+    provider: &Arc<ReadyProvider>,
     response: UpstreamResponse,
 ) -> Result<(EmbeddingResponse, Bytes), ProviderError> {
     let (body, cut) = transport::read_capped(response.body, RESPONSE_BODY_CAP).await?;
@@ -92,11 +112,17 @@ pub(super) async fn read_embeddings(
             format!("the upstream answer is larger than {RESPONSE_BODY_CAP} bytes"),
         ));
     }
-    let headers = header_views(&response.headers);
-    let parsed = provider
-        .plugin
-        .parse_embedding_response(&HttpResponse::new(response.status, &headers, &body))?;
-    Ok((parsed, Bytes::from(body)))
+    let (status, headers) = (response.status, response.headers);
+    let (parsed, body) = plugin_pool::run(provider, "parse_embedding_response", move |p| {
+        let parsed = p.plugin.parse_embedding_response(&HttpResponse::new(
+            status,
+            &header_views(&headers),
+            &body,
+        ));
+        (parsed, body)
+    })
+    .await?;
+    Ok((parsed?, Bytes::from(body)))
 }
 
 /// An upstream body run through the plugin's stream decoder, event by event.
@@ -104,7 +130,8 @@ pub(super) struct Decoding {
     /// The plugin version this stream started on, kept alive until it ends.
     provider: Arc<ReadyProvider>,
     body: BodyStream,
-    decoder: PluginDecoder,
+    /// Away on a plugin-call thread while it decodes; gone if a call overran.
+    decoder: Option<PluginDecoder>,
     pending: VecDeque<StreamEvent>,
     scratch: Vec<StreamEvent>,
     /// Delivered after the events decoded before it.
@@ -122,7 +149,7 @@ impl Decoding {
         Ok(Decoding {
             provider,
             body: response.body,
-            decoder,
+            decoder: Some(decoder),
             pending: VecDeque::new(),
             scratch: Vec::new(),
             failure: None,
@@ -175,13 +202,13 @@ impl Decoding {
     async fn read(&mut self) -> Bytes {
         let (bytes, step) = match self.body.next().await {
             Some(Ok(bytes)) => {
-                let step = self.decoder.feed(&bytes, &mut self.scratch);
+                let step = self.decode(Some(bytes.clone())).await;
                 (bytes, step)
             }
             Some(Err(e)) => (Bytes::new(), Err(e)),
             None => {
                 self.done = true;
-                (Bytes::new(), self.decoder.finish(&mut self.scratch))
+                (Bytes::new(), self.decode(None).await)
             }
         };
         self.pending.extend(self.scratch.drain(..));
@@ -190,6 +217,29 @@ impl Decoding {
             self.failure = Some(error);
         }
         bytes
+    }
+
+    /// Feeds `bytes` to the decoder (or finishes it, for `None`) on a plugin-call
+    /// thread; its events land in `scratch`.
+    async fn decode(&mut self, bytes: Option<Bytes>) -> Result<(), ProviderError> {
+        let Some(mut decoder) = self.decoder.take() else {
+            return Err(ProviderError::plugin_fault(
+                "the stream decoder was lost to a call past its deadline",
+            ));
+        };
+        let mut events = std::mem::take(&mut self.scratch);
+        let (decoder, events, step) =
+            plugin_pool::run(&self.provider, "stream decoder", move |_| {
+                let step = match &bytes {
+                    Some(bytes) => decoder.feed(bytes, &mut events),
+                    None => decoder.finish(&mut events),
+                };
+                (decoder, events, step)
+            })
+            .await?;
+        self.decoder = Some(decoder);
+        self.scratch = events;
+        step
     }
 }
 
