@@ -52,6 +52,7 @@ pub struct HostBuilder {
     jitter: Option<JitterSource>,
     clock: Option<Clock>,
     no_ledger: bool,
+    sandbox_binary: Option<PathBuf>,
 }
 
 impl HostBuilder {
@@ -97,6 +98,14 @@ impl HostBuilder {
         self
     }
 
+    /// Validates plugin files by re-executing `binary` (a `provider-host`) in a child
+    /// process, instead of the config's `sandbox.binary` or the one found beside this
+    /// program. For embedders and tests, whose own executable is not the host binary.
+    pub fn sandbox_binary(mut self, binary: impl Into<PathBuf>) -> Self {
+        self.sandbox_binary = Some(binary.into());
+        self
+    }
+
     /// Keeps usage in memory only, whatever the config says about the ledger (for
     /// one-shot tools that should leave no files behind).
     pub fn without_ledger(mut self) -> Self {
@@ -127,6 +136,7 @@ impl HostBuilder {
             records: self.records,
             jitter: self.jitter,
             clock: self.clock,
+            sandbox_binary: self.sandbox_binary,
         };
         let no_ledger = self.no_ledger;
         let with_ledger = move |mut config: Config| {
@@ -157,6 +167,7 @@ struct Hooks {
     records: Option<Arc<RecordCallback>>,
     jitter: Option<JitterSource>,
     clock: Option<Clock>,
+    sandbox_binary: Option<PathBuf>,
 }
 
 /// What one reload did.
@@ -202,7 +213,7 @@ pub struct Host {
     records: Option<Arc<RecordCallback>>,
     loader: Loader,
     current: ArcSwap<Snapshot>,
-    reloading: Mutex<()>,
+    publishing: Mutex<()>,
     stats: ReloadStats,
     pipeline: Arc<Pipeline>,
     responses: ResponseStore,
@@ -245,7 +256,11 @@ impl Host {
             .cache_dir
             .clone()
             .unwrap_or_else(|| Loader::default_cache_dir(&dir));
-        let loader = Loader::new(cache_dir);
+        // The sandbox is chosen once, at start: a reload cannot swap the binary that
+        // vets the files it loads.
+        let sandbox =
+            crate::sandbox::Sandbox::from_config(&config.sandbox, hooks.sandbox_binary.as_deref());
+        let loader = Loader::new(cache_dir).with_sandbox(sandbox);
         let registry = Registry::build(&config, &loader, &*keys);
         let transport = Transport::new(
             config.timeouts,
@@ -270,7 +285,7 @@ impl Host {
             records,
             loader,
             current: ArcSwap::from_pointee(snapshot),
-            reloading: Mutex::new(()),
+            publishing: Mutex::new(()),
             stats: ReloadStats::default(),
             pipeline: Arc::new(pipeline),
             responses,
@@ -339,9 +354,14 @@ impl Host {
             .libraries_in_use()
             .collect::<std::collections::HashSet<_>>()
             .len();
+        let faulted: Vec<(String, bool)> = self
+            .registry()
+            .providers()
+            .filter_map(|p| Some((p.name.clone(), p.ready.as_ref()?.faulted().is_some())))
+            .collect();
         self.pipeline
             .metrics()
-            .render(&breakers, loaded, self.retired_libraries())
+            .render(&breakers, loaded, self.retired_libraries(), &faulted)
     }
 
     /// Reload counters.
@@ -366,58 +386,71 @@ impl Host {
     /// a provider whose new version fails keeps its previous version serving.
     /// Blocking: it loads libraries; call it from a blocking context.
     pub fn reload(&self, trigger: &str) -> ReloadReport {
-        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
         let started = Instant::now();
-        let current = self.current.load_full();
         let mut report = ReloadReport {
             trigger: trigger.to_owned(),
-            generation: current.generation,
+            generation: self.current.load().generation,
             config_error: None,
             changes: Changes::default(),
             duration_ms: 0.0,
         };
-        let config = match &self.config_path {
-            Some(path) => Config::load_with_env(path, &*self.env),
-            None => Ok((*current.config).clone()),
-        };
-        match config {
-            Err(e) => {
-                tracing::warn!(error = %e, "config reload refused; the previous config stays in effect");
-                report.config_error = Some(e.to_string());
+        // No lock is held while the next snapshot is built: plugin code runs then (the
+        // sandbox child, then opening and constructing what passed), and a reload stuck
+        // there must not stop later ones. Only publishing is serialized, and only on
+        // top of the snapshot the build started from: when another reload published
+        // meanwhile, this one builds again on top of that (unchanged providers are
+        // kept, so a rebuild is cheap), a bounded number of times.
+        for attempt in 0..4 {
+            let current = self.current.load_full();
+            let config = match &self.config_path {
+                Some(path) => Config::load_with_env(path, &*self.env),
+                None => Ok((*current.config).clone()),
+            };
+            let config = match config {
+                Ok(config) => config,
+                Err(e) => {
+                    tracing::warn!(error = %e, "config reload refused; the previous config stays in effect");
+                    report.config_error = Some(e.to_string());
+                    break;
+                }
+            };
+            let (registry, changes) =
+                Registry::rebuild(Some(&current.registry), &config, &self.loader, &*self.keys);
+            let _publishing = self.publishing.lock().unwrap_or_else(|e| e.into_inner());
+            let latest = self.current.load_full();
+            if !Arc::ptr_eq(&latest, &current) && attempt < 3 {
+                continue;
             }
-            Ok(config) => {
-                let (registry, changes) =
-                    Registry::rebuild(Some(&current.registry), &config, &self.loader, &*self.keys);
-                for (name, reason) in &changes.failed {
-                    tracing::warn!(provider = %name, %reason, "reload failed; the previous version serves on");
-                }
-                for name in changes.added.iter().chain(&changes.reloaded) {
-                    if let Some(p) = registry.provider(name) {
-                        tracing::info!(provider = %name, generation = p.generation, state = %p.state, "provider loaded");
-                    }
-                }
-                for name in &changes.removed {
-                    tracing::info!(provider = %name, "provider removed");
-                }
-                let generation = current.generation + 1;
-                let raw = raw_log(&config, &self.records);
-                let transport = if config.timeouts == current.config.timeouts
-                    && config.proxy == current.config.proxy
-                {
-                    current.transport.with_raw_log(raw)
-                } else {
-                    Transport::new(config.timeouts, config.proxy.as_deref(), raw)
-                };
-                self.current.store(Arc::new(Snapshot::new(
-                    config,
-                    registry,
-                    transport,
-                    generation,
-                    &*self.keys,
-                )));
-                report.generation = generation;
-                report.changes = changes;
+            for (name, reason) in &changes.failed {
+                tracing::warn!(provider = %name, %reason, "reload failed; the previous version serves on");
             }
+            for name in changes.added.iter().chain(&changes.reloaded) {
+                if let Some(p) = registry.provider(name) {
+                    tracing::info!(provider = %name, generation = p.generation, state = %p.state, "provider loaded");
+                }
+            }
+            for name in &changes.removed {
+                tracing::info!(provider = %name, "provider removed");
+            }
+            let generation = latest.generation + 1;
+            let raw = raw_log(&config, &self.records);
+            let transport = if config.timeouts == latest.config.timeouts
+                && config.proxy == latest.config.proxy
+            {
+                latest.transport.with_raw_log(raw)
+            } else {
+                Transport::new(config.timeouts, config.proxy.as_deref(), raw)
+            };
+            self.current.store(Arc::new(Snapshot::new(
+                config,
+                registry,
+                transport,
+                generation,
+                &*self.keys,
+            )));
+            report.generation = generation;
+            report.changes = changes;
+            break;
         }
         report.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         release_freed_memory();

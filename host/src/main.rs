@@ -13,7 +13,7 @@ use provider_host::{
     config::{Config, DEFAULT_CONFIG_FILE},
     load::Loader,
     registry::{Origin, State},
-    validate::validate_file,
+    validate::check_only,
     Host,
 };
 use provider_sdk::{ChatRequest, Message, StreamEvent};
@@ -55,6 +55,13 @@ enum Command {
     /// Check a plugin file, check by check; exits non-zero if it is not valid.
     Validate {
         /// The plugin (`.so`) to check.
+        plugin: PathBuf,
+    },
+    /// Validate one plugin file in this process and report each check as a JSON line
+    /// on stdout: the sandbox child every new plugin file is checked in.
+    #[command(name = "validate-child", hide = true)]
+    ValidateChild {
+        /// The plugin copy to check.
         plugin: PathBuf,
     },
     /// List the providers the config loads, and the state of each.
@@ -120,6 +127,9 @@ fn main() -> ExitCode {
             require_all,
         } => serve(&cli.config, listen, require_all),
         Command::Validate { plugin } => validate(&cli.config, &plugin),
+        Command::ValidateChild { plugin } => {
+            return ExitCode::from(provider_host::sandbox::child_main(&plugin) as u8)
+        }
         Command::Providers { check } => providers(&cli.config, check),
         Command::Chat {
             model,
@@ -213,13 +223,21 @@ async fn shutdown_signal() {
 
 fn validate(config_path: &Path, plugin: &Path) -> anyhow::Result<ExitCode> {
     // The config only chooses the cache folder; validating needs no config.
+    // The config only chooses the cache folder and the sandbox; validating needs no
+    // config. The file is checked in a child process and never loaded here.
     let dir = config_path.parent().unwrap_or(Path::new("."));
-    let cache = match config_path.exists() {
-        true => Config::load(config_path)?.cache_dir,
+    let config = match config_path.exists() {
+        true => Some(Config::load(config_path)?),
         false => None,
     };
-    let loader = Loader::new(cache.unwrap_or_else(|| Loader::default_cache_dir(dir)));
-    let report = validate_file(&loader, plugin, None);
+    let cache = config.as_ref().and_then(|c| c.cache_dir.clone());
+    let sandbox = config
+        .as_ref()
+        .map(|c| c.sandbox.clone())
+        .unwrap_or_default();
+    let loader = Loader::new(cache.unwrap_or_else(|| Loader::default_cache_dir(dir)))
+        .with_sandbox(provider_host::sandbox::Sandbox::from_config(&sandbox, None));
+    let report = check_only(&loader, plugin);
     println!("{report}");
     if let Some(reason) = report.failure() {
         eprintln!("error: {reason}");

@@ -44,6 +44,7 @@ pub struct Metrics {
     reload_failures: Counter,
     plugins_loaded: Gauge,
     plugins_retired: Gauge,
+    faulted: Family<Labels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -130,7 +131,14 @@ impl Metrics {
             "Retired plugin library versions still mapped",
             plugins_retired.clone(),
         );
+        let faulted = Family::<Labels, Gauge>::default();
+        registry.register(
+            "plugin_faulted",
+            "1 for a provider whose serving plugin version overran a call deadline and is no longer routed to",
+            faulted.clone(),
+        );
         Metrics {
+            faulted,
             registry,
             requests,
             latency,
@@ -198,7 +206,18 @@ impl Metrics {
     }
 
     /// The text exposition, with the gauges read now.
-    pub fn render(&self, breakers: &[BreakerStatus], loaded: usize, retired: usize) -> String {
+    pub fn render(
+        &self,
+        breakers: &[BreakerStatus],
+        loaded: usize,
+        retired: usize,
+        faulted: &[(String, bool)],
+    ) -> String {
+        for (provider, is_faulted) in faulted {
+            self.faulted
+                .get_or_create(&vec![("provider".to_owned(), provider.clone())])
+                .set(i64::from(*is_faulted));
+        }
         for b in breakers {
             let value = match b.state.as_str() {
                 "open" => 2,

@@ -96,6 +96,23 @@ pub struct ReadyProvider {
     pub allow_private_network: bool,
     /// Whether a client's own body may go to this upstream unchanged.
     pub passthrough: bool,
+    /// How long one call into the plugin may take on the request path.
+    pub call_timeout: std::time::Duration,
+    /// Why this version stopped being served, once a call overran its deadline.
+    faulted: std::sync::OnceLock<String>,
+}
+
+impl ReadyProvider {
+    /// Why this plugin version is faulted (a call overran its deadline), if it is: it
+    /// is no longer routed to, until a new version replaces it.
+    pub fn faulted(&self) -> Option<&str> {
+        self.faulted.get().map(String::as_str)
+    }
+
+    /// Marks this version faulted; the first reason stays.
+    pub fn mark_faulted(&self, reason: &str) {
+        let _ = self.faulted.set(reason.to_owned());
+    }
 }
 
 /// One provider's status, ready or not.
@@ -192,7 +209,8 @@ impl Registry {
                     old.clone()
                 }
                 _ => {
-                    let mut new = build_entry(&entry, origin, loader, env);
+                    let mut new =
+                        build_entry(&entry, config.plugin_call_timeout(), origin, loader, env);
                     match (old, &new.state) {
                         (Some(old), State::Failed(reason)) if old.ready.is_some() => {
                             changes.failed.push((entry.name.clone(), reason.clone()));
@@ -323,15 +341,10 @@ impl Registry {
             }
         };
         for file in files {
-            let manifest = match loader.load(&file, None).map(|l| l.library.manifest()) {
-                Ok(Ok(manifest)) => manifest,
-                Ok(Err(e)) => {
-                    self.problems
-                        .push(format!("{}: manifest: {e}", file.display()));
-                    continue;
-                }
-                Err(e) => {
-                    self.problems.push(e.to_string());
+            let manifest = match discover_manifest(&file, loader) {
+                Ok(manifest) => manifest,
+                Err(problem) => {
+                    self.problems.push(problem);
                     continue;
                 }
             };
@@ -382,6 +395,25 @@ impl ProviderStatus {
     }
 }
 
+/// The manifest of a drop-in file. With a sandbox, the file is validated in a child
+/// first (a pass is remembered, so building the entry does not check it again), since
+/// reading a manifest means mapping the file here.
+fn discover_manifest(file: &Path, loader: &Loader) -> Result<Manifest, String> {
+    if loader.sandbox().is_some() {
+        let report = validate_file(loader, file, None);
+        return match (report.failure(), report.manifest) {
+            (None, Some(manifest)) => Ok(manifest),
+            (failure, _) => {
+                Err(failure.unwrap_or_else(|| format!("{}: failed validation", file.display())))
+            }
+        };
+    }
+    let loaded = loader.load(file, None).map_err(|e| e.to_string())?;
+    crate::validate::check_build(&loaded.library)
+        .and_then(|()| loaded.library.manifest().map_err(|e| e.to_string()))
+        .map_err(|e| format!("{}: manifest: {e}", file.display()))
+}
+
 /// Shared-library files directly inside `dir`, sorted so discovery is deterministic.
 fn plugin_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
     crate::load::check_not_writable_by_others(dir)?;
@@ -425,6 +457,7 @@ fn lookup_key(
 
 fn build_entry(
     entry: &ProviderEntry,
+    call_timeout: std::time::Duration,
     origin: Origin,
     loader: &Loader,
     env: &dyn Fn(&str) -> Option<String>,
@@ -494,6 +527,8 @@ fn build_entry(
             .or_else(|| manifest.defaults.base_url.clone()),
         allow_private_network: entry.allow_private_network,
         passthrough: entry.passthrough,
+        call_timeout,
+        faulted: std::sync::OnceLock::new(),
     }));
     status
 }

@@ -12,7 +12,7 @@ use crate::{
     load::{LoadError, LoadedLibrary, Loader},
 };
 use provider_sdk::{
-    abi::load::{PluginLibrary, PluginProvider},
+    abi::load::{PanicStrategy, PluginLibrary, PluginProvider},
     samples, ChatRequest, Conformance, Header, HttpResponse, LocalResponse, Manifest, Outbound,
     ProviderConfig, ProviderError, StreamEvent,
 };
@@ -98,22 +98,65 @@ impl fmt::Display for Report {
 }
 
 /// Validates the plugin file at `path`; `pinned_sha256` refuses other content before
-/// anything is loaded.
+/// anything is loaded. With the loader's sandbox, every check of the library runs in a
+/// child process and the library is opened here only when it passed; without one, in
+/// this process.
 pub fn validate_file(loader: &Loader, path: &Path, pinned_sha256: Option<&str>) -> Report {
+    validate(loader, path, pinned_sha256, true)
+}
+
+/// Like [`validate_file`], without opening the library in this process even when it
+/// passed (for `provider-host validate`, which only reports).
+pub fn check_only(loader: &Loader, path: &Path) -> Report {
+    validate(loader, path, None, false)
+}
+
+fn validate(loader: &Loader, path: &Path, pinned_sha256: Option<&str>, open: bool) -> Report {
     let mut run = Run::default();
-    let library = run.check("file", || check_file(path)).and_then(|()| {
-        run.check("load", || {
-            let loaded = loader
-                .load(path, pinned_sha256)
-                .map_err(|e| e.to_string())?;
-            Ok(loaded)
-        })
-    });
-    let manifest = library
-        .as_ref()
-        .and_then(|l| run.check("manifest", || check_manifest(&l.library)));
-    if let (Some(loaded), Some(manifest)) = (&library, &manifest) {
-        round_trip(&mut run, &loaded.library, manifest);
+    let mut library = None;
+    let mut manifest = None;
+    if run.check("file", || check_file(path)).is_some() {
+        match loader.sandbox() {
+            Some(sandbox) => {
+                let staged = loader.stage(path, pinned_sha256);
+                match staged {
+                    Err(e) => {
+                        run.check("load", || Err::<(), _>(e.to_string()));
+                    }
+                    Ok(staged) => {
+                        run.checks
+                            .extend(sandbox.validate(path, &staged.cached, &staged.sha256));
+                        if open && run.passed_all() {
+                            // Only a file that passed in the child is mapped here.
+                            match loader.open(staged).map_err(|e| e.to_string()).and_then(
+                                |loaded| {
+                                    let m = check_manifest(&loaded.library)?;
+                                    Ok((loaded, m))
+                                },
+                            ) {
+                                Ok((loaded, m)) => {
+                                    library = Some(loaded);
+                                    manifest = Some(m);
+                                }
+                                Err(reason) => {
+                                    run.checks.clear();
+                                    run.check("file", || Ok(()));
+                                    run.check("load", || Err::<(), _>(reason));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            None => {
+                library = run.check("load", || {
+                    loader.load(path, pinned_sha256).map_err(|e| e.to_string())
+                });
+                if let Some(loaded) = &library {
+                    manifest = library_checks(&mut run, &loaded.library);
+                }
+            }
+        }
     }
     let mut checks = run.checks;
     for name in CHECKS.iter().skip(checks.len()) {
@@ -130,12 +173,66 @@ pub fn validate_file(loader: &Loader, path: &Path, pinned_sha256: Option<&str>) 
     }
 }
 
-#[derive(Default)]
-struct Run {
-    checks: Vec<Check>,
+/// A step of a validation, for a caller that reports progress (the sandbox child).
+#[derive(Debug)]
+pub enum Progress<'a> {
+    /// A check starts.
+    Start(&'static str),
+    /// A check ended: its note, or why it failed.
+    Done(&'static str, &'a Result<String, String>),
 }
 
-impl Run {
+/// Every check from `load` on, in this process, on the library at `file` opened as it
+/// is (the sandbox child's job: `file` is already the host's private copy).
+pub fn validate_library_at(file: &Path, progress: &mut dyn FnMut(Progress<'_>)) {
+    let mut run = Run {
+        checks: Vec::new(),
+        progress: Some(progress),
+    };
+    // SAFETY: opening runs the plugin's initializers; this is the sandbox child, which
+    // exists to run them.
+    let library = run.check("load", || {
+        unsafe { provider_sdk::abi::load::open(file) }
+            .map(LibraryNote)
+            .map_err(|e| e.to_string())
+    });
+    if let Some(LibraryNote(library)) = library {
+        library_checks(&mut run, &library);
+    }
+}
+
+/// The manifest and the round trip; the manifest when it was sane.
+fn library_checks(run: &mut Run<'_>, library: &PluginLibrary) -> Option<Manifest> {
+    let manifest = run.check("manifest", || check_manifest(library));
+    if let Some(manifest) = &manifest {
+        round_trip(run, library, manifest);
+    }
+    manifest
+}
+
+struct LibraryNote(PluginLibrary);
+
+impl Noted for LibraryNote {
+    fn note(&self) -> String {
+        "ABI and layout match".to_owned()
+    }
+}
+
+#[derive(Default)]
+struct Run<'a> {
+    checks: Vec<Check>,
+    progress: Option<&'a mut dyn FnMut(Progress<'_>)>,
+}
+
+impl Run<'_> {
+    fn passed_all(&self) -> bool {
+        self.checks.len() == CHECKS.len()
+            && self
+                .checks
+                .iter()
+                .all(|c| matches!(c.outcome, Outcome::Pass(_)))
+    }
+
     /// Runs one check if no earlier one failed, recording its outcome.
     fn check<T: Noted>(
         &mut self,
@@ -149,22 +246,22 @@ impl Run {
         {
             return None;
         }
-        match f() {
-            Ok(value) => {
-                self.checks.push(Check {
-                    name,
-                    outcome: Outcome::Pass(value.note()),
-                });
-                Some(value)
-            }
-            Err(reason) => {
-                self.checks.push(Check {
-                    name,
-                    outcome: Outcome::Fail(reason),
-                });
-                None
-            }
+        if let Some(progress) = &mut self.progress {
+            progress(Progress::Start(name));
         }
+        let result = f();
+        let noted = result.as_ref().map(Noted::note).map_err(Clone::clone);
+        if let Some(progress) = &mut self.progress {
+            progress(Progress::Done(name, &noted));
+        }
+        self.checks.push(Check {
+            name,
+            outcome: match noted {
+                Ok(note) => Outcome::Pass(note),
+                Err(reason) => Outcome::Fail(reason),
+            },
+        });
+        result.ok()
     }
 }
 
@@ -221,7 +318,21 @@ fn check_file(path: &Path) -> Result<(), String> {
     }
 }
 
+/// Refuses a plugin built with `panic = "abort"`: its panics cannot be caught at the
+/// boundary, so its first panic would end whatever process runs it. Reading the build
+/// facts is the manifest call, the first call into a plugin.
+pub fn check_build(library: &PluginLibrary) -> Result<(), String> {
+    let build = library.build_facts().map_err(|e| e.to_string())?;
+    match build.panic {
+        PanicStrategy::Abort => Err(
+            "built with panic = \"abort\", so its first panic would end the host: set `panic = \"unwind\"` in the plugin's release profile and rebuild".to_owned(),
+        ),
+        PanicStrategy::Unknown => Ok(()),
+    }
+}
+
 fn check_manifest(library: &PluginLibrary) -> Result<Manifest, String> {
+    check_build(library)?;
     let manifest = library.manifest().map_err(|e| e.to_string())?;
     check_name(&manifest.name).map_err(|e| format!("manifest name: {e}"))?;
     if !is_semver(&manifest.version) {
@@ -283,7 +394,7 @@ fn is_semver(v: &str) -> bool {
             .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
-fn round_trip(run: &mut Run, library: &PluginLibrary, manifest: &Manifest) {
+fn round_trip(run: &mut Run<'_>, library: &PluginLibrary, manifest: &Manifest) {
     let Some((provider, conformance)) = run.check("construct", || {
         let conformance = library.conformance().map_err(|e| e.to_string())?;
         let config = ProviderConfig {

@@ -379,30 +379,111 @@ pub mod canned {
 pub fn sdk_1_0_plugin() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
-        .get_or_init(|| {
-            let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .parent()
-                .expect("tests/ has a parent")
-                .to_owned();
-            let target = root.join("target/sdk-1.0");
-            let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-                .args(["build", "--locked", "--quiet", "--manifest-path"])
-                .arg(root.join("tests/plugins/sdk-1.0/Cargo.toml"))
-                .arg("--target-dir")
-                .arg(&target)
-                .status()
-                .expect("run cargo");
-            assert!(
-                status.success(),
-                "building the SDK 1.0 fixture failed ({status}); its output is above"
-            );
-            let file = target.join(format!(
-                "debug/{}mock_provider_sdk_1_0{}",
-                std::env::consts::DLL_PREFIX,
-                std::env::consts::DLL_SUFFIX
-            ));
-            assert!(file.is_file(), "{} was not built", file.display());
-            file
-        })
+        .get_or_init(|| build_own_workspace("sdk-1.0", "mock_provider_sdk_1_0"))
         .clone()
+}
+
+/// A minimal provider built with `panic = "abort"` that panics in `build_request`,
+/// from `tests/plugins/panic-abort` (a workspace of its own, since `panic` is a profile
+/// setting) into `target/panic-abort`, once per process.
+pub fn panic_abort_plugin() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| build_own_workspace("panic-abort", "fixture_panic_abort"))
+        .clone()
+}
+
+/// Builds the fixture workspace `tests/plugins/<name>` with `--locked` into
+/// `target/<name>` and returns its library `lib`.
+fn build_own_workspace(name: &str, lib: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_owned();
+    let target = root.join("target").join(name);
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--locked", "--quiet", "--manifest-path"])
+        .arg(root.join(format!("tests/plugins/{name}/Cargo.toml")))
+        .arg("--target-dir")
+        .arg(&target)
+        .status()
+        .expect("run cargo");
+    assert!(
+        status.success(),
+        "building the {name} fixture failed ({status}); its output is above"
+    );
+    let file = target.join(format!(
+        "debug/{}{lib}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ));
+    assert!(file.is_file(), "{} was not built", file.display());
+    file
+}
+
+/// What a hostile test plugin (`tests/plugins/hostile-*`) does to the process it runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Harm {
+    /// Dereferences a null pointer (SIGSEGV).
+    Segfault,
+    /// Calls `abort()` (SIGABRT).
+    Abort,
+    /// Allocates 20 GiB and touches it.
+    Allocate20Gib,
+    /// Spins forever in `build_request`.
+    EndlessLoop,
+}
+
+impl Harm {
+    /// Every harm.
+    pub const ALL: [Harm; 4] = [
+        Harm::Segfault,
+        Harm::Abort,
+        Harm::Allocate20Gib,
+        Harm::EndlessLoop,
+    ];
+
+    /// The plugin's short name (`segv`, `abort`, `oom`, `loop`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Harm::Segfault => "segv",
+            Harm::Abort => "abort",
+            Harm::Allocate20Gib => "oom",
+            Harm::EndlessLoop => "loop",
+        }
+    }
+
+    /// The built plugin, which harms on every request (and so always in validation).
+    /// Never load it in the test process itself: only through the sandbox.
+    pub fn always(self) -> PathBuf {
+        plugin(&format!("fixture_hostile_{}", self.name()))
+    }
+
+    /// A copy of the plugin in `scratch` that harms only on a request whose last user
+    /// message contains `EVIL` (so it passes validation): the build with its trigger
+    /// bytes rewritten (see tests/plugins/hostile.rs).
+    pub fn on_evil(self, scratch: &Scratch) -> PathBuf {
+        let bytes = std::fs::read(self.always()).expect("read hostile plugin");
+        let (from, to) = (b"HOSTILE-TRIGGER:always.", b"HOSTILE-TRIGGER:on-EVIL");
+        let at: Vec<usize> = bytes
+            .windows(from.len())
+            .enumerate()
+            .filter(|(_, w)| w == from)
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(at.len(), 1, "the trigger appears once in the plugin");
+        let mut patched = bytes;
+        patched[at[0]..at[0] + to.len()].copy_from_slice(to);
+        scratch.write(&format!("evil/libhostile_{}.so", self.name()), patched)
+    }
+}
+
+/// A host over `config` that validates plugin files in a child process of the built
+/// `provider-host` binary (the test binary is not one).
+pub fn sandboxed_host(config: &Path) -> std::sync::Arc<provider_host::Host> {
+    provider_host::Host::builder()
+        .config_file(config)
+        .sandbox_binary(host_binary())
+        .build()
+        .expect("config loads")
 }

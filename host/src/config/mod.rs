@@ -112,6 +112,52 @@ pub struct Config {
     /// Stored Responses-API answers (`store: true`) and how long they are kept.
     #[serde(default)]
     pub responses: ResponsesConfig,
+    /// How long one plugin call on the request path may take, in seconds; past it the
+    /// plugin version is faulted and no longer served.
+    #[serde(default = "default_plugin_call_timeout")]
+    pub plugin_call_timeout: f64,
+    /// The child process every new plugin file is validated in before it is loaded.
+    #[serde(default)]
+    pub sandbox: SandboxConfig,
+}
+
+/// Where and under which limits plugin files are validated before the host loads them
+/// (see `host/src/sandbox.rs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SandboxConfig {
+    /// Validate in a child process; off validates in the host process itself, where a
+    /// crashing plugin takes the host down.
+    pub enabled: bool,
+    /// The `provider-host` binary to re-execute; by default the one beside this
+    /// program, else the first on `PATH`.
+    pub binary: Option<PathBuf>,
+    /// The child's address-space limit, in MiB.
+    pub address_space_mb: u64,
+    /// The child's wall-clock limit, in seconds.
+    pub timeout_secs: f64,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            enabled: true,
+            binary: None,
+            address_space_mb: 4096,
+            timeout_secs: 20.0,
+        }
+    }
+}
+
+fn default_plugin_call_timeout() -> f64 {
+    10.0
+}
+
+impl Config {
+    /// [`Config::plugin_call_timeout`] as a duration.
+    pub fn plugin_call_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.plugin_call_timeout.max(0.001))
+    }
 }
 
 fn default_request_timeout() -> f64 {
@@ -726,6 +772,9 @@ impl Config {
         }
         if let Some(dir) = &mut self.cache_dir {
             *dir = base.join(&*dir);
+        }
+        if let Some(binary) = &mut self.sandbox.binary {
+            *binary = base.join(&*binary);
         }
         self.usage.database = base.join(&self.usage.database);
         if let Some(raw) = &mut self.raw_log {

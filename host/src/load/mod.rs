@@ -84,11 +84,23 @@ pub struct LoadedLibrary {
     pub library: PluginLibrary,
 }
 
+/// A plugin file read, checked and copied to its content-addressed path, not opened.
+#[derive(Debug, Clone)]
+pub struct Staged {
+    /// The file the operator named.
+    pub source: PathBuf,
+    /// The private copy to validate and open.
+    pub cached: PathBuf,
+    /// SHA-256 of the file, lowercase hex.
+    pub sha256: String,
+}
+
 /// Opens plugin files, each distinct content once.
 #[derive(Debug)]
 pub struct Loader {
     cache_dir: PathBuf,
     opened: Mutex<HashMap<String, PluginLibrary>>,
+    sandbox: Option<crate::sandbox::Sandbox>,
 }
 
 impl Loader {
@@ -98,7 +110,20 @@ impl Loader {
         Loader {
             cache_dir: cache_dir.into(),
             opened: Mutex::new(HashMap::new()),
+            sandbox: None,
         }
+    }
+
+    /// Validates every new file in `sandbox`'s child processes before it is opened
+    /// here (see [`crate::validate::validate_file`]).
+    pub fn with_sandbox(mut self, sandbox: Option<crate::sandbox::Sandbox>) -> Loader {
+        self.sandbox = sandbox;
+        self
+    }
+
+    /// The validation sandbox, when there is one.
+    pub fn sandbox(&self) -> Option<&crate::sandbox::Sandbox> {
+        self.sandbox.as_ref()
     }
 
     /// The cache directory used when the config names none: `$XDG_CACHE_HOME` or
@@ -124,13 +149,18 @@ impl Loader {
             .unwrap_or_default()
     }
 
-    /// Loads `path`: checks who can write it, reads it, checks the pin, copies it to
-    /// its content-addressed path, and opens it.
+    /// Loads `path` without a sandbox: [`Loader::stage`], then [`Loader::open`].
     pub fn load(
         &self,
         path: &Path,
         pinned_sha256: Option<&str>,
     ) -> Result<LoadedLibrary, LoadError> {
+        self.open(self.stage(path, pinned_sha256)?)
+    }
+
+    /// Checks who can write `path`, reads it, checks the pin and the ELF structure, and
+    /// copies it to its content-addressed path; runs no code of the plugin.
+    pub fn stage(&self, path: &Path, pinned_sha256: Option<&str>) -> Result<Staged, LoadError> {
         let bytes = read_plugin(path)?;
         let sha256 = hex(&Sha256::digest(&bytes));
         if let Some(pinned) = pinned_sha256 {
@@ -142,23 +172,44 @@ impl Loader {
                 });
             }
         }
+        let cached = self.cached_path(path, &sha256);
+        if !self
+            .opened
+            .lock()
+            .expect("loader lock")
+            .contains_key(&sha256)
+        {
+            self.write_copy(&cached, &bytes, &sha256)
+                .map_err(|reason| LoadError::Io {
+                    path: path.to_owned(),
+                    reason,
+                })?;
+        }
+        Ok(Staged {
+            source: path.to_owned(),
+            cached,
+            sha256,
+        })
+    }
+
+    /// Opens a staged copy in this process (once per content).
+    pub fn open(&self, staged: Staged) -> Result<LoadedLibrary, LoadError> {
+        let Staged {
+            source,
+            cached,
+            sha256,
+        } = staged;
         if let Some(library) = self.opened.lock().expect("loader lock").get(&sha256) {
             return Ok(LoadedLibrary {
-                source: path.to_owned(),
-                cached: self.cached_path(path, &sha256),
+                source,
+                cached,
                 sha256,
                 library: *library,
             });
         }
-        let cached = self.cached_path(path, &sha256);
-        self.write_copy(&cached, &bytes, &sha256)
-            .map_err(|reason| LoadError::Io {
-                path: path.to_owned(),
-                reason,
-            })?;
         // SAFETY: loading a plugin runs its code; the operator chose this file as a plugin.
         let library = unsafe { abi::open(&cached) }.map_err(|error| LoadError::Open {
-            path: path.to_owned(),
+            path: source.clone(),
             error,
         })?;
         self.opened
@@ -166,7 +217,7 @@ impl Loader {
             .expect("loader lock")
             .insert(sha256.clone(), library);
         Ok(LoadedLibrary {
-            source: path.to_owned(),
+            source,
             cached,
             sha256,
             library,

@@ -370,10 +370,13 @@ fn deadline_error(
 /// The serving instance of a target's provider, or why there is none.
 fn ready(registry: &Registry, target: &Target) -> Result<Arc<ReadyProvider>, String> {
     match registry.provider(&target.provider) {
-        Some(status) => status
-            .ready
-            .clone()
-            .ok_or_else(|| format!("{} {}", target.provider, status.state)),
+        Some(status) => match &status.ready {
+            Some(ready) => match ready.faulted() {
+                Some(reason) => Err(format!("{} is faulted: {reason}", target.provider)),
+                None => Ok(ready.clone()),
+            },
+            None => Err(format!("{} {}", target.provider, status.state)),
+        },
         None => Err(format!("{} is not configured", target.provider)),
     }
 }

@@ -12,6 +12,7 @@ use provider_sdk::{
 
 use crate::{
     config::StreamLimits,
+    plugin_pool,
     registry::ReadyProvider,
     transport::{self, BodyStream, Transport, UpstreamResponse, ERROR_BODY_CAP, RESPONSE_BODY_CAP},
 };
@@ -39,30 +40,46 @@ impl Prepared {
 /// a non-2xx status with the plugin's classification of it.
 pub(super) async fn send(
     transport: &Transport,
-    provider: &ReadyProvider,
+    provider: &Arc<ReadyProvider>,
     prepared: &Prepared,
     deadline: Instant,
 ) -> Result<UpstreamResponse, ProviderError> {
+    // Plugin calls run on the plugin-call threads, with a deadline (see plugin_pool).
     let outbound = match prepared {
-        Prepared::Canonical(json) => provider.plugin.build_request_json(json)?,
+        Prepared::Canonical(json) => {
+            let json = json.clone();
+            plugin_pool::run(provider, "build_request", move |p| {
+                p.plugin.build_request_json(&json)
+            })
+            .await??
+        }
         Prepared::Native(http) => Outbound::Http(http.clone()),
-        Prepared::Embedding(json) => provider.plugin.build_embedding_request_json(json)?,
+        Prepared::Embedding(json) => {
+            let json = json.clone();
+            plugin_pool::run(provider, "build_embedding_request", move |p| {
+                p.plugin.build_embedding_request_json(&json)
+            })
+            .await??
+        }
     };
     let response = transport.send(provider, outbound, deadline).await?;
     if (200..300).contains(&response.status) {
         return Ok(response);
     }
     let (body, _) = transport::read_capped(response.body, ERROR_BODY_CAP).await?;
-    let headers = header_views(&response.headers);
-    Err(provider
-        .plugin
-        .classify_error(&HttpResponse::new(response.status, &headers, &body)))
+    let (status, headers) = (response.status, response.headers);
+    Err(plugin_pool::run(provider, "classify_error", move |p| {
+        p.plugin
+            .classify_error(&HttpResponse::new(status, &header_views(&headers), &body))
+    })
+    .await
+    .unwrap_or_else(|fault| fault))
 }
 
 /// Reads a whole answer (up to [`RESPONSE_BODY_CAP`]) and lets the plugin parse it;
 /// the bytes come back too, for a caller that speaks the upstream's protocol.
 pub(super) async fn read_answer(
-    provider: &ReadyProvider,
+    provider: &Arc<ReadyProvider>,
     response: UpstreamResponse,
 ) -> Result<(ChatResponse, Bytes), ProviderError> {
     let (body, cut) = transport::read_capped(response.body, RESPONSE_BODY_CAP).await?;
@@ -72,18 +89,21 @@ pub(super) async fn read_answer(
             format!("the upstream answer is larger than {RESPONSE_BODY_CAP} bytes"),
         ));
     }
-    let headers = header_views(&response.headers);
-    let parsed =
-        provider
-            .plugin
-            .parse_response(&HttpResponse::new(response.status, &headers, &body))?;
-    Ok((parsed, Bytes::from(body)))
+    let (status, headers) = (response.status, response.headers);
+    let (parsed, body) = plugin_pool::run(provider, "parse_response", move |p| {
+        let parsed =
+            p.plugin
+                .parse_response(&HttpResponse::new(status, &header_views(&headers), &body));
+        (parsed, body)
+    })
+    .await?;
+    Ok((parsed?, Bytes::from(body)))
 }
 
 /// Reads a whole embeddings answer (up to [`RESPONSE_BODY_CAP`]) and lets the plugin
 /// parse it; the bytes come back too, for a caller that speaks the upstream's protocol.
 pub(super) async fn read_embeddings(
-    provider: &ReadyProvider,
+    provider: &Arc<ReadyProvider>,
     response: UpstreamResponse,
 ) -> Result<(EmbeddingResponse, Bytes), ProviderError> {
     let (body, cut) = transport::read_capped(response.body, RESPONSE_BODY_CAP).await?;
@@ -93,11 +113,17 @@ pub(super) async fn read_embeddings(
             format!("the upstream answer is larger than {RESPONSE_BODY_CAP} bytes"),
         ));
     }
-    let headers = header_views(&response.headers);
-    let parsed = provider
-        .plugin
-        .parse_embedding_response(&HttpResponse::new(response.status, &headers, &body))?;
-    Ok((parsed, Bytes::from(body)))
+    let (status, headers) = (response.status, response.headers);
+    let (parsed, body) = plugin_pool::run(provider, "parse_embedding_response", move |p| {
+        let parsed = p.plugin.parse_embedding_response(&HttpResponse::new(
+            status,
+            &header_views(&headers),
+            &body,
+        ));
+        (parsed, body)
+    })
+    .await?;
+    Ok((parsed?, Bytes::from(body)))
 }
 
 /// An upstream body run through the plugin's stream decoder, event by event.
@@ -105,7 +131,8 @@ pub(super) struct Decoding {
     /// The plugin version this stream started on, kept alive until it ends.
     provider: Arc<ReadyProvider>,
     body: BodyStream,
-    decoder: PluginDecoder,
+    /// Away on a plugin-call thread while it decodes; gone if a call overran.
+    decoder: Option<PluginDecoder>,
     pending: VecDeque<StreamEvent>,
     scratch: Vec<StreamEvent>,
     /// Delivered after the events decoded before it.
@@ -171,7 +198,7 @@ impl Decoding {
         Ok(Decoding {
             provider,
             body: response.body,
-            decoder,
+            decoder: Some(decoder),
             pending: VecDeque::new(),
             scratch: Vec::new(),
             failure: None,
@@ -235,21 +262,20 @@ impl Decoding {
                     self.failure = Some(ProviderError::new(ErrorKind::ProviderService, broken));
                     return Bytes::new();
                 }
-                let mut step = self.decoder.feed(&bytes, &mut self.scratch);
+                let step = self.decode(Some(bytes.clone())).await;
                 // At its terminator the answer is whole: end here rather than wait for
                 // an upstream that keeps the connection open (it would end in an idle
                 // timeout), and drop the body so the connection is let go.
-                if step.is_ok() && self.decoder.is_complete() {
+                if matches!(step, Ok(true)) {
                     self.done = true;
                     self.body = Box::pin(futures_util::stream::empty());
-                    step = self.decoder.finish(&mut self.scratch);
                 }
-                (bytes, step)
+                (bytes, step.map(drop))
             }
             Some(Err(e)) => (Bytes::new(), Err(e)),
             None => {
                 self.done = true;
-                (Bytes::new(), self.decoder.finish(&mut self.scratch))
+                (Bytes::new(), self.decode(None).await.map(drop))
             }
         };
         self.pending.extend(self.scratch.drain(..));
@@ -258,6 +284,35 @@ impl Decoding {
             self.failure = Some(error);
         }
         bytes
+    }
+
+    /// Feeds `bytes` to the decoder (or finishes it, for `None`) on a plugin-call
+    /// thread; its events land in `scratch`. `Ok(true)` when the decoder saw its
+    /// stream's terminator after this piece: it is then finished too.
+    async fn decode(&mut self, bytes: Option<Bytes>) -> Result<bool, ProviderError> {
+        let Some(mut decoder) = self.decoder.take() else {
+            return Err(ProviderError::plugin_fault(
+                "the stream decoder was lost to a call past its deadline",
+            ));
+        };
+        let mut events = std::mem::take(&mut self.scratch);
+        let (decoder, events, step) =
+            plugin_pool::run(&self.provider, "stream decoder", move |_| {
+                let step = match &bytes {
+                    Some(bytes) => decoder.feed(bytes, &mut events).and_then(|()| {
+                        match decoder.is_complete() {
+                            true => decoder.finish(&mut events).map(|()| true),
+                            false => Ok(false),
+                        }
+                    }),
+                    None => decoder.finish(&mut events).map(|()| false),
+                };
+                (decoder, events, step)
+            })
+            .await?;
+        self.decoder = Some(decoder);
+        self.scratch = events;
+        step
     }
 }
 

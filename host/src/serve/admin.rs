@@ -43,6 +43,7 @@ pub async fn providers(State(host): State<Arc<Host>>) -> impl IntoResponse {
                 "loaded_at": p.loaded_at.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
                 "last_reload_error": p.last_reload_error,
                 "circuit": host.breakers().state(&p.name).to_string(),
+                "faulted": p.ready.as_ref().and_then(|r| r.faulted()),
             })
         })
         .collect();

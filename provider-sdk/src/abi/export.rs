@@ -78,7 +78,19 @@ extern "C" fn manifest<P: Provider>() -> RResult<RString, RString> {
     guard(|| {
         let mut manifest = P::manifest();
         manifest.sdk_version = SDK_VERSION.to_owned();
-        to_json(&manifest)
+        let json = to_json(&manifest)?;
+        // `cfg!(panic)` is the same for every crate of one build, so the SDK's own
+        // expansion tells how the whole plugin was built. Only `abort` is written: an
+        // unwinding plugin's manifest stays byte for byte what older hosts (which
+        // refuse unknown manifest members) read, and an older host refuses an
+        // abort-built plugin for the unknown member, which is what it should do.
+        if cfg!(panic = "unwind") {
+            return Ok(json);
+        }
+        let mut value: serde_json::Value = serde_json::from_str(json.as_str())
+            .map_err(|e| ProviderError::plugin_fault(format!("manifest JSON: {e}")))?;
+        value[super::BUILD_MEMBER] = serde_json::json!({ "panic": "abort" });
+        to_json(&value)
     })
 }
 

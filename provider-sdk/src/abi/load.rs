@@ -89,6 +89,28 @@ fn sdk_major() -> &'static str {
     SDK_VERSION.split('.').next().unwrap_or(SDK_VERSION)
 }
 
+/// What `export_provider!` records about the plugin's build that the layout check
+/// cannot see. A plugin built before SDK 1.3, or built to unwind, records nothing:
+/// [`PanicStrategy::Unknown`], which hosts accept (the workspace profile that built
+/// every earlier plugin sets `panic = "unwind"`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BuildFacts {
+    /// The plugin build's panic strategy.
+    pub panic: PanicStrategy,
+}
+
+/// A build's `panic` setting, as far as the plugin recorded it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PanicStrategy {
+    /// Not recorded: built to unwind, or before the SDK recorded it.
+    #[default]
+    Unknown,
+    /// `panic = "abort"`: a panic anywhere in the plugin ends the process it runs in.
+    Abort,
+}
+
 /// A loaded plugin library. Libraries are never unloaded (see docs/architecture.md): values of
 /// this type are cheap handles to a mapping that lives for the rest of the process.
 #[derive(Clone, Copy)]
@@ -208,8 +230,34 @@ fn one_line(text: &str) -> String {
 impl PluginLibrary {
     /// The plugin's manifest.
     pub fn manifest(&self) -> Result<Manifest, ProviderError> {
+        self.manifest_and_build().map(|(manifest, _)| manifest)
+    }
+
+    /// How the plugin was built, as far as the ABI check cannot see (read from the
+    /// manifest call, which runs no code of the plugin's provider beyond `manifest()`).
+    pub fn build_facts(&self) -> Result<BuildFacts, ProviderError> {
+        self.manifest_and_build().map(|(_, build)| build)
+    }
+
+    fn manifest_and_build(&self) -> Result<(Manifest, BuildFacts), ProviderError> {
         let manifest = self.module.manifest();
-        from_plugin_json(manifest(), "manifest")
+        let mut value: serde_json::Value = from_plugin_json(manifest(), "manifest")?;
+        let build = match value
+            .as_object_mut()
+            .and_then(|m| m.remove(super::BUILD_MEMBER))
+        {
+            Some(build) => serde_json::from_value(build).map_err(|e| {
+                ProviderError::plugin_fault(format!(
+                    "the plugin returned a malformed manifest: `{}`: {e}",
+                    super::BUILD_MEMBER
+                ))
+            })?,
+            None => BuildFacts::default(),
+        };
+        let manifest = serde_json::from_value(value).map_err(|e| {
+            ProviderError::plugin_fault(format!("the plugin returned a malformed manifest: {e}"))
+        })?;
+        Ok((manifest, build))
     }
 
     /// The plugin's conformance material.
