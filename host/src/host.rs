@@ -339,9 +339,12 @@ impl Host {
             .libraries_in_use()
             .collect::<std::collections::HashSet<_>>()
             .len();
-        self.pipeline
-            .metrics()
-            .render(&breakers, loaded, self.retired_libraries())
+        self.pipeline.metrics().render(
+            &breakers,
+            loaded,
+            self.retired_libraries(),
+            &self.usage().ledger_status(),
+        )
     }
 
     /// Reload counters.

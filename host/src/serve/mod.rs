@@ -167,9 +167,17 @@ async fn ready(State(host): State<Arc<Host>>) -> impl IntoResponse {
     } else {
         StatusCode::OK
     };
+    // A failing ledger does not stop serving (answers matter more than their
+    // accounting, and records wait for it), but it is shown here for monitors.
+    let ledger = host.usage().ledger_status();
     (
         status,
-        Json(json!({"ready": !ready.is_empty(), "providers": ready})),
+        Json(json!({
+            "ready": !ready.is_empty(),
+            "providers": ready,
+            "degraded": ledger.state == "degraded",
+            "ledger": ledger,
+        })),
     )
 }
 
