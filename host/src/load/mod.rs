@@ -198,7 +198,12 @@ impl Loader {
                 });
             }
         }
-        let mapped = self.opened.lock().expect("loader lock").get(&sha256).copied();
+        let mapped = self
+            .opened
+            .lock()
+            .expect("loader lock")
+            .get(&sha256)
+            .copied();
         if let Some(library) = mapped {
             // Mapped already, so the copy is not needed to open it; it is put back
             // (a prune may have taken it while the version was retired) so that the

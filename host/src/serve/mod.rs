@@ -49,6 +49,13 @@ pub fn router(host: Arc<Host>) -> Router {
         .route("/v1/models/{*id}", get(model))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(
+            (
+                host.clone(),
+                body::BodyBudget::new(host.config().server.max_inflight_body_bytes),
+            ),
+            body::budget,
+        ))
+        .layer(middleware::from_fn_with_state(
             host.clone(),
             auth::require_key,
         ));
