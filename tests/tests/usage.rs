@@ -769,3 +769,39 @@ async fn a_deleted_ledger_folder_is_created_again_and_later_records_survive() {
         "the records after the deletion are in the new file"
     );
 }
+
+#[tokio::test]
+async fn a_ledger_locked_at_start_is_still_read_for_its_history_and_written_once_free() {
+    let scratch = Scratch::new();
+    let config = scratch.config(json!({"providers": [{"name": "mock", "library": mock_plugin()}]}));
+    let host = e2e::host_with_keys(&config, &[]);
+    for _ in 0..3 {
+        echo_and_flush(&host, "a b").await;
+    }
+    drop(host);
+    // Another process holds the write lock while the host starts.
+    let ledger = rusqlite::Connection::open(scratch.path(".provider-host/usage.sqlite3")).unwrap();
+    ledger.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let host = e2e::host_with_keys(&config, &[]);
+    let summary = host.usage().summary();
+    assert_eq!(
+        summary.totals.calls, 3,
+        "totals and budgets keep their history"
+    );
+    assert_eq!(summary.ledger.state, "degraded");
+    let answered = host
+        .chat(provider_sdk::ChatRequest::new(
+            "mock/echo",
+            vec![provider_sdk::Message::user("while locked")],
+        ))
+        .await;
+    assert!(answered.is_ok(), "answers go on");
+    ledger.execute_batch("COMMIT").unwrap();
+    let flushing = host.clone();
+    tokio::task::spawn_blocking(move || flushing.usage().flush())
+        .await
+        .unwrap();
+    let status = host.usage().ledger_status();
+    assert_eq!((status.state, status.pending, status.lost), ("ok", 0, 0));
+    assert_eq!(ledger_rows(&ledger), 4);
+}
