@@ -171,7 +171,7 @@ impl Default for ServerLimits {
             body_timeout: 60.0,
             max_connections: 1024,
             drain_timeout: 30.0,
-            max_inflight_body_bytes: 64 * 1024 * 1024,
+            max_inflight_body_bytes: 32 * 1024 * 1024,
         }
     }
 }
