@@ -82,6 +82,21 @@ pub async fn read(host: &Host, body: Body) -> Result<Bytes, BodyError> {
     }
 }
 
+/// Runs `parse` on `bytes`: inline for a small body, on a blocking thread for one over
+/// [`BUDGET_FREE_BYTES`], so that parsing megabytes does not hold up the async workers
+/// that answer everyone else (health checks included).
+pub async fn parse<T: Send + 'static>(bytes: &Bytes, parse: fn(&[u8]) -> T) -> T {
+    if bytes.len() <= BUDGET_FREE_BYTES {
+        return parse(bytes);
+    }
+    let bytes = bytes.clone();
+    match tokio::task::spawn_blocking(move || parse(&bytes)).await {
+        Ok(parsed) => parsed,
+        // As if it had run inline: a parser's panic is the caller's.
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
+    }
+}
+
 /// Requests this large or smaller skip the in-flight budget: they cannot add up to much.
 pub const BUDGET_FREE_BYTES: usize = 64 * 1024;
 

@@ -43,15 +43,9 @@ pub async fn completions(
     };
     let read = match super::body::read(&host, body).await {
         Err(error) => Err(ApiError::from_body(&error)),
-        // A large body is parsed off the async workers, which serve everyone else.
-        Ok(bytes) if bytes.len() > super::body::BUDGET_FREE_BYTES => {
-            let parsing = bytes.clone();
-            tokio::task::spawn_blocking(move || parse(&parsing))
-                .await
-                .unwrap_or_else(|_| Err(ApiError::bad_request("the request could not be parsed")))
-                .map(|request| (request, bytes))
-        }
-        Ok(bytes) => parse(&bytes).map(|request| (request, bytes)),
+        Ok(bytes) => super::body::parse(&bytes, parse)
+            .await
+            .map(|request| (request, bytes)),
     };
     let (request, bytes) = match read {
         Ok(read) => read,
