@@ -277,7 +277,7 @@ impl Host {
         }
         let responses = ResponseStore::open(&config.usage, &config.responses);
         let snapshot = Snapshot::new(config, registry, transport, 1, &*keys);
-        Host {
+        let host = Host {
             config_path: path,
             config_dir: dir,
             keys,
@@ -289,7 +289,10 @@ impl Host {
             stats: ReloadStats::default(),
             pipeline: Arc::new(pipeline),
             responses,
-        }
+        };
+        // Copies left by earlier runs go once they are old enough.
+        host.tidy_plugins();
+        host
     }
 
     /// The current snapshot. A request holds it for its whole life, so it finishes on
@@ -359,9 +362,13 @@ impl Host {
             .providers()
             .filter_map(|p| Some((p.name.clone(), p.ready.as_ref()?.faulted().is_some())))
             .collect();
-        self.pipeline
-            .metrics()
-            .render(&breakers, loaded, self.retired_libraries(), &faulted)
+        self.pipeline.metrics().render(
+            &breakers,
+            loaded,
+            self.retired_libraries(),
+            &faulted,
+            &self.usage().ledger_status(),
+        )
     }
 
     /// Reload counters.
@@ -379,6 +386,29 @@ impl Host {
             .iter()
             .filter(|sha| !in_use.contains(sha.as_str()))
             .count()
+    }
+
+    /// Deletes plugin copies no version uses, and warns when more retired versions stay
+    /// mapped than [`RETIRED_WARNING`]. Blocking (file system).
+    fn tidy_plugins(&self) {
+        let registry = self.registry();
+        let in_use: std::collections::HashSet<&str> = registry.libraries_in_use().collect();
+        let pruned = self.loader.prune(&in_use);
+        if pruned.files > 0 {
+            tracing::info!(
+                files = pruned.files,
+                bytes = pruned.bytes,
+                "plugin cache: deleted copies no version uses"
+            );
+        }
+        let retired = self.retired_libraries();
+        if retired > RETIRED_WARNING {
+            tracing::warn!(
+                retired,
+                limit = RETIRED_WARNING,
+                "retired plugin versions stay mapped (libraries are never unloaded), each costing memory: restart the host to release them"
+            );
+        }
     }
 
     /// Re-reads the config (if the host has a file), reloads what changed, and
@@ -453,6 +483,7 @@ impl Host {
             break;
         }
         report.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        self.tidy_plugins();
         release_freed_memory();
         self.stats.reloads.fetch_add(1, Ordering::Relaxed);
         let failures =
@@ -534,6 +565,9 @@ impl Host {
 /// A reload reads whole plugin files (megabytes each) and frees them; glibc keeps such
 /// freed heap for reuse, which reads as a permanent RSS step after the first reloads.
 /// Handing it back to the system costs well under a millisecond, once per reload.
+/// How many retired plugin versions may stay mapped before each reload warns.
+pub const RETIRED_WARNING: usize = 32;
+
 fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases free memory; it touches no live allocation.

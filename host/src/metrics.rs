@@ -13,7 +13,10 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::{breaker::BreakerStatus, usage::UsageRecord};
+use crate::{
+    breaker::BreakerStatus,
+    usage::{LedgerStatus, UsageRecord},
+};
 
 type Labels = Vec<(String, String)>;
 type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
@@ -45,6 +48,10 @@ pub struct Metrics {
     plugins_loaded: Gauge,
     plugins_retired: Gauge,
     faulted: Family<Labels, Gauge>,
+    ledger_pending: Gauge,
+    ledger_degraded: Gauge,
+    ledger_lost: Counter,
+    ledger_write_failures: Counter,
 }
 
 impl Default for Metrics {
@@ -137,9 +144,37 @@ impl Metrics {
             "1 for a provider whose serving plugin version overran a call deadline and is no longer routed to",
             faulted.clone(),
         );
+        let ledger_pending = Gauge::default();
+        registry.register(
+            "usage_ledger_pending_records",
+            "Usage records waiting to be written to the ledger",
+            ledger_pending.clone(),
+        );
+        let ledger_degraded = Gauge::default();
+        registry.register(
+            "usage_ledger_degraded",
+            "1 while writes to the usage ledger fail",
+            ledger_degraded.clone(),
+        );
+        let ledger_lost = Counter::default();
+        registry.register(
+            "usage_ledger_lost_records",
+            "Usage records given up because the ledger stayed unwritable",
+            ledger_lost.clone(),
+        );
+        let ledger_write_failures = Counter::default();
+        registry.register(
+            "usage_ledger_write_failures",
+            "Failed writes to the usage ledger (each retried)",
+            ledger_write_failures.clone(),
+        );
         Metrics {
             faulted,
             registry,
+            ledger_pending,
+            ledger_degraded,
+            ledger_lost,
+            ledger_write_failures,
             requests,
             latency,
             ttft,
@@ -212,12 +247,22 @@ impl Metrics {
         loaded: usize,
         retired: usize,
         faulted: &[(String, bool)],
+        ledger: &LedgerStatus,
     ) -> String {
         for (provider, is_faulted) in faulted {
             self.faulted
                 .get_or_create(&vec![("provider".to_owned(), provider.clone())])
                 .set(i64::from(*is_faulted));
         }
+        self.ledger_pending.set(ledger.pending as i64);
+        self.ledger_degraded
+            .set(i64::from(ledger.state == "degraded"));
+        // The meter keeps the running totals; the counters catch up to them.
+        let behind = |counter: &Counter, total: u64| {
+            counter.inc_by(total.saturating_sub(counter.get()));
+        };
+        behind(&self.ledger_lost, ledger.lost);
+        behind(&self.ledger_write_failures, ledger.write_failures);
         for b in breakers {
             let value = match b.state.as_str() {
                 "open" => 2,

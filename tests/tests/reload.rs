@@ -534,3 +534,61 @@ async fn a_fresh_start_retires_nothing_even_with_providers_waiting_for_keys() {
     );
     server.stop().await;
 }
+/// The plugin copies in a cache folder.
+fn cached_copies(cache: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn the_plugin_cache_keeps_only_copies_a_version_uses() {
+    let scratch = Scratch::new();
+    let live = scratch.write("live/libvariant.so", bytes_of("fixture_variant_a"));
+    let cache = scratch.path("cache");
+    let config = scratch.config(json!({
+        "cache_dir": cache,
+        "providers": [{"name": "v", "library": live}]
+    }));
+    // Left by an earlier run a day ago, and by another host a moment ago.
+    std::fs::create_dir_all(&cache).unwrap();
+    let stale = cache.join("libgone-0123456789abcdef.so");
+    std::fs::write(&stale, b"old").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&stale)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(86_400))
+        .unwrap();
+    std::fs::write(cache.join("libfresh-fedcba9876543210.so"), b"new").unwrap();
+
+    let server = Server::start(&config).await;
+    let at_start = cached_copies(&cache);
+    assert_eq!(at_start.len(), 2, "the stale copy went: {at_start:?}");
+    assert!(at_start.contains(&"libfresh-fedcba9876543210.so".to_owned()));
+    for (variant, expected) in [
+        ("fixture_variant_b", "variant B"),
+        ("fixture_variant_a", "variant A"),
+        ("fixture_variant_b", "variant B"),
+    ] {
+        replace_atomically(&live, &bytes_of(variant));
+        let report = server.host.reload_async("test").await;
+        assert!(report.changes.failed.is_empty(), "{report:?}");
+        let client = reqwest::Client::new();
+        let answered = answer(&client, &server, "v/m").await.unwrap();
+        assert!(answered.contains(expected), "{answered}");
+        let copies = cached_copies(&cache);
+        assert_eq!(
+            copies.len(),
+            2,
+            "the serving version's copy and the other host's: {copies:?}"
+        );
+    }
+    let status = status(&server).await;
+    assert_eq!(status["mapped_libraries"], 2, "{status}");
+    assert_eq!(status["retired_libraries"], 1, "{status}");
+    server.stop().await;
+}

@@ -551,3 +551,58 @@ async fn shutdown_ends_within_the_drain_deadline_when_a_request_never_finishes()
     assert!(stopped.is_ok(), "shutdown waited past its drain deadline");
     stuck.abort();
 }
+
+#[tokio::test]
+async fn large_requests_beyond_the_in_flight_budget_wait_then_get_a_503_while_health_answers() {
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    let key = ("E2E_TRANSPORT_KEY_BUDGET", "sk-test-budget");
+    // The first request's upstream never answers (until its first-byte timeout).
+    fake.script([Reply::Hang]);
+    fake.always(Reply::json(OPENAI_CHAT_COMPLETION));
+    let server = host_for(
+        &scratch,
+        &fake,
+        key,
+        json!({}),
+        json!({
+            "max_request_bytes": 1_048_576,
+            "timeouts": {"first_byte": 5.0},
+            "retry": {"max_retries": 0},
+            "server": {"max_inflight_body_bytes": 1_048_576, "body_timeout": 0.5}
+        }),
+    )
+    .await;
+    let sized = |bytes: usize| json!({"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "x".repeat(bytes)}]});
+    let url = server.at("/v1/chat/completions");
+    let first = sized(900_000);
+    let holding = tokio::spawn(async move {
+        let response = reqwest::Client::new()
+            .post(url)
+            .json(&first)
+            .send()
+            .await
+            .unwrap();
+        response.status()
+    });
+    // Upstream: the 900 kB request is in the pipeline, holding its share.
+    fake.until_received(1).await;
+    let refused = send_chat(&server, &sized(500_000)).await;
+    assert_eq!(refused.status(), 503, "500 kB more does not fit beside it");
+    let body = json_body(refused).await;
+    assert_eq!(body["error"]["code"], "server_busy", "{body}");
+    let small = send_chat(&server, &hello(false)).await;
+    assert_eq!(small.status(), 200, "small requests are not held up");
+    assert_eq!(
+        reqwest::get(server.at("/healthz")).await.unwrap().status(),
+        200,
+        "health answers meanwhile"
+    );
+    assert_eq!(
+        holding.await.unwrap(),
+        504,
+        "the first ran out its own time"
+    );
+    let after = send_chat(&server, &sized(500_000)).await;
+    assert_eq!(after.status(), 200, "its share came back");
+    server.stop().await;
+}

@@ -706,3 +706,152 @@ async fn client_chosen_model_names_share_one_bucket_and_a_long_one_is_refused() 
     assert!(!breakers.contains("invented"), "{breakers}");
     server.stop().await;
 }
+
+/// Answers one `mock/echo` chat through `host` and waits until the ledger writer has
+/// tried to write what was recorded so far.
+async fn echo_and_flush(host: &std::sync::Arc<provider_host::Host>, words: &str) {
+    host.chat(provider_sdk::ChatRequest::new(
+        "mock/echo",
+        vec![provider_sdk::Message::user(words)],
+    ))
+    .await
+    .unwrap();
+    let host = host.clone();
+    tokio::task::spawn_blocking(move || host.usage().flush())
+        .await
+        .unwrap();
+}
+
+fn ledger_rows(db: &rusqlite::Connection) -> i64 {
+    db.query_row("SELECT count(*) FROM usage_records", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn records_wait_while_the_ledger_refuses_writes_and_all_arrive_once_it_is_back() {
+    let scratch = Scratch::new();
+    let config = scratch.config(json!({"providers": [{"name": "mock", "library": mock_plugin()}]}));
+    let host = e2e::host_with_keys(&config, &[]);
+    let ledger = rusqlite::Connection::open(scratch.path(".provider-host/usage.sqlite3")).unwrap();
+    echo_and_flush(&host, "one").await;
+    // Every write fails for longer than any fixed number of retries (a full disk).
+    ledger
+        .execute_batch("ALTER TABLE usage_records RENAME TO usage_records_away")
+        .unwrap();
+    for _ in 0..8 {
+        echo_and_flush(&host, "two words").await;
+    }
+    let status = host.usage().ledger_status();
+    assert_eq!(status.state, "degraded");
+    assert_eq!(status.pending, 8);
+    assert_eq!(status.lost, 0);
+    assert!(status.write_failures >= 8, "{status:?}");
+    assert!(host.render_metrics().contains("usage_ledger_degraded 1"));
+    assert_eq!(host.usage().summary().ledger.state, "degraded");
+
+    ledger
+        .execute_batch("ALTER TABLE usage_records_away RENAME TO usage_records")
+        .unwrap();
+    echo_and_flush(&host, "three words here").await;
+    assert_eq!(ledger_rows(&ledger), 10, "nothing was given up");
+    let status = host.usage().ledger_status();
+    assert_eq!((status.state, status.pending), ("ok", 0));
+}
+
+#[tokio::test]
+async fn past_max_pending_the_oldest_records_are_given_up_and_counted() {
+    let scratch = Scratch::new();
+    let config = scratch.config(json!({
+        "providers": [{"name": "mock", "library": mock_plugin()}],
+        "usage": {"max_pending": 3}
+    }));
+    let server = Server::start(&config).await;
+    let host = server.host.clone();
+    let ledger = rusqlite::Connection::open(scratch.path(".provider-host/usage.sqlite3")).unwrap();
+    ledger
+        .execute_batch("ALTER TABLE usage_records RENAME TO usage_records_away")
+        .unwrap();
+    for _ in 0..5 {
+        echo_and_flush(&host, "x").await;
+    }
+    let ready: Value = reqwest::get(server.at("/readyz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["degraded"], true, "{ready}");
+    assert_eq!(ready["ledger"]["lost"], 2, "{ready}");
+    assert_eq!(ready["ledger"]["pending"], 3, "{ready}");
+    let metrics = host.render_metrics();
+    assert!(
+        metrics.contains("usage_ledger_lost_records_total 2"),
+        "{metrics}"
+    );
+    assert_eq!(usage(&server, None).await["ledger"]["lost"], 2);
+    ledger
+        .execute_batch("ALTER TABLE usage_records_away RENAME TO usage_records")
+        .unwrap();
+    let flushing = host.clone();
+    tokio::task::spawn_blocking(move || flushing.usage().flush())
+        .await
+        .unwrap();
+    assert_eq!(ledger_rows(&ledger), 3, "the 3 that waited");
+    assert_eq!(host.usage().ledger_status().state, "ok");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_deleted_ledger_folder_is_created_again_and_later_records_survive() {
+    let scratch = Scratch::new();
+    let config = scratch.config(json!({"providers": [{"name": "mock", "library": mock_plugin()}]}));
+    let host = e2e::host_with_keys(&config, &[]);
+    echo_and_flush(&host, "before").await;
+    std::fs::remove_dir_all(scratch.path(".provider-host")).unwrap();
+    for _ in 0..3 {
+        echo_and_flush(&host, "after the deletion").await;
+    }
+    drop(host);
+    let restarted = e2e::host_with_keys(&config, &[]);
+    assert_eq!(
+        restarted.usage().summary().totals.calls,
+        3,
+        "the records after the deletion are in the new file"
+    );
+}
+
+#[tokio::test]
+async fn a_ledger_locked_at_start_is_still_read_for_its_history_and_written_once_free() {
+    let scratch = Scratch::new();
+    let config = scratch.config(json!({"providers": [{"name": "mock", "library": mock_plugin()}]}));
+    let host = e2e::host_with_keys(&config, &[]);
+    for _ in 0..3 {
+        echo_and_flush(&host, "a b").await;
+    }
+    drop(host);
+    // Another process holds the write lock while the host starts.
+    let ledger = rusqlite::Connection::open(scratch.path(".provider-host/usage.sqlite3")).unwrap();
+    ledger.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let host = e2e::host_with_keys(&config, &[]);
+    let summary = host.usage().summary();
+    assert_eq!(
+        summary.totals.calls, 3,
+        "totals and budgets keep their history"
+    );
+    assert_eq!(summary.ledger.state, "degraded");
+    let answered = host
+        .chat(provider_sdk::ChatRequest::new(
+            "mock/echo",
+            vec![provider_sdk::Message::user("while locked")],
+        ))
+        .await;
+    assert!(answered.is_ok(), "answers go on");
+    ledger.execute_batch("COMMIT").unwrap();
+    let flushing = host.clone();
+    tokio::task::spawn_blocking(move || flushing.usage().flush())
+        .await
+        .unwrap();
+    let status = host.usage().ledger_status();
+    assert_eq!((status.state, status.pending, status.lost), ("ok", 0, 0));
+    assert_eq!(ledger_rows(&ledger), 4);
+}

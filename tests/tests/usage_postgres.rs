@@ -273,7 +273,16 @@ async fn tokens_and_costs_are_as_computed_by_hand_stored_exactly_and_survive_a_r
     let server = Server::start(&config).await;
     let after = usage(&server, None).await;
     server.stop().await;
-    assert_eq!(after, before, "every figure restored, to the bit");
+    // The ledger's health is of the moment (`before` was read with records waiting).
+    let figures = |mut summary: Value| {
+        summary.as_object_mut().map(|s| s.remove("ledger"));
+        summary
+    };
+    assert_eq!(
+        figures(after),
+        figures(before),
+        "every figure restored, to the bit"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

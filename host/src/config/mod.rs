@@ -203,6 +203,11 @@ pub struct ServerLimits {
     /// After a shutdown signal, the longest requests in flight are waited for;
     /// then the remaining connections are dropped and the process exits.
     pub drain_timeout: f64,
+    /// The most request-body bytes being worked on at once (requests over 64 KiB
+    /// count, from their `content-length`): a request takes several times its size
+    /// while it is parsed and translated, so this bounds the memory large requests
+    /// take together. One that finds no room within `body_timeout` gets a 503.
+    pub max_inflight_body_bytes: usize,
 }
 
 impl Default for ServerLimits {
@@ -212,6 +217,7 @@ impl Default for ServerLimits {
             body_timeout: 60.0,
             max_connections: 1024,
             drain_timeout: 30.0,
+            max_inflight_body_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -605,6 +611,15 @@ impl Config {
                     format!("{value} is not a positive number of seconds"),
                 ));
             }
+        }
+        if server.max_inflight_body_bytes < self.max_request_bytes {
+            return Err((
+                "server.max_inflight_body_bytes".to_owned(),
+                format!(
+                    "{} is less than max_request_bytes ({}): the largest request could never be served",
+                    server.max_inflight_body_bytes, self.max_request_bytes
+                ),
+            ));
         }
         if server.max_connections == 0 {
             return Err((

@@ -83,6 +83,9 @@ pub struct UsageConfig {
     pub database: PathBuf,
     /// A PostgreSQL URL: a ledger shared by a fleet of hosts, instead of SQLite.
     pub postgres: Option<String>,
+    /// The most records kept waiting while the ledger cannot be written; past it the
+    /// oldest are given up and counted as lost.
+    pub max_pending: usize,
 }
 
 impl Default for UsageConfig {
@@ -91,6 +94,7 @@ impl Default for UsageConfig {
             enabled: true,
             database: PathBuf::from(".provider-host/usage.sqlite3"),
             postgres: None,
+            max_pending: 100_000,
         }
     }
 }

@@ -6,7 +6,7 @@
 //! rewritten in place is never mapped half-written.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     fs,
     io::Write,
     path::{Path, PathBuf},
@@ -101,6 +101,23 @@ pub struct Loader {
     cache_dir: PathBuf,
     opened: Mutex<HashMap<String, PluginLibrary>>,
     sandbox: Option<crate::sandbox::Sandbox>,
+    /// The copies this loader wrote or reused, which it may delete once no version
+    /// uses them (a mapped library needs its file only to be opened).
+    copies: Mutex<HashSet<PathBuf>>,
+}
+
+/// How old a copy this process never used must be before [`Loader::prune`] deletes
+/// it: the cache folder may be shared with other hosts of the same user, and one of
+/// them may be between writing a copy and opening it.
+pub const FOREIGN_COPY_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// What [`Loader::prune`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Copies deleted.
+    pub files: usize,
+    /// Their bytes.
+    pub bytes: u64,
 }
 
 impl Loader {
@@ -111,7 +128,46 @@ impl Loader {
             cache_dir: cache_dir.into(),
             opened: Mutex::new(HashMap::new()),
             sandbox: None,
+            copies: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// Deletes the copies in the cache folder that no version in `in_use` (SHA-256s)
+    /// was opened from: this loader's own at once, others (an earlier run's, another
+    /// host's, half-written temporaries) once older than [`FOREIGN_COPY_GRACE`]. A
+    /// retired version stays mapped and keeps serving the requests it has: its file is
+    /// not needed after it was opened, and a reload back to it reuses the mapping.
+    pub fn prune(&self, in_use: &HashSet<&str>) -> Pruned {
+        let mut pruned = Pruned::default();
+        let Ok(entries) = fs::read_dir(&self.cache_dir) else {
+            return pruned;
+        };
+        let used = |name: &str| {
+            in_use
+                .iter()
+                .any(|sha| sha.len() >= 16 && name.contains(&format!("-{}.", &sha[..16])))
+        };
+        let mut copies = self.copies.lock().unwrap_or_else(|e| e.into_inner());
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Ok(meta) = entry.metadata() else { continue };
+            if !meta.is_file() || used(&name) {
+                continue;
+            }
+            let ours = copies.contains(&path);
+            let old = meta
+                .modified()
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .is_some_and(|age| age > FOREIGN_COPY_GRACE);
+            if (ours || old) && fs::remove_file(&path).is_ok() {
+                copies.remove(&path);
+                pruned.files += 1;
+                pruned.bytes += meta.len();
+            }
+        }
+        pruned
     }
 
     /// Validates every new file in `sandbox`'s child processes before it is opened
@@ -173,17 +229,25 @@ impl Loader {
             }
         }
         let cached = self.cached_path(path, &sha256);
-        if !self
+        let mapped = self
             .opened
             .lock()
             .expect("loader lock")
-            .contains_key(&sha256)
-        {
-            self.write_copy(&cached, &bytes, &sha256)
-                .map_err(|reason| LoadError::Io {
+            .contains_key(&sha256);
+        match self.write_copy(&cached, &bytes, &sha256) {
+            Ok(()) => {}
+            // Mapped already, so the copy is not needed to open it; it is put back (a
+            // prune may have taken it while the version was retired) so that the cache
+            // always holds the copy of every version that serves.
+            Err(reason) if mapped => {
+                tracing::warn!(%reason, "plugin cache: cannot restore a copy")
+            }
+            Err(reason) => {
+                return Err(LoadError::Io {
                     path: path.to_owned(),
                     reason,
-                })?;
+                })
+            }
         }
         Ok(Staged {
             source: path.to_owned(),
@@ -199,12 +263,18 @@ impl Loader {
             cached,
             sha256,
         } = staged;
-        if let Some(library) = self.opened.lock().expect("loader lock").get(&sha256) {
+        let mapped = self
+            .opened
+            .lock()
+            .expect("loader lock")
+            .get(&sha256)
+            .copied();
+        if let Some(library) = mapped {
             return Ok(LoadedLibrary {
                 source,
                 cached,
                 sha256,
-                library: *library,
+                library,
             });
         }
         // SAFETY: loading a plugin runs its code; the operator chose this file as a plugin.
@@ -237,8 +307,17 @@ impl Loader {
     /// Writes the copy unless an intact one is there, via a temporary file and a rename
     /// so that no reader ever sees a partial copy.
     fn write_copy(&self, cached: &Path, bytes: &[u8], sha256: &str) -> Result<(), String> {
+        self.copies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(cached.to_owned());
         if let Ok(existing) = fs::read(cached) {
             if hex(&Sha256::digest(&existing)) == sha256 {
+                // Fresh again, so another host's prune leaves it alone while we open it.
+                let _ = fs::File::options()
+                    .write(true)
+                    .open(cached)
+                    .and_then(|f| f.set_modified(std::time::SystemTime::now()));
                 return Ok(());
             }
         }

@@ -81,3 +81,90 @@ pub async fn read(host: &Host, body: Body) -> Result<Bytes, BodyError> {
         read.extend_from_slice(&chunk);
     }
 }
+
+/// Runs `parse` on `bytes`: inline for a small body, on a blocking thread for one over
+/// [`BUDGET_FREE_BYTES`], so that parsing megabytes does not hold up the async workers
+/// that answer everyone else (health checks included).
+pub async fn parse<T: Send + 'static>(bytes: &Bytes, parse: fn(&[u8]) -> T) -> T {
+    if bytes.len() <= BUDGET_FREE_BYTES {
+        return parse(bytes);
+    }
+    let bytes = bytes.clone();
+    match tokio::task::spawn_blocking(move || parse(&bytes)).await {
+        Ok(parsed) => parsed,
+        // As if it had run inline: a parser's panic is the caller's.
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
+    }
+}
+
+/// Requests this large or smaller skip the in-flight budget: they cannot add up to much.
+pub const BUDGET_FREE_BYTES: usize = 64 * 1024;
+
+/// Bytes of request bodies being worked on at once, in KiB, bounded by
+/// `server.max_inflight_body_bytes` (read when the router is built).
+#[derive(Debug, Clone)]
+pub struct BodyBudget(std::sync::Arc<tokio::sync::Semaphore>);
+
+impl BodyBudget {
+    /// A budget of `bytes`.
+    pub fn new(bytes: usize) -> BodyBudget {
+        let kib = (bytes / 1024).clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+        BodyBudget(std::sync::Arc::new(tokio::sync::Semaphore::new(kib)))
+    }
+}
+
+/// Middleware: a request over [`BUDGET_FREE_BYTES`] (by its `content-length`, or
+/// `max_request_bytes` when it sends none) waits for its share of the in-flight budget
+/// and holds it until its response is ready, so large requests are worked on a few at
+/// a time however many arrive; one that waits past `server.body_timeout` gets a 503.
+/// Health and admin routes are outside it.
+pub async fn budget(
+    axum::extract::State((host, budget)): axum::extract::State<(std::sync::Arc<Host>, BodyBudget)>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let config = host.config();
+    let bodiless = matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::DELETE
+    );
+    let size = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        .unwrap_or(if bodiless {
+            0
+        } else {
+            config.max_request_bytes
+        })
+        .min(config.max_request_bytes);
+    if size <= BUDGET_FREE_BYTES {
+        return next.run(request).await;
+    }
+    let kib = u32::try_from(size.div_ceil(1024)).unwrap_or(u32::MAX);
+    let wait = Duration::from_secs_f64(config.server.body_timeout);
+    let permit = match tokio::time::timeout(wait, budget.0.acquire_many_owned(kib)).await {
+        Ok(Ok(permit)) => permit,
+        _ => {
+            tracing::warn!(
+                bytes = size,
+                "request refused: large requests fill server.max_inflight_body_bytes"
+            );
+            return super::error::ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                kind: "server_error",
+                code: "server_busy",
+                message: format!(
+                    "too many large requests at once (server.max_inflight_body_bytes); this one ({size} bytes) waited {}s: retry later",
+                    config.server.body_timeout
+                ),
+                param: None,
+            }
+            .into_response();
+        }
+    };
+    let response = next.run(request).await;
+    drop(permit);
+    response
+}

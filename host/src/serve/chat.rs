@@ -37,7 +37,9 @@ pub async fn completions(
     let caller = ingress::caller(client, id);
     let read = match super::body::read(&host, body).await {
         Err(error) => Err(ApiError::from_body(&error)),
-        Ok(bytes) => parse(&bytes).map(|request| (request, bytes)),
+        Ok(bytes) => super::body::parse(&bytes, parse)
+            .await
+            .map(|request| (request, bytes)),
     };
     let (request, bytes) = match read {
         Ok(read) => read,

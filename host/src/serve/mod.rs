@@ -53,6 +53,13 @@ pub fn router(host: Arc<Host>) -> Router {
         .route("/v1/models/{*id}", get(model))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(
+            (
+                host.clone(),
+                body::BodyBudget::new(host.config().server.max_inflight_body_bytes),
+            ),
+            body::budget,
+        ))
+        .layer(middleware::from_fn_with_state(
             host.clone(),
             auth::require_key,
         ));
@@ -196,9 +203,17 @@ async fn ready(State(host): State<Arc<Host>>) -> impl IntoResponse {
     } else {
         StatusCode::OK
     };
+    // A failing ledger does not stop serving (answers matter more than their
+    // accounting, and records wait for it), but it is shown here for monitors.
+    let ledger = host.usage().ledger_status();
     (
         status,
-        Json(json!({"ready": !ready.is_empty(), "providers": ready})),
+        Json(json!({
+            "ready": !ready.is_empty(),
+            "providers": ready,
+            "degraded": ledger.state == "degraded",
+            "ledger": ledger,
+        })),
     )
 }
 

@@ -36,8 +36,41 @@ impl Ledger {
         }
     }
 
-    /// Appends records in one transaction.
-    pub fn append(&mut self, records: &[UsageRecord]) -> Result<(), String> {
+    /// Reads what an existing SQLite ledger holds without writing to it (for a file
+    /// that cannot be opened for writing at start: budgets keep their history).
+    pub fn load_read_only(config: &UsageConfig, month_start: f64) -> Result<Loaded, String> {
+        if config.postgres.is_some() {
+            return Err("a PostgreSQL ledger that cannot be opened cannot be read".to_owned());
+        }
+        let path = &config.database;
+        let db = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        SqliteLedger {
+            db,
+            path: path.clone(),
+            inode: None,
+        }
+        .load(month_start)
+    }
+
+    /// Appends records in one transaction. An SQLite file that was deleted or replaced
+    /// since it was opened is opened (created) again first: writing on into an
+    /// unlinked file would lose every record without an error.
+    pub fn append(&mut self, records: &[UsageRecord], config: &UsageConfig) -> Result<(), String> {
+        if let Ledger::Sqlite(l) = self {
+            if l.vanished() {
+                tracing::warn!(path = %l.path.display(), "the usage ledger file was deleted or replaced; opening it again");
+                let created = !l.path.exists();
+                // The deleted file can still be read through the open connection: the
+                // new one continues its summary period rather than starting one now,
+                // after the records that wait for it.
+                let reset_at = l.reset_at().ok();
+                *l = SqliteLedger::open(config)?;
+                if let (true, Some(at)) = (created, reset_at) {
+                    l.reset(at)?;
+                }
+            }
+        }
         match self {
             Ledger::Sqlite(l) => l.append(records),
             Ledger::Postgres(l) => l.append(records),
@@ -64,6 +97,18 @@ impl Ledger {
 /// The SQLite ledger.
 pub struct SqliteLedger {
     db: Connection,
+    path: std::path::PathBuf,
+    /// The file's inode when it was opened, to notice it being deleted or replaced.
+    inode: Option<u64>,
+}
+
+/// How long a write waits for another process's lock on the file before failing (and
+/// being retried with the next batch).
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn inode(path: &std::path::Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| m.ino())
 }
 
 const SCHEMA: &str = "
@@ -105,6 +150,7 @@ impl SqliteLedger {
             std::fs::create_dir_all(folder).map_err(|e| format!("{}: {e}", folder.display()))?;
         }
         let db = Connection::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        db.busy_timeout(BUSY_TIMEOUT).map_err(|e| e.to_string())?;
         // WAL lets readers (a reporting tool, `sqlite3`) look while the host writes.
         db.pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| e.to_string())?;
@@ -117,7 +163,16 @@ impl SqliteLedger {
             params![super::now_unix()],
         )
         .map_err(|e| e.to_string())?;
-        Ok(SqliteLedger { db })
+        Ok(SqliteLedger {
+            db,
+            path: path.clone(),
+            inode: inode(path),
+        })
+    }
+
+    /// Whether the file at the ledger's path is gone or another file.
+    fn vanished(&self) -> bool {
+        inode(&self.path) != self.inode
     }
 
     /// Appends records in one transaction.
@@ -168,16 +223,20 @@ impl SqliteLedger {
             .map_err(|e| e.to_string())
     }
 
-    /// Records since the last reset, and since `month_start`.
-    fn load(&mut self, month_start: f64) -> Result<Loaded, String> {
-        let reset_at: f64 = self
-            .db
+    /// When the summary was last reset.
+    fn reset_at(&self) -> Result<f64, String> {
+        self.db
             .query_row(
                 "SELECT value FROM usage_meta WHERE key = 'reset_at'",
                 [],
                 |row| row.get(0),
             )
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())
+    }
+
+    /// Records since the last reset, and since `month_start`.
+    fn load(&mut self, month_start: f64) -> Result<Loaded, String> {
+        let reset_at = self.reset_at()?;
         Ok(Loaded {
             reset_at,
             since_reset: self.records_since(reset_at)?,

@@ -10,8 +10,11 @@ pub mod period;
 mod postgres;
 
 use std::{
-    collections::{BTreeMap, HashMap},
-    sync::{mpsc, Arc, Mutex},
+    collections::{BTreeMap, HashMap, VecDeque},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        mpsc, Arc, Mutex,
+    },
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -123,6 +126,60 @@ pub struct Summary {
     pub models: BTreeMap<String, Totals>,
     /// Per client key name.
     pub clients: BTreeMap<String, Totals>,
+    /// How the ledger is doing, as of when the summary was taken.
+    pub ledger: LedgerStatus,
+}
+
+/// The ledger's health: records waiting to be written, records lost, and why.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LedgerStatus {
+    /// `ok`, `degraded` (writes are failing; records wait, up to a bound), or `off`
+    /// (usage is not recorded, or kept in memory only by config).
+    pub state: &'static str,
+    /// Records waiting to be written.
+    pub pending: u64,
+    /// Records given up since the start (the queue was full while writes failed).
+    pub lost: u64,
+    /// Writes that failed since the start (each is retried).
+    pub write_failures: u64,
+    /// The last write error while degraded.
+    pub last_error: Option<String>,
+}
+
+/// Shared between the meter and its writer thread.
+#[derive(Debug, Default)]
+struct Health {
+    pending: AtomicU64,
+    lost: AtomicU64,
+    write_failures: AtomicU64,
+    /// The last error, while writes fail; `None` when the last write succeeded.
+    failing: Mutex<Option<String>>,
+}
+
+impl Health {
+    fn status(&self) -> LedgerStatus {
+        let failing = self
+            .failing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        LedgerStatus {
+            state: if failing.is_some() { "degraded" } else { "ok" },
+            pending: self.pending.load(Ordering::Relaxed),
+            lost: self.lost.load(Ordering::Relaxed),
+            write_failures: self.write_failures.load(Ordering::Relaxed),
+            last_error: failing,
+        }
+    }
+
+    fn failed(&self, error: String) {
+        self.write_failures.fetch_add(1, Ordering::Relaxed);
+        *self.failing.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+    }
+
+    fn wrote(&self) {
+        *self.failing.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
 }
 
 impl Summary {
@@ -182,6 +239,8 @@ pub struct Meter {
     writer: Option<Mutex<mpsc::Sender<Message>>>,
     enabled: bool,
     clock: Clock,
+    /// `None` when no ledger is written.
+    health: Option<Arc<Health>>,
 }
 
 /// Unix seconds now.
@@ -209,31 +268,27 @@ impl Meter {
                 writer: None,
                 enabled: false,
                 clock,
+                health: None,
             };
         }
         let now = clock();
-        let meter = |summary, spend, writer| Meter {
-            summary: Mutex::new(summary),
-            spend: Mutex::new(spend),
-            writer,
-            enabled: true,
-            clock: clock.clone(),
-        };
-        let mut ledger = match Ledger::open(config) {
-            Ok(ledger) => ledger,
+        let month = period::start(Period::Month, now);
+        let health = Arc::new(Health::default());
+        // A ledger that cannot be opened for writing (read-only, locked, a server
+        // away) is still read for its history, so budgets keep what was spent, and
+        // the writer keeps trying to open it; records wait meanwhile (bounded).
+        let (ledger, loaded) = match Ledger::open(config) {
+            Ok(mut ledger) => {
+                let loaded = ledger.load(month);
+                (Some(ledger), loaded)
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "usage ledger unavailable; usage is kept in memory only");
-                return meter(
-                    Summary {
-                        since: now,
-                        ..Summary::default()
-                    },
-                    HashMap::new(),
-                    None,
-                );
+                tracing::error!(error = %e, "usage ledger unavailable for writing: records wait in memory (bounded) while opening it is retried");
+                health.failed(e);
+                (None, Ledger::load_read_only(config, month))
             }
         };
-        let (summary, spend) = match ledger.load(period::start(Period::Month, now)) {
+        let (summary, spend) = match loaded {
             Ok(loaded) => {
                 let mut summary = Summary {
                     since: loaded.reset_at,
@@ -260,11 +315,35 @@ impl Meter {
             }
         };
         let (tx, rx) = mpsc::channel();
+        let writer = Writer {
+            ledger,
+            config: config.clone(),
+            health: health.clone(),
+            pending: VecDeque::new(),
+        };
         std::thread::Builder::new()
             .name("usage-ledger".into())
-            .spawn(move || write_loop(ledger, rx))
+            .spawn(move || write_loop(writer, rx))
             .expect("spawn the usage writer");
-        meter(summary, spend, Some(Mutex::new(tx)))
+        Meter {
+            summary: Mutex::new(summary),
+            spend: Mutex::new(spend),
+            writer: Some(Mutex::new(tx)),
+            enabled: true,
+            clock,
+            health: Some(health),
+        }
+    }
+
+    /// How the ledger is doing.
+    pub fn ledger_status(&self) -> LedgerStatus {
+        match &self.health {
+            Some(health) => health.status(),
+            None => LedgerStatus {
+                state: "off",
+                ..LedgerStatus::default()
+            },
+        }
     }
 
     /// The time by this meter's clock, in Unix seconds.
@@ -339,12 +418,15 @@ impl Meter {
         Ok(())
     }
 
-    /// The summary since the last reset.
+    /// The summary since the last reset, with the ledger's health.
     pub fn summary(&self) -> Summary {
-        self.summary
+        let mut summary = self
+            .summary
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .clone();
+        summary.ledger = self.ledger_status();
+        summary
     }
 
     /// Starts the summary over (budgets keep counting their periods).
@@ -424,39 +506,126 @@ fn add_spend(spend: &mut HashMap<(Scope, Period), (f64, f64)>, record: &UsageRec
 /// How long the writer gathers records before a commit.
 const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// How many batches in a row may fail before the records they hold are given up: a
-/// ledger that is briefly away (a restart, a lock, a lost connection) loses nothing,
-/// and one that keeps refusing does not grow the writer's memory without end.
-const FAILED_WRITES_KEPT: u32 = 5;
+/// How often writes are retried while records wait and nothing new arrives.
+const RETRY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Appends records in batches of what arrives within [`BATCH_WINDOW`] (or 1,000). A
-/// batch whose write fails stays queued and goes again with the next one.
-fn write_loop(mut ledger: Ledger, rx: mpsc::Receiver<Message>) {
-    let mut batch = Vec::new();
-    let mut failed_writes = 0;
-    while let Ok(first) = rx.recv() {
+/// The writer thread's side: the ledger (once it could be opened), and the records
+/// that wait for it.
+struct Writer {
+    ledger: Option<Ledger>,
+    config: UsageConfig,
+    health: Arc<Health>,
+    pending: VecDeque<UsageRecord>,
+}
+
+impl Writer {
+    /// Queues `record`, giving up the oldest past `usage.max_pending` (at the default
+    /// 100,000, some 30 MB).
+    fn push(&mut self, record: UsageRecord) {
+        if self.pending.len() >= self.config.max_pending.max(1) {
+            self.pending.pop_front();
+            let lost = self.health.lost.fetch_add(1, Ordering::Relaxed) + 1;
+            if lost.is_power_of_two() {
+                tracing::error!(lost, max_pending = self.config.max_pending, "usage records lost: the ledger stayed unwritable for more than usage.max_pending records");
+            }
+        }
+        self.pending.push_back(record);
+        self.health
+            .pending
+            .store(self.pending.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Writes what waits, in one transaction; on failure it keeps waiting.
+    fn write(&mut self) {
+        if self.pending.is_empty() && self.ledger.is_some() {
+            return;
+        }
+        let ledger = match &mut self.ledger {
+            Some(ledger) => ledger,
+            None => match Ledger::open(&self.config) {
+                Ok(ledger) => {
+                    tracing::info!("the usage ledger is open for writing again");
+                    self.ledger.insert(ledger)
+                }
+                Err(e) => return self.health.failed(e),
+            },
+        };
+        if self.pending.is_empty() {
+            return self.health.wrote();
+        }
+        let batch = self.pending.make_contiguous();
+        match ledger.append(batch, &self.config) {
+            Ok(()) => {
+                if self
+                    .health
+                    .failing
+                    .lock()
+                    .map(|f| f.is_some())
+                    .unwrap_or(false)
+                {
+                    tracing::info!(
+                        records = batch.len(),
+                        "usage records written after an earlier failure"
+                    );
+                }
+                self.pending.clear();
+                self.health.pending.store(0, Ordering::Relaxed);
+                self.health.wrote();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, records = batch.len(), "cannot write usage records; they wait and are retried");
+                self.health.failed(e);
+            }
+        }
+    }
+}
+
+/// Appends records in batches of what arrives within [`BATCH_WINDOW`] (or 1,000).
+/// Records whose write fails wait (up to `usage.max_pending`) and go with the next batch,
+/// or within [`RETRY_EVERY`] when nothing new comes.
+fn write_loop(mut writer: Writer, rx: mpsc::Receiver<Message>) {
+    loop {
+        let first = if writer.pending.is_empty() && writer.ledger.is_some() {
+            rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected)
+        } else {
+            rx.recv_timeout(RETRY_EVERY)
+        };
+        let first = match first {
+            Ok(message) => Some(message),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         let mut acks = Vec::new();
         let mut resets = Vec::new();
-        let mut next = Some(first);
+        let mut next = first;
+        let mut gathered = 0;
         // Gather a batch: at request rates records arrive one by one, and a commit per
         // record would cost more than the request itself. A flush or reset ends the wait.
         let until = std::time::Instant::now() + BATCH_WINDOW;
         while let Some(message) = next.take() {
             match message {
-                Message::Record(r) => batch.push(r),
+                Message::Record(r) => {
+                    writer.push(r);
+                    gathered += 1;
+                }
                 Message::Flush(ack) => acks.push(ack),
                 Message::Reset(at, ack) => resets.push((at, ack)),
             }
-            if batch.len() >= 1_000 || !acks.is_empty() || !resets.is_empty() {
+            if gathered >= 1_000 || !acks.is_empty() || !resets.is_empty() {
                 break;
             }
             let left = until.saturating_duration_since(std::time::Instant::now());
             next = rx.recv_timeout(left).ok();
         }
-        write_batch(&mut ledger, &mut batch, &mut failed_writes);
+        writer.write();
         for (at, ack) in resets {
-            if let Err(e) = ledger.reset(at) {
-                tracing::warn!(error = %e, "cannot record the usage reset");
+            match &mut writer.ledger {
+                Some(ledger) => {
+                    if let Err(e) = ledger.reset(at) {
+                        tracing::warn!(error = %e, "cannot record the usage reset");
+                    }
+                }
+                None => tracing::warn!("cannot record the usage reset: the ledger is not writable"),
             }
             let _ = ack.send(());
         }
@@ -465,35 +634,13 @@ fn write_loop(mut ledger: Ledger, rx: mpsc::Receiver<Message>) {
         }
     }
     // The host is going away: one last try for what is still queued.
-    write_batch(&mut ledger, &mut batch, &mut failed_writes);
-}
-
-/// Appends `batch` and empties it; on failure keeps it for the next try, up to
-/// [`FAILED_WRITES_KEPT`] failures in a row.
-fn write_batch(ledger: &mut Ledger, batch: &mut Vec<UsageRecord>, failed_writes: &mut u32) {
-    if batch.is_empty() {
-        return;
-    }
-    match ledger.append(batch) {
-        Ok(()) => {
-            if *failed_writes > 0 {
-                tracing::info!(
-                    records = batch.len(),
-                    "usage records written after an earlier failure"
-                );
-            }
-            *failed_writes = 0;
-            batch.clear();
-        }
-        Err(e) => {
-            *failed_writes += 1;
-            if *failed_writes > FAILED_WRITES_KEPT {
-                tracing::error!(error = %e, records = batch.len(), failures = *failed_writes, "cannot write usage records; giving them up");
-                *failed_writes = 0;
-                batch.clear();
-            } else {
-                tracing::warn!(error = %e, records = batch.len(), "cannot write usage records; they go again with the next batch");
-            }
-        }
+    writer.write();
+    let left = writer.pending.len();
+    if left > 0 {
+        writer.health.lost.fetch_add(left as u64, Ordering::Relaxed);
+        tracing::error!(
+            records = left,
+            "usage records lost at exit: the ledger is not writable"
+        );
     }
 }

@@ -58,6 +58,9 @@ pub const DEFAULT_DIMENSIONS: u32 = 8;
 /// The longest vector the mock makes.
 pub const MAX_DIMENSIONS: u32 = 4096;
 
+/// The most words `long` generates, whatever `max_tokens` asks.
+const LONG_MAX_WORDS: usize = 4096;
+
 impl Provider for Mock {
     type Decoder = MockDecoder;
 
@@ -145,8 +148,10 @@ impl Provider for Mock {
             ),
             "tool" => tool_call(request),
             "long" => {
+                // Capped: a client's `max_tokens` must not make the mock build an answer
+                // of any size it names.
                 let limit = request.max_completion_tokens.or(request.max_tokens);
-                let words = limit.unwrap_or(256) as usize;
+                let words = (limit.unwrap_or(256) as usize).min(LONG_MAX_WORDS);
                 let answer = (0..words).map(|i| format!("word{i}")).collect::<Vec<_>>();
                 (
                     text(answer.join(" ")),
@@ -639,6 +644,17 @@ mod tests {
         let call = &response.message.tool_calls[0];
         assert_eq!(call.function.name, "get_weather");
         assert_eq!(call.function.arguments, r#"{"city":"Weather in Paris?"}"#);
+    }
+
+    #[test]
+    fn long_generates_at_most_its_cap_whatever_max_tokens_asks() {
+        let mut request = provider_sdk::samples::stream_request("long");
+        request.max_tokens = Some(u32::MAX);
+        let deltas = stream(&request)
+            .iter()
+            .filter(|e| matches!(e, StreamEvent::TextDelta { .. }))
+            .count();
+        assert_eq!(deltas, LONG_MAX_WORDS);
     }
 
     #[test]

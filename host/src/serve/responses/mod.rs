@@ -74,16 +74,19 @@ async fn prepare(
     let bytes = super::body::read(host, body)
         .await
         .map_err(|error| ApiError::from_body(&error))?;
-    let mut json = serde_json::Deserializer::from_slice(&bytes);
-    let request: ResponsesRequest = serde_path_to_error::deserialize(&mut json).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            ApiError::bad_request(format!("the body is not valid JSON: {inner}"))
-        } else {
-            ApiError::bad_request(format!("invalid request at `{path}`: {inner}"))
-        }
-    })?;
+    let request: ResponsesRequest = super::body::parse(&bytes, |bytes| {
+        let mut json = serde_json::Deserializer::from_slice(bytes);
+        serde_path_to_error::deserialize(&mut json).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if inner.is_syntax() || inner.is_eof() {
+                ApiError::bad_request(format!("the body is not valid JSON: {inner}"))
+            } else {
+                ApiError::bad_request(format!("invalid request at `{path}`: {inner}"))
+            }
+        })
+    })
+    .await?;
     if request.model.is_empty() {
         return Err(ApiError::bad_request(
             "`model` is empty: name a `provider/model` or an alias",
