@@ -343,12 +343,12 @@ impl Decoding {
         };
         let events = &mut self.scratch;
         match &bytes {
-            Some(bytes) => decoder.feed(bytes, events).and_then(|()| {
-                match decoder.is_complete() {
+            Some(bytes) => decoder
+                .feed(bytes, events)
+                .and_then(|()| match decoder.is_complete() {
                     true => decoder.finish(events).map(|()| true),
                     false => Ok(false),
-                }
-            }),
+                }),
             None => decoder.finish(events).map(|()| false),
         }
     }
