@@ -9,7 +9,6 @@ use std::{
 use axum::{
     body::Body,
     extract::{Extension, State},
-    http::{header, HeaderValue},
     response::{IntoResponse, Response},
     Json,
 };
@@ -147,13 +146,7 @@ async fn answer(host: &Host, call: Call) -> Result<Response, DispatchError> {
             Ok::<_, Infallible>(Bytes::from(out))
         })
         .filter(|piece| std::future::ready(!matches!(piece, Ok(bytes) if bytes.is_empty())));
-    let mut response = Response::new(Body::from_stream(body));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    annotate(&mut response, &route);
-    Ok(response)
+    Ok(super::relay::event_stream(body, &route))
 }
 
 fn parse(bytes: &[u8]) -> Result<ChatRequest, ApiError> {

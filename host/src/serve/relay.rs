@@ -52,13 +52,7 @@ pub fn streamed(
             let piece = piece.filter(|p| !p.is_empty());
             std::future::ready(piece.map(Ok::<_, Infallible>))
         });
-    let mut response = Response::new(Body::from_stream(body));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    annotate(&mut response, &route);
-    response
+    event_stream(body, &route)
 }
 
 /// Whole events as they are.
@@ -92,6 +86,21 @@ pub fn without_events_containing(events: Bytes, needles: &[&[u8]]) -> Bytes {
         rest = tail;
     }
     kept.freeze()
+}
+
+/// A server-sent-event response with `body`, saying who answered (every ingress's
+/// streams, relayed or rendered, leave through here).
+pub fn event_stream(
+    body: impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send + 'static,
+    route: &Route,
+) -> Response {
+    let mut response = Response::new(Body::from_stream(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    annotate(&mut response, route);
+    response
 }
 
 /// Holds back the part of a server-sent-event stream after its last complete event, so

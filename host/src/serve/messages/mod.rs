@@ -12,7 +12,7 @@ use std::{convert::Infallible, sync::Arc};
 use axum::{
     body::Body,
     extract::{Extension, State},
-    http::{header, HeaderMap, HeaderValue},
+    http::{HeaderMap, HeaderValue},
     response::{IntoResponse, Response},
     Json,
 };
@@ -132,13 +132,7 @@ async fn answer(host: &Host, call: Call) -> Response {
             Ok::<_, Infallible>(Bytes::from(out))
         })
         .filter(|piece| std::future::ready(!matches!(piece, Ok(bytes) if bytes.is_empty())));
-    let mut response = Response::new(Body::from_stream(body));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    annotate(&mut response, &route);
-    response
+    super::relay::event_stream(body, &route)
 }
 
 /// `POST /v1/messages/count_tokens`: the upstream's own count when the model's chain

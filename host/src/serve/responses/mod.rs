@@ -15,7 +15,7 @@ use std::{
 use axum::{
     body::Body,
     extract::{Extension, Path, State},
-    http::{header, HeaderValue, StatusCode},
+    http::StatusCode,
     response::{IntoResponse, Response},
     Json,
 };
@@ -206,13 +206,7 @@ async fn streamed(
             })
             .filter(|piece| std::future::ready(!matches!(piece, Ok(bytes) if bytes.is_empty()))),
     );
-    let mut response = Response::new(Body::from_stream(body));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    annotate(&mut response, &route);
-    response
+    super::relay::event_stream(body, &route)
 }
 
 /// `GET /v1/responses/{id}`.
