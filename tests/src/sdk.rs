@@ -94,3 +94,28 @@ pub fn run_script(script: &str, args: &[String], env_prefix: &str) -> Value {
     serde_json::from_str(last)
         .unwrap_or_else(|e| panic!("the SDK script printed no JSON ({e}):\n{stdout}\n{stderr}"))
 }
+
+/// Drives the host at `url` (its root, `http://127.0.0.1:PORT`) with the official OpenAI
+/// SDK (`tests/client/openai_sdk_check.py`, base URL `<url>/v1`) and returns what each
+/// step observed. Runs on a blocking thread, so an in-process host keeps serving.
+pub async fn openai(url: &str, key: &str, steps: &str) -> Value {
+    let args = [format!("{url}/v1"), key.to_owned(), steps.to_owned()];
+    observed("openai_sdk_check.py", "OPENAI_", args).await
+}
+
+/// Drives the host at `url` (its root: the SDK appends `/v1/messages`) with the official
+/// Anthropic SDK (`tests/client/anthropic_sdk_check.py`); what each step observed.
+pub async fn anthropic(url: &str, key: &str, steps: &str) -> Value {
+    let args = [url.to_owned(), key.to_owned(), steps.to_owned()];
+    observed("anthropic_sdk_check.py", "ANTHROPIC_", args).await
+}
+
+async fn observed(script: &'static str, env_prefix: &'static str, args: [String; 3]) -> Value {
+    tokio::task::spawn_blocking(move || {
+        let out = run_script(script, &args, env_prefix);
+        eprintln!("{script} ({}): {}", out["sdk_version"], args.join(" "));
+        out["steps"].clone()
+    })
+    .await
+    .expect("the SDK script's thread")
+}

@@ -24,16 +24,9 @@ mod fixtures;
 const PROMPT: &str = "Hello from the Anthropic SDK";
 const CLIENT_KEY: &str = "sk-e2e-anthropic-sdk-client-key";
 
-/// Runs the SDK script against the server at `url` and returns its `steps` object.
+/// What the official Anthropic SDK observed against the host at `url`.
 async fn sdk(url: &str, key: &str, steps: &str) -> Value {
-    let args = [url.to_owned(), key.to_owned(), steps.to_owned()];
-    tokio::task::spawn_blocking(move || {
-        let out = e2e::sdk::run_script("anthropic_sdk_check.py", &args, "ANTHROPIC_");
-        eprintln!("anthropic {}: {}", out["sdk_version"], args.join(" "));
-        out["steps"].clone()
-    })
-    .await
-    .expect("the SDK script's thread")
+    e2e::sdk::anthropic(url, key, steps).await
 }
 
 fn block_types(message: &Value) -> Vec<&str> {

@@ -35,20 +35,9 @@ fn repo_root() -> PathBuf {
         .to_owned()
 }
 
-/// Runs the SDK script against the server at `url` (`http://127.0.0.1:<port>`) with
-/// `key` and `steps` (see the script); returns its `steps` object. The script runs on a
-/// blocking thread so that the in-process server keeps serving.
+/// What the official OpenAI SDK observed against the host at `url`.
 async fn sdk(url: &str, key: &str, steps: &str) -> Value {
-    let args = [format!("{url}/v1"), key.to_owned(), steps.to_owned()];
-    tokio::task::spawn_blocking(move || run_script(&args))
-        .await
-        .expect("the SDK script's thread")
-}
-
-fn run_script(args: &[String]) -> Value {
-    let out = e2e::sdk::run_script("openai_sdk_check.py", args, "OPENAI_");
-    eprintln!("openai {}: {}", out["sdk_version"], args.join(" "));
-    out["steps"].clone()
+    e2e::sdk::openai(url, key, steps).await
 }
 
 /// The host's own error object for a chat with `body`, asked without the SDK.

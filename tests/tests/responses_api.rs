@@ -16,13 +16,7 @@ const CHAT_PROMPT: &str = "Hello from the official SDK";
 const TOOL_PROMPT: &str = "Weather in Paris?";
 
 async fn sdk(url: &str, steps: &str) -> Value {
-    let args = [format!("{url}/v1"), "unused".to_owned(), steps.to_owned()];
-    tokio::task::spawn_blocking(move || {
-        let out = e2e::sdk::run_script("openai_sdk_check.py", &args, "OPENAI_");
-        out["steps"].clone()
-    })
-    .await
-    .expect("the SDK script's thread")
+    e2e::sdk::openai(url, "unused", steps).await
 }
 
 fn output_types(response: &Value) -> Vec<&str> {

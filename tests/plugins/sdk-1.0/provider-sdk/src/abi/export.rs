@@ -69,7 +69,7 @@ pub fn root_module<P: Provider>() -> PluginModuleRef {
         conformance: conformance::<P>,
         construct: construct::<P>,
     };
-    // Leaked once per library: the host never unloads plugins (see DESIGN.md).
+    // Leaked once per library: the host never unloads plugins (see docs/architecture.md).
     module.leak_into_prefix()
 }
 

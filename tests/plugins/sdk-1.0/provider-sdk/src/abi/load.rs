@@ -86,7 +86,7 @@ fn sdk_major() -> &'static str {
     SDK_VERSION.split('.').next().unwrap_or(SDK_VERSION)
 }
 
-/// A loaded plugin library. Libraries are never unloaded (see DESIGN.md): values of
+/// A loaded plugin library. Libraries are never unloaded (see docs/architecture.md): values of
 /// this type are cheap handles to a mapping that lives for the rest of the process.
 #[derive(Clone, Copy)]
 pub struct PluginLibrary {
