@@ -23,6 +23,7 @@ pub mod registry;
 pub mod response_store;
 pub mod sandbox;
 pub mod serve;
+pub mod shared_state;
 pub mod snapshot;
 pub mod target;
 pub mod transport;

@@ -11,6 +11,7 @@ use std::{
 
 pub mod client;
 pub mod fake;
+pub mod redis;
 pub mod sdk;
 
 pub use tempfile::TempDir;

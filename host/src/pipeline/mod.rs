@@ -32,6 +32,7 @@ use crate::{
     config::{BreakerPolicy, Budget},
     metrics::Metrics,
     registry::Target,
+    shared_state::SharedState,
     snapshot::Snapshot,
     usage::{Meter, UsageRecord},
 };
@@ -137,6 +138,7 @@ pub struct Pipeline {
     meter: Meter,
     metrics: Metrics,
     jitter: Option<JitterSource>,
+    shared: Arc<SharedState>,
 }
 
 impl Pipeline {
@@ -147,7 +149,19 @@ impl Pipeline {
             meter,
             metrics: Metrics::new(),
             jitter: None,
+            shared: Arc::new(SharedState::local()),
         }
+    }
+
+    /// Keeps live counters in `shared` (a fleet's Redis) instead of this host's memory.
+    pub fn with_shared_state(mut self, shared: SharedState) -> Pipeline {
+        self.shared = Arc::new(shared);
+        self
+    }
+
+    /// Where live counters are kept.
+    pub fn shared_state(&self) -> &SharedState {
+        &self.shared
     }
 
     /// Draws backoff jitter from `source` instead of a random generator.
