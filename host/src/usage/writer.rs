@@ -257,7 +257,8 @@ fn write_loop(mut writer: Writer, inbox: Arc<Inbox>, rx: mpsc::Receiver<Control>
             next = rx.try_recv().ok();
         }
         let window_over = Instant::now() >= deadline;
-        if !(window_over || !acks.is_empty() || !resets.is_empty()) && !woken(&inbox) {
+        let asked = !acks.is_empty() || !resets.is_empty();
+        if !(window_over || asked || woken(&inbox)) {
             continue;
         }
         deadline = Instant::now() + BATCH_WINDOW;
