@@ -13,6 +13,7 @@
 pub mod breaker;
 pub mod clients;
 pub mod config;
+pub mod fuzz;
 pub mod health;
 mod host;
 pub mod load;
@@ -24,6 +25,7 @@ pub mod response_store;
 pub mod sandbox;
 pub mod serve;
 pub mod snapshot;
+pub mod stream_checks;
 pub mod target;
 pub mod transport;
 pub mod usage;

@@ -8,13 +8,19 @@
 //! file with the signal or the limit named in one line, and the host process never maps
 //! it. Only files that passed are loaded in-process. A pass is remembered by the file's
 //! SHA-256, so an unchanged file is not checked again on every reload.
+//!
+//! The child's last check is a fuzz pass ([`crate::fuzz`]): it writes each input to a
+//! recording file before the plugin sees it, so when the plugin panics, crashes or hangs
+//! on one, the parent keeps that file as `<cache>/fuzz-inputs/<plugin>-<sha>-<seed>.input`
+//! and names it in the refusal; `provider-host validate <plugin> --replay <input>` runs
+//! that input again.
 
 use std::{
     collections::HashMap,
     io::{BufRead, BufReader, Read},
     path::{Path, PathBuf},
     process::{Command, Stdio},
-    sync::{mpsc, Mutex},
+    sync::{atomic::AtomicU64, mpsc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -24,6 +30,9 @@ use crate::{
     config::SandboxConfig,
     validate::{Check, Outcome, CHECKS},
 };
+
+/// The folder of the plugin cache where inputs that broke a plugin are kept.
+pub const FUZZ_INPUTS_DIR: &str = "fuzz-inputs";
 
 /// The hidden subcommand that runs validation in the child.
 pub const CHILD_COMMAND: &str = "validate-child";
@@ -38,12 +47,45 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// The limits a config asks for.
+    /// The limits a config asks for (a child's fuzz pass gets its own time on top of
+    /// the wall-clock limit).
     pub fn from_config(config: &SandboxConfig) -> Limits {
         Limits {
             address_space: config.address_space_mb.saturating_mul(1024 * 1024),
             wall: Duration::from_secs_f64(config.timeout_secs.max(0.1)),
         }
+    }
+}
+
+/// The fuzz pass each validation child runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FuzzOptions {
+    /// How long it makes inputs.
+    pub duration: Duration,
+    /// Its seed; a fresh one for each child when `None`.
+    pub seed: Option<u64>,
+    /// Replay this saved input instead (for `provider-host validate --replay`).
+    pub replay: Option<PathBuf>,
+}
+
+impl FuzzOptions {
+    /// The fuzz pass a config asks for.
+    pub fn from_config(config: &SandboxConfig) -> FuzzOptions {
+        let secs = config.fuzz_secs;
+        FuzzOptions {
+            duration: match secs.is_finite() {
+                true => Duration::from_secs_f64(secs.clamp(0.0, crate::config::MAX_FUZZ_SECS)),
+                false => Duration::ZERO,
+            },
+            seed: config.fuzz_seed,
+            replay: None,
+        }
+    }
+}
+
+impl Default for FuzzOptions {
+    fn default() -> Self {
+        FuzzOptions::from_config(&SandboxConfig::default())
     }
 }
 
@@ -55,7 +97,9 @@ pub struct Sandbox {
     /// The checks of every file (by SHA-256) that passed.
     passed: Mutex<HashMap<String, Vec<Check>>>,
     /// Children started so far.
-    children: std::sync::atomic::AtomicU64,
+    children: AtomicU64,
+    /// The fuzz pass of each child.
+    fuzz: FuzzOptions,
 }
 
 /// One line of the child's protocol on stdout. Lines that are not JSON objects of this
@@ -86,8 +130,15 @@ impl Sandbox {
             binary,
             limits,
             passed: Mutex::new(HashMap::new()),
-            children: std::sync::atomic::AtomicU64::new(0),
+            children: AtomicU64::new(0),
+            fuzz: FuzzOptions::default(),
         }
+    }
+
+    /// Runs `fuzz` as each child's fuzz pass.
+    pub fn with_fuzz(mut self, fuzz: FuzzOptions) -> Sandbox {
+        self.fuzz = fuzz;
+        self
     }
 
     /// The sandbox a config asks for: its binary, else a `provider-host` beside this
@@ -107,7 +158,10 @@ impl Sandbox {
             None => locate_binary(),
         };
         match found {
-            Some(binary) => Some(Sandbox::new(binary, Limits::from_config(config))),
+            Some(binary) => Some(
+                Sandbox::new(binary, Limits::from_config(config))
+                    .with_fuzz(FuzzOptions::from_config(config)),
+            ),
             None => {
                 tracing::warn!("no provider-host binary found beside this program or on PATH (set sandbox.binary): plugins are validated in-process, the sandbox is off");
                 None
@@ -133,13 +187,46 @@ impl Sandbox {
     /// Validates the content-addressed copy `copy` (SHA-256 `sha256`) of the plugin
     /// `source` in a child; the checks from `load` on, each reason naming `source`.
     pub fn validate(&self, source: &Path, copy: &Path, sha256: &str) -> Vec<Check> {
+        let replay = self.fuzz.replay.is_some();
         if let Some(checks) = self.passed.lock().expect("sandbox lock").get(sha256) {
-            return checks.clone();
+            if !replay {
+                return checks.clone();
+            }
         }
-        let checks = self.run_child(source, copy);
+        let seed = self.fuzz.seed.unwrap_or_else(crate::fuzz::rng::fresh_seed);
+        let inputs = copy
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(FUZZ_INPUTS_DIR);
+        let stem = source
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "plugin".to_owned());
+        let name = format!("{stem}-{}", &sha256[..sha256.len().min(16)]);
+        let number = self.children_run();
+        let recording = (!replay)
+            .then(|| {
+                crate::load::create_private_dir(&inputs).ok()?;
+                Some(inputs.join(format!("{name}-{}-{number}.recording", std::process::id())))
+            })
+            .flatten();
+        let mut checks = self.run_child(source, copy, seed, recording.as_deref());
+        if let Some(recording) = &recording {
+            let saved = inputs.join(format!("{name}-{seed:016x}.input"));
+            keep_breaking_input(&mut checks, source, recording, &saved);
+            let _ = std::fs::remove_file(recording);
+        }
+        if let (Some(replayed), Some(reason)) = (&self.fuzz.replay, fuzz_failure(&mut checks)) {
+            if !reason.contains("fuzzed upstream bytes") {
+                on_what(
+                    reason,
+                    &format!("on the replayed input {}", replayed.display()),
+                );
+            }
+        }
         let passed = checks.len() + 1 == CHECKS.len()
             && checks.iter().all(|c| matches!(c.outcome, Outcome::Pass(_)));
-        if passed {
+        if passed && !replay {
             self.passed
                 .lock()
                 .expect("sandbox lock")
@@ -148,17 +235,38 @@ impl Sandbox {
         checks
     }
 
-    fn run_child(&self, source: &Path, copy: &Path) -> Vec<Check> {
+    fn run_child(
+        &self,
+        source: &Path,
+        copy: &Path,
+        seed: u64,
+        recording: Option<&Path>,
+    ) -> Vec<Check> {
         let mut command = Command::new(&self.binary);
         command
             .arg(CHILD_COMMAND)
             .arg(copy)
+            .arg("--fuzz-secs")
+            .arg(self.fuzz.duration.as_secs_f64().to_string())
+            .arg("--fuzz-seed")
+            .arg(seed.to_string());
+        if let Some(recording) = recording {
+            command.arg("--record").arg(recording);
+        }
+        if let Some(replay) = &self.fuzz.replay {
+            command.arg("--replay").arg(replay);
+        }
+        command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .env("RUST_LOG", "off")
             .env_remove("RUST_BACKTRACE");
-        limit_child(&mut command, self.limits);
+        let limits = Limits {
+            wall: self.limits.wall + self.fuzz.duration,
+            ..self.limits
+        };
+        limit_child(&mut command, limits);
         self.children
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let started = Instant::now();
@@ -177,7 +285,7 @@ impl Sandbox {
         };
         let lines = read_lines(child.stdout.take().expect("piped stdout"));
         let stderr = read_tail(child.stderr.take().expect("piped stderr"));
-        let deadline = started + self.limits.wall;
+        let deadline = started + limits.wall;
         let status = loop {
             match child.try_wait() {
                 Ok(Some(status)) => break Some(status),
@@ -207,10 +315,10 @@ impl Sandbox {
         let death = if timed_out {
             format!(
                 "did not finish within {} s in the validation sandbox and was killed (SIGKILL): it hangs",
-                self.limits.wall.as_secs_f64()
+                limits.wall.as_secs_f64()
             )
         } else {
-            describe_exit(status, &stderr, self.limits)
+            describe_exit(status, &stderr, limits)
         };
         let check = running.unwrap_or("load");
         let reason = if check == "load" {
@@ -220,6 +328,52 @@ impl Sandbox {
         };
         checks.push(fail(check, reason));
         checks
+    }
+}
+
+/// When the fuzz check failed and the recording holds the input it was on, keeps it as
+/// `saved` and names it in the failure.
+fn keep_breaking_input(checks: &mut [Check], source: &Path, recording: &Path, saved: &Path) {
+    let Some(reason) = fuzz_failure(checks) else {
+        return;
+    };
+    let recorded = std::fs::read(recording).unwrap_or_default();
+    if recorded.is_empty() || std::fs::rename(recording, saved).is_err() {
+        return;
+    }
+    if !reason.contains("fuzzed upstream bytes") {
+        // The child died or hung, and could not say on what: the recording can.
+        let call = String::from_utf8_lossy(&recorded[..recorded.len().min(200)])
+            .lines()
+            .find_map(|l| l.strip_prefix("call: ").map(str::to_owned))
+            .unwrap_or_default();
+        on_what(reason, &format!("on fuzzed upstream bytes given to {call}"));
+    }
+    reason.push_str(&format!(
+        "; the input is saved in {} (replay it: provider-host validate {} --replay {})",
+        saved.display(),
+        source.display(),
+        saved.display()
+    ));
+}
+
+/// The reason of a failed fuzz check, when that is how the checks ended.
+fn fuzz_failure(checks: &mut [Check]) -> Option<&mut String> {
+    match checks.last_mut() {
+        Some(Check {
+            name: "fuzz",
+            outcome: Outcome::Fail(reason),
+        }) => Some(reason),
+        _ => None,
+    }
+}
+
+/// Puts `what` after the first clause of a death's description (`crashed in the
+/// validation sandbox with SIGSEGV (segmentation fault)`, `... it hangs`).
+fn on_what(reason: &mut String, what: &str) {
+    match reason.find(';') {
+        Some(at) => reason.insert_str(at, &format!(" {what}")),
+        None => reason.push_str(&format!(" {what}")),
     }
 }
 
@@ -417,10 +571,23 @@ pub fn signal_name(signal: i32) -> String {
     format!("signal {signal}")
 }
 
+/// What the parent asks of a child besides the file.
+#[derive(Debug, Clone, Default)]
+pub struct ChildOptions {
+    /// The fuzz pass's length.
+    pub fuzz_secs: f64,
+    /// Its seed.
+    pub fuzz_seed: u64,
+    /// The file each fuzz input is written to before the plugin sees it.
+    pub record: Option<PathBuf>,
+    /// A saved input to replay instead of fuzzing.
+    pub replay: Option<PathBuf>,
+}
+
 /// The child's side: validates the library at `file` in this process, reporting each
 /// check on stdout as a [`Line`]; returns the process exit code (0 when every check
-/// ran, whatever the verdict).
-pub fn child_main(file: &Path) -> i32 {
+/// ran, whatever the verdict; 2 when the options are unusable).
+pub fn child_main(file: &Path, options: &ChildOptions) -> i32 {
     use std::io::Write;
     let emit = |line: &Line| {
         let mut out = std::io::stdout().lock();
@@ -429,7 +596,40 @@ pub fn child_main(file: &Path) -> i32 {
         let _ = writeln!(out, "{}", serde_json::to_string(line).unwrap_or_default());
         let _ = out.flush();
     };
-    crate::validate::validate_library_at(file, &mut |event| match event {
+    let replay = match options
+        .replay
+        .as_deref()
+        .map(crate::fuzz::Input::decode_file)
+        .transpose()
+    {
+        Ok(replay) => replay,
+        Err(e) => {
+            eprintln!("{e}");
+            return 2;
+        }
+    };
+    let recorder = match options.record.as_deref().map(crate::fuzz::Recorder::create) {
+        Some(Err(e)) => {
+            eprintln!("cannot create the fuzz recording: {e}");
+            return 2;
+        }
+        Some(Ok(recorder)) => Some(recorder),
+        None => None,
+    };
+    let mut fuzz = crate::validate::Fuzz {
+        settings: crate::fuzz::Settings {
+            duration: match options.fuzz_secs.is_finite() {
+                true => Duration::from_secs_f64(
+                    options.fuzz_secs.clamp(0.0, crate::config::MAX_FUZZ_SECS),
+                ),
+                false => Duration::ZERO,
+            },
+            seed: options.fuzz_seed,
+            replay,
+        },
+        recorder,
+    };
+    crate::validate::validate_library_at(file, &mut fuzz, &mut |event| match event {
         crate::validate::Progress::Start(check) => emit(&Line::Start {
             check: check.to_owned(),
         }),
