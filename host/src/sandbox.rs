@@ -283,10 +283,21 @@ impl Sandbox {
                 )]
             }
         };
-        let lines = read_lines(child.stdout.take().expect("piped stdout"));
+        let incoming = read_lines(child.stdout.take().expect("piped stdout"));
         let stderr = read_tail(child.stderr.take().expect("piped stderr"));
-        let deadline = started + limits.wall;
+        // The fuzz pass gets its own time once it starts, so a hang before it is
+        // reported at the configured limit.
+        let mut wall = self.limits.wall;
+        let mut lines = Vec::new();
         let status = loop {
+            while let Ok(line) = incoming.try_recv() {
+                if matches!(serde_json::from_str(&line), Ok(Line::Start { check }) if check == "fuzz")
+                {
+                    wall = limits.wall;
+                }
+                lines.push(line);
+            }
+            let deadline = started + wall;
             match child.try_wait() {
                 Ok(Some(status)) => break Some(status),
                 Ok(None) if Instant::now() >= deadline => break None,
@@ -301,9 +312,12 @@ impl Sandbox {
         let status = status.or_else(|| child.wait().ok());
         kill_group(child.id());
         // A grandchild may hold the pipes open; never wait on it for long.
-        let lines = lines
-            .recv_timeout(Duration::from_secs(1))
-            .unwrap_or_default();
+        let drained = Instant::now() + Duration::from_secs(1);
+        while let Ok(line) =
+            incoming.recv_timeout(drained.saturating_duration_since(Instant::now()))
+        {
+            lines.push(line);
+        }
         let stderr = stderr
             .recv_timeout(Duration::from_secs(1))
             .unwrap_or_default();
@@ -315,10 +329,10 @@ impl Sandbox {
         let death = if timed_out {
             format!(
                 "did not finish within {} s in the validation sandbox and was killed (SIGKILL): it hangs",
-                limits.wall.as_secs_f64()
+                wall.as_secs_f64()
             )
         } else {
-            describe_exit(status, &stderr, limits)
+            describe_exit(status, &stderr, Limits { wall, ..limits })
         };
         let check = running.unwrap_or("load");
         let reason = if check == "load" {
@@ -437,17 +451,21 @@ fn kill_group(pid: u32) {
     let _ = pid;
 }
 
-/// Reads the child's stdout lines (bounded) on a thread of its own.
-fn read_lines(stdout: impl Read + Send + 'static) -> mpsc::Receiver<Vec<String>> {
+/// Reads the child's protocol lines on stdout (at most 10,000 lines are read) on a
+/// thread of its own, passing each on as it arrives.
+fn read_lines(stdout: impl Read + Send + 'static) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let lines = BufReader::new(stdout)
             .lines()
             .take(10_000)
             .map_while(Result::ok)
-            .filter(|l| l.starts_with("{\"sandbox\""))
-            .collect();
-        let _ = tx.send(lines);
+            .filter(|l| l.starts_with("{\"sandbox\""));
+        for line in lines {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
     });
     rx
 }
