@@ -34,6 +34,10 @@ use crate::{
 /// The folder of the plugin cache where inputs that broke a plugin are kept.
 pub const FUZZ_INPUTS_DIR: &str = "fuzz-inputs";
 
+/// How many saved inputs that folder keeps (the newest): each is at most a few MiB,
+/// and every refused file adds one.
+pub const KEEP_SAVED_INPUTS: usize = 32;
+
 /// The hidden subcommand that runs validation in the child.
 pub const CHILD_COMMAND: &str = "validate-child";
 
@@ -355,6 +359,9 @@ fn keep_breaking_input(checks: &mut [Check], source: &Path, recording: &Path, sa
     if recorded.is_empty() || std::fs::rename(recording, saved).is_err() {
         return;
     }
+    if let Some(folder) = saved.parent() {
+        prune_saved_inputs(folder, KEEP_SAVED_INPUTS);
+    }
     if !reason.contains("fuzzed upstream bytes") {
         // The child died or hung, and could not say on what: the recording can.
         let call = String::from_utf8_lossy(&recorded[..recorded.len().min(200)])
@@ -369,6 +376,23 @@ fn keep_breaking_input(checks: &mut [Check], source: &Path, recording: &Path, sa
         source.display(),
         saved.display()
     ));
+}
+
+/// Deletes all but the newest `keep` saved inputs in `folder`.
+fn prune_saved_inputs(folder: &Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return;
+    };
+    let mut saved: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "input"))
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .collect();
+    saved.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    for (_, old) in saved.into_iter().skip(keep) {
+        let _ = std::fs::remove_file(old);
+    }
 }
 
 /// The reason of a failed fuzz check, when that is how the checks ended.
@@ -658,4 +682,34 @@ pub fn child_main(file: &Path, options: &ChildOptions) -> i32 {
     });
     emit(&Line::End);
     0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_newest_saved_inputs_are_kept() {
+        let folder = tempfile::tempdir().unwrap();
+        let start = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        for i in 0..5u64 {
+            let file = folder.path().join(format!("p-{i}.input"));
+            std::fs::write(&file, b"x").unwrap();
+            let when = start + Duration::from_secs(i);
+            std::fs::File::options()
+                .write(true)
+                .open(&file)
+                .unwrap()
+                .set_modified(when)
+                .unwrap();
+        }
+        std::fs::write(folder.path().join("p-9.recording"), b"x").unwrap();
+        prune_saved_inputs(folder.path(), 2);
+        let mut left: Vec<String> = std::fs::read_dir(folder.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["p-3.input", "p-4.input", "p-9.recording"]);
+    }
 }
