@@ -389,7 +389,7 @@ fn prune_saved_inputs(folder: &Path, keep: usize) {
         .filter(|p| p.extension().is_some_and(|e| e == "input"))
         .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
         .collect();
-    saved.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    saved.sort_unstable_by_key(|(modified, _)| std::cmp::Reverse(*modified));
     for (_, old) in saved.into_iter().skip(keep) {
         let _ = std::fs::remove_file(old);
     }
