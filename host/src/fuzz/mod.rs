@@ -55,14 +55,12 @@ pub enum Failure {
         /// The panic's message.
         message: String,
     },
-    /// The input being tried could not be recorded: the pass would not be able to say
-    /// what broke the plugin.
-    #[error("cannot record the fuzz input: {0}")]
-    Record(#[source] std::io::Error),
 }
 
 /// Runs a pass over `provider` with inputs made from `samples`, recording each input
-/// in `recorder` before the plugin sees it.
+/// in `recorder` before the plugin sees it. A recorder that fails (a full disk) is
+/// dropped and the pass goes on: the host's own trouble must not refuse a plugin, it
+/// only costs the saved input of a crash.
 pub fn run(
     provider: &PluginProvider,
     samples: &[Sample],
@@ -80,8 +78,10 @@ pub fn run(
             None if samples.is_empty() => break,
             None => generate::input(&mut rng, number, samples),
         };
-        if let Some(recorder) = recorder.as_deref_mut() {
-            recorder.record(&input).map_err(Failure::Record)?;
+        if let Some(writer) = recorder.as_deref_mut() {
+            if writer.record(&input).is_err() {
+                recorder = None;
+            }
         }
         if let Err(panic) = input.run(provider) {
             return Err(Failure::Panicked {
