@@ -13,6 +13,7 @@
 pub mod breaker;
 pub mod clients;
 pub mod config;
+pub mod fuzz;
 pub mod health;
 mod host;
 pub mod load;
@@ -25,6 +26,7 @@ pub mod sandbox;
 pub mod serve;
 pub mod shared_state;
 pub mod snapshot;
+pub mod stream_checks;
 pub mod target;
 pub mod transport;
 pub mod usage;
