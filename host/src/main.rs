@@ -64,6 +64,13 @@ enum Command {
         /// The plugin copy to check.
         plugin: PathBuf,
     },
+    /// Run one plugin copy for the host over the Unix socket on stdin: a worker of a
+    /// provider with `"isolation": "process"`.
+    #[command(name = "plugin-worker", hide = true)]
+    PluginWorker {
+        /// The validated plugin copy to run.
+        plugin: PathBuf,
+    },
     /// List the providers the config loads, and the state of each.
     Providers {
         /// Also make one cheap live call to each ready provider and report it.
@@ -129,6 +136,9 @@ fn main() -> ExitCode {
         Command::Validate { plugin } => validate(&cli.config, &plugin),
         Command::ValidateChild { plugin } => {
             return ExitCode::from(provider_host::sandbox::child_main(&plugin) as u8)
+        }
+        Command::PluginWorker { plugin } => {
+            return ExitCode::from(provider_host::worker::child::main(&plugin) as u8)
         }
         Command::Providers { check } => providers(&cli.config, check),
         Command::Chat {
