@@ -207,6 +207,23 @@ async fn a_marked_request_costs_only_itself_and_its_worker_is_replaced() {
             "{harm:?}: {after}"
         );
         assert_eq!(after["state"], "ready", "{harm:?}: {after}");
+        let metrics = client
+            .get(server.at("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let restarts: u64 = metrics
+            .lines()
+            .find(|l| l.contains("plugin_worker_restarts") && l.contains("provider=\"evil\""))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{harm:?}: no restarts gauge in {metrics}"));
+        assert!(
+            restarts >= crashes,
+            "{harm:?}: {restarts} restarts in /metrics"
+        );
         assert!(
             after["faulted"].is_null(),
             "a crash does not fault the version: {after}"
@@ -310,6 +327,70 @@ async fn streams_decode_in_the_worker_that_started_them() {
             .count();
         assert_eq!(words, 40, "every chunk of every stream arrived: {data:?}");
     }
+    // Usage is counted from the events the workers decoded, as in-process.
+    let usage: Value = client
+        .get(server.at("/admin/usage"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(usage["totals"]["calls"], 8, "{usage}");
+    assert_eq!(usage["totals"]["errors"], 0, "{usage}");
+    assert_eq!(usage["totals"]["completion_tokens"], 8 * 40, "{usage}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_frozen_sdk_1_0_plugin_serves_from_its_workers() {
+    let scratch = Scratch::new();
+    let config = scratch.config(json!({
+        "providers": [{"name": "old", "library": e2e::sdk_1_0_plugin(), "isolation": "process"}],
+        "sandbox": {"binary": e2e::host_binary()}
+    }));
+    let server = Server::serve(sandboxed_host(&config), false).await;
+    let client = reqwest::Client::new();
+    let answer: Value = client
+        .post(server.at("/v1/chat/completions"))
+        .json(&chat("old/echo", "still here"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer["choices"][0]["message"]["content"], "still here",
+        "{answer}"
+    );
+    // No native Anthropic entry in 1.0: the worker's plugin answers "no", the host
+    // translates.
+    let message: Value = client
+        .post(server.at("/v1/messages"))
+        .json(&json!({"model": "old/echo", "max_tokens": 16,
+                      "messages": [{"role": "user", "content": "translated"}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(message["content"][0]["text"], "translated", "{message}");
+    let body = client
+        .post(server.at("/v1/chat/completions"))
+        .json(
+            &json!({"model": "old/long", "stream": true, "max_tokens": 3,
+                      "messages": [{"role": "user", "content": "go"}]}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let data = e2e::sse_data(&body);
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"), "{body}");
     server.stop().await;
 }
 
