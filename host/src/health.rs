@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use provider_sdk::{ChatRequest, Header, HttpResponse, Message, Outbound};
+use provider_sdk::{ChatRequest, Message, Outbound};
 use serde::Serialize;
 
 use crate::{
@@ -60,7 +60,7 @@ pub async fn check(snapshot: &Snapshot, name: &str) -> Option<HealthReport> {
         return Some(report);
     };
     let started = Instant::now();
-    let outbound = match provider.plugin.health_request() {
+    let outbound = match provider.plugin.health_request().await {
         Ok(Some(outbound)) => Ok(outbound),
         Ok(None) => {
             let model = provider
@@ -73,7 +73,12 @@ pub async fn check(snapshot: &Snapshot, name: &str) -> Option<HealthReport> {
                 max_tokens: Some(1),
                 ..ChatRequest::new(model, vec![Message::user("ping")])
             };
-            provider.plugin.build_request(&request)
+            match serde_json::to_string(&request) {
+                Ok(json) => provider.plugin.build_request(&json).await,
+                Err(e) => Err(provider_sdk::ProviderError::invalid_request(format!(
+                    "unencodable request: {e}"
+                ))),
+            }
         }
         Err(e) => Err(e),
     };
@@ -93,18 +98,10 @@ pub async fn check(snapshot: &Snapshot, name: &str) -> Option<HealthReport> {
                             let _ = body;
                             Ok(())
                         }
-                        Ok((body, _)) => {
-                            let headers: Vec<Header<'_>> = response
-                                .headers
-                                .iter()
-                                .map(|(n, v)| Header::new(n, v))
-                                .collect();
-                            Err(provider.plugin.classify_error(&HttpResponse::new(
-                                response.status,
-                                &headers,
-                                &body,
-                            )))
-                        }
+                        Ok((body, _)) => Err(provider
+                            .plugin
+                            .classify_error(response.status, response.headers, body)
+                            .await),
                         Err(e) => Err(e),
                     }
                 }

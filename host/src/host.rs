@@ -369,6 +369,15 @@ impl Host {
             .providers()
             .filter_map(|p| Some((p.name.clone(), p.ready.as_ref()?.faulted().is_some())))
             .collect();
+        let workers: Vec<(String, usize, u64)> = self
+            .registry()
+            .providers()
+            .filter_map(|p| {
+                let stats = p.ready.as_ref()?.plugin.workers()?;
+                Some((p.name.clone(), stats.running, stats.restarts))
+            })
+            .collect();
+        self.pipeline.metrics().set_workers(&workers);
         self.pipeline.metrics().render(
             &breakers,
             loaded,

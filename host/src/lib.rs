@@ -19,6 +19,7 @@ mod host;
 pub mod load;
 pub mod metrics;
 pub mod pipeline;
+pub mod plugin;
 pub mod plugin_pool;
 pub mod registry;
 pub mod response_store;
@@ -32,6 +33,7 @@ pub mod transport;
 pub mod usage;
 pub mod validate;
 pub mod watch;
+pub mod worker;
 
 pub use config::KeyLookup;
 pub use host::{Host, HostBuilder};

@@ -80,6 +80,13 @@ enum Command {
         #[arg(long)]
         replay: Option<PathBuf>,
     },
+    /// Run one plugin copy for the host over the Unix socket on stdin: a worker of a
+    /// provider with `"isolation": "process"`.
+    #[command(name = "plugin-worker", hide = true)]
+    PluginWorker {
+        /// The validated plugin copy to run.
+        plugin: PathBuf,
+    },
     /// List the providers the config loads, and the state of each.
     Providers {
         /// Also make one cheap live call to each ready provider and report it.
@@ -157,6 +164,9 @@ fn main() -> ExitCode {
                 replay,
             };
             return ExitCode::from(provider_host::sandbox::child_main(&plugin, &options) as u8);
+        }
+        Command::PluginWorker { plugin } => {
+            return ExitCode::from(provider_host::worker::child::main(&plugin) as u8)
         }
         Command::Providers { check } => providers(&cli.config, check),
         Command::Chat {

@@ -60,6 +60,8 @@ pub struct Metrics {
     plugins_loaded: Gauge,
     plugins_retired: Gauge,
     faulted: Family<Labels, Gauge>,
+    workers: Family<Labels, Gauge>,
+    worker_restarts: Family<Labels, Gauge>,
     ledger_pending: Gauge,
     ledger_degraded: Gauge,
     ledger_lost: Counter,
@@ -156,6 +158,18 @@ impl Metrics {
             "1 for a provider whose serving plugin version overran a call deadline and is no longer routed to",
             faulted.clone(),
         );
+        let workers = Family::<Labels, Gauge>::default();
+        registry.register(
+            "plugin_workers",
+            "Worker processes running for a provider with \"isolation\": \"process\"",
+            workers.clone(),
+        );
+        let worker_restarts = Family::<Labels, Gauge>::default();
+        registry.register(
+            "plugin_worker_restarts",
+            "Worker processes of a provider's serving version started again after one died or was killed",
+            worker_restarts.clone(),
+        );
         let ledger_pending = Gauge::default();
         registry.register(
             "usage_ledger_pending_records",
@@ -183,6 +197,8 @@ impl Metrics {
         Metrics {
             handles: handles::Handles::default(),
             faulted,
+            workers,
+            worker_restarts,
             registry,
             ledger_pending,
             ledger_degraded,
@@ -267,6 +283,18 @@ impl Metrics {
     pub fn reloaded(&self, failures: u64) {
         self.reloads.inc();
         self.reload_failures.inc_by(failures);
+    }
+
+    /// Sets the worker gauges of the providers in process isolation: (provider,
+    /// workers running, restarts of its serving version).
+    pub fn set_workers(&self, workers: &[(String, usize, u64)]) {
+        for (provider, running, restarts) in workers {
+            let labels = vec![("provider".to_owned(), provider.clone())];
+            self.workers.get_or_create(&labels).set(*running as i64);
+            self.worker_restarts
+                .get_or_create(&labels)
+                .set(*restarts as i64);
+        }
     }
 
     /// The text exposition, with the gauges read now.

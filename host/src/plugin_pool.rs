@@ -1,21 +1,17 @@
-//! Plugin calls on the request path run here, on threads of their own, never on the
-//! async runtime's: a plugin stuck in a call (an endless loop) then blocks one of
-//! these threads, not the server. Each call has a deadline; past it the caller gets a
-//! `plugin_fault`, the plugin version is marked faulted (it is no longer routed to),
-//! and a fresh thread replaces the stuck one, which is left to its fate: a thread
-//! cannot be stopped from outside, and the plugin's code is still running on it.
+//! In-process plugin calls on the request path run here, on threads of their own,
+//! never on the async runtime's: a plugin stuck in a call (an endless loop) then
+//! blocks one of these threads, not the server. Each call has a deadline; past it the
+//! caller is told (and `crate::plugin` faults the plugin version), and a fresh thread
+//! replaces the stuck one, which is left to its fate: a thread cannot be stopped from
+//! outside, and the plugin's code is still running on it.
 //!
 //! Not tokio's blocking pool: a runtime waits for its blocking tasks when it shuts
 //! down, so one stuck call would hang the shutdown; these threads are detached.
 
 use std::{
     sync::{mpsc, Arc, Mutex, OnceLock},
-    time::Instant,
+    time::Duration,
 };
-
-use provider_sdk::{ErrorKind, ProviderError};
-
-use crate::registry::ReadyProvider;
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -66,41 +62,43 @@ impl Pool {
     }
 }
 
-/// Runs `call` (a call into `provider`'s plugin named `what`) on a plugin-call thread
-/// and waits for it until `provider`'s call deadline; past it, marks the version
-/// faulted and fails with `plugin_fault`.
-pub async fn run<T: Send + 'static>(
-    provider: &Arc<ReadyProvider>,
-    what: &'static str,
-    call: impl FnOnce(&ReadyProvider) -> T + Send + 'static,
-) -> Result<T, ProviderError> {
+/// Why a call on the plugin-call threads gave no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The threads are gone (the process is going down).
+    #[error("the plugin-call threads are gone")]
+    ThreadsGone,
+    /// The call ended without an answer (it panicked past the SDK's guard).
+    #[error("the plugin call ended without an answer")]
+    NoAnswer,
+    /// The call did not return within its deadline; its thread was replaced.
+    #[error("did not return within {:.1} s", .0.as_secs_f64())]
+    Overran(Duration),
+}
+
+/// Runs `call` on `plugin` on a plugin-call thread and waits for it at most `limit`;
+/// past it, a fresh thread replaces the stuck one and the caller gets
+/// [`CallError::Overran`] (the caller decides what that means for the plugin).
+pub async fn run<P: Send + Sync + 'static, T: Send + 'static>(
+    plugin: &Arc<P>,
+    limit: Duration,
+    call: impl FnOnce(&P) -> T + Send + 'static,
+) -> Result<T, CallError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let owned = provider.clone();
+    let owned = plugin.clone();
     let job: Job = Box::new(move || {
         let _ = tx.send(call(&owned));
     });
     let pool = pool();
     if pool.jobs.lock().map(|jobs| jobs.send(job)).is_err() {
-        return Err(ProviderError::plugin_fault(
-            "the plugin-call threads are gone",
-        ));
+        return Err(CallError::ThreadsGone);
     }
-    let limit = provider.call_timeout;
-    let started = Instant::now();
     match tokio::time::timeout(limit, rx).await {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(_)) => Err(ProviderError::plugin_fault(format!(
-            "the plugin's {what} ended without an answer"
-        ))),
+        Ok(Err(_)) => Err(CallError::NoAnswer),
         Err(_) => {
             pool.add_thread();
-            let reason = format!(
-                "{what} did not return within {:.1} s (it hangs): this plugin version is faulted and no longer served; replace the file",
-                limit.as_secs_f64()
-            );
-            provider.mark_faulted(&reason);
-            tracing::error!(provider = %provider.name, waited_ms = started.elapsed().as_millis() as u64, %reason, "plugin call past its deadline");
-            Err(ProviderError::new(ErrorKind::PluginFault, reason))
+            Err(CallError::Overran(limit))
         }
     }
 }

@@ -12,15 +12,17 @@ use std::{
     time::SystemTime,
 };
 
-use provider_sdk::{abi::load::PluginProvider, Manifest, ProviderConfig};
+use provider_sdk::{Manifest, ProviderConfig};
 use serde::Serialize;
 use serde_json::Value;
 
 pub use crate::target::Target;
 use crate::{
-    config::{Config, ProviderEntry},
-    load::Loader,
+    config::{Config, Isolation, ProviderEntry},
+    load::{LoadedLibrary, Loader},
+    plugin::Plugin,
     validate::validate_file,
+    worker,
 };
 
 /// An API key. It prints as `***` so it cannot leak through `Debug` or logs.
@@ -83,8 +85,8 @@ pub enum Origin {
 pub struct ReadyProvider {
     /// Routing name.
     pub name: String,
-    /// The plugin instance.
-    pub plugin: PluginProvider,
+    /// The plugin instance, in this process or in worker processes.
+    pub plugin: Plugin,
     /// The plugin's manifest.
     pub manifest: Arc<Manifest>,
     /// The API key, when the entry has one.
@@ -96,22 +98,18 @@ pub struct ReadyProvider {
     pub allow_private_network: bool,
     /// Whether a client's own body may go to this upstream unchanged.
     pub passthrough: bool,
-    /// How long one call into the plugin may take on the request path.
-    pub call_timeout: std::time::Duration,
-    /// Why this version stopped being served, once a call overran its deadline.
-    faulted: std::sync::OnceLock<String>,
 }
 
 impl ReadyProvider {
-    /// Why this plugin version is faulted (a call overran its deadline), if it is: it
-    /// is no longer routed to, until a new version replaces it.
+    /// Why this plugin version is faulted (an in-process call overran its deadline),
+    /// if it is: it is no longer routed to, until a new version replaces it.
     pub fn faulted(&self) -> Option<&str> {
-        self.faulted.get().map(String::as_str)
+        self.plugin.faulted()
     }
 
     /// Marks this version faulted; the first reason stays.
     pub fn mark_faulted(&self, reason: &str) {
-        let _ = self.faulted.set(reason.to_owned());
+        self.plugin.mark_faulted(reason);
     }
 }
 
@@ -199,7 +197,7 @@ impl Registry {
             .map(|e| (e.clone(), Origin::Config))
             .collect();
         for dir in &config.plugin_dirs {
-            registry.discover(dir, &mut wanted, loader);
+            registry.discover(dir, &mut wanted, loader, config);
         }
         for (entry, origin) in wanted {
             let old = previous.and_then(|p| p.providers.get(&entry.name));
@@ -209,8 +207,7 @@ impl Registry {
                     old.clone()
                 }
                 _ => {
-                    let mut new =
-                        build_entry(&entry, config.plugin_call_timeout(), origin, loader, env);
+                    let mut new = build_entry(&entry, config, origin, loader, env);
                     match (old, &new.state) {
                         (Some(old), State::Failed(reason)) if old.ready.is_some() => {
                             changes.failed.push((entry.name.clone(), reason.clone()));
@@ -331,7 +328,13 @@ impl Registry {
 
     /// Adds an entry for every plugin file in `dir`, named after its manifest. Only the
     /// manifest is read here (the full check runs when the entry is built).
-    fn discover(&mut self, dir: &Path, wanted: &mut Vec<(ProviderEntry, Origin)>, loader: &Loader) {
+    fn discover(
+        &mut self,
+        dir: &Path,
+        wanted: &mut Vec<(ProviderEntry, Origin)>,
+        loader: &Loader,
+        config: &Config,
+    ) {
         let files = match plugin_files(dir) {
             Ok(files) => files,
             Err(e) => {
@@ -368,6 +371,8 @@ impl Registry {
                 sha256: None,
                 retry: None,
                 passthrough: true,
+                isolation: Some(config.isolation),
+                workers: Some(config.workers.pool_size),
             };
             wanted.push((entry, Origin::PluginDir));
         }
@@ -457,7 +462,7 @@ fn lookup_key(
 
 fn build_entry(
     entry: &ProviderEntry,
-    call_timeout: std::time::Duration,
+    config: &Config,
     origin: Origin,
     loader: &Loader,
     env: &dyn Fn(&str) -> Option<String>,
@@ -492,7 +497,7 @@ fn build_entry(
         );
         return status;
     };
-    let config = ProviderConfig {
+    let plugin_config = ProviderConfig {
         name: entry.name.clone(),
         base_url: entry.base_url.clone(),
         options: if entry.options.is_null() {
@@ -501,19 +506,40 @@ fn build_entry(
             entry.options.clone()
         },
     };
-    let plugin = match loaded.library.construct(&config) {
-        Ok(plugin) => plugin,
-        Err(e) => {
-            status.state = State::Failed(format!("{}: construct: {e}", entry.library.display()));
-            return status;
-        }
-    };
     status.key = lookup_key(entry, Some(manifest), env);
-    if status.key.is_none() {
-        if let Some(var) = key_var(entry, Some(manifest)) {
-            status.state = State::Unavailable(format!("missing key: set {var}"));
+    let missing_key = match (&status.key, key_var(entry, Some(manifest))) {
+        (None, Some(var)) => Some(format!("missing key: set {var}")),
+        _ => None,
+    };
+    let call_timeout = config.plugin_call_timeout();
+    let plugin = match entry.isolation() {
+        Isolation::InProcess => match loaded.library.construct(&plugin_config) {
+            Ok(plugin) => Plugin::in_process(&entry.name, plugin, call_timeout),
+            Err(e) => {
+                status.state =
+                    State::Failed(format!("{}: construct: {e}", entry.library.display()));
+                return status;
+            }
+        },
+        // Workers are started only for a provider that can serve.
+        Isolation::Process if missing_key.is_some() => {
+            status.state = State::Unavailable(missing_key.unwrap_or_default());
             return status;
         }
+        Isolation::Process => match start_workers(entry, config, loader, loaded, &plugin_config) {
+            Ok(pool) => Plugin::in_workers(&entry.name, pool, manifest, call_timeout),
+            Err(e) => {
+                status.state = State::Failed(format!(
+                    "{}: isolation \"process\": {e}",
+                    entry.library.display()
+                ));
+                return status;
+            }
+        },
+    };
+    if let Some(missing) = missing_key {
+        status.state = State::Unavailable(missing);
+        return status;
     }
     status.state = State::Ready;
     status.ready = Some(Arc::new(ReadyProvider {
@@ -527,8 +553,38 @@ fn build_entry(
             .or_else(|| manifest.defaults.base_url.clone()),
         allow_private_network: entry.allow_private_network,
         passthrough: entry.passthrough,
-        call_timeout,
-        faulted: std::sync::OnceLock::new(),
     }));
     status
+}
+
+/// Starts the worker processes of an entry in process isolation, on the validated
+/// copy of its plugin.
+fn start_workers(
+    entry: &ProviderEntry,
+    config: &Config,
+    loader: &Loader,
+    loaded: &LoadedLibrary,
+    plugin_config: &ProviderConfig,
+) -> Result<worker::Pool, worker::StartError> {
+    let binary = loader
+        .sandbox()
+        .map(|s| s.binary().to_owned())
+        .or_else(|| config.sandbox.binary.clone())
+        .or_else(crate::sandbox::locate_binary)
+        .ok_or_else(|| {
+            worker::StartError(
+                "no provider-host binary found to run its workers (beside this program or on PATH): set sandbox.binary".to_owned(),
+            )
+        })?;
+    let config_json = serde_json::to_string(plugin_config)
+        .map_err(|e| worker::StartError(format!("unencodable provider config: {e}")))?;
+    worker::Pool::start(worker::Settings {
+        name: entry.name.clone(),
+        binary,
+        library: loaded.cached.clone(),
+        config_json,
+        size: entry.worker_count(),
+        address_space: config.sandbox.address_space_mb.saturating_mul(1024 * 1024),
+        call_timeout: config.plugin_call_timeout(),
+    })
 }

@@ -417,7 +417,7 @@ fn on_what(reason: &mut String, what: &str) {
 
 /// The `provider-host` binary beside this executable (or this executable, when it is
 /// that binary), else the first on `PATH`.
-fn locate_binary() -> Option<PathBuf> {
+pub(crate) fn locate_binary() -> Option<PathBuf> {
     let name = format!("provider-host{}", std::env::consts::EXE_SUFFIX);
     let beside = std::env::current_exe()
         .ok()

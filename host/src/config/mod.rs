@@ -124,6 +124,51 @@ pub struct Config {
     /// Where live counters are kept when several hosts must agree (Redis), or memory.
     #[serde(default)]
     pub shared_state: SharedStateConfig,
+    /// Where every provider's plugin runs unless its entry says otherwise:
+    /// `"in-process"` (the default, fastest) or `"process"` (worker processes).
+    #[serde(default)]
+    pub isolation: Isolation,
+    /// The worker processes of providers with `"isolation": "process"`.
+    #[serde(default)]
+    pub workers: WorkersConfig,
+}
+
+/// Where a provider's plugin code runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Isolation {
+    /// In the host process: the fastest; a plugin that crashes takes the host down.
+    #[default]
+    InProcess,
+    /// In a pool of worker processes (`host/src/worker/`): a crash costs only the calls
+    /// in flight on the worker that died.
+    Process,
+}
+
+impl fmt::Display for Isolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Isolation::InProcess => "in-process",
+            Isolation::Process => "process",
+        })
+    }
+}
+
+/// The worker processes of providers with `"isolation": "process"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkersConfig {
+    /// Worker processes per provider version (an entry's `workers` overrides it).
+    pub pool_size: usize,
+}
+
+/// The most worker processes one provider version may have.
+pub const MAX_WORKERS: usize = 64;
+
+impl Default for WorkersConfig {
+    fn default() -> Self {
+        WorkersConfig { pool_size: 2 }
+    }
 }
 
 /// Where and under which limits plugin files are validated before the host loads them
@@ -382,6 +427,28 @@ pub struct ProviderEntry {
     /// through the plugin.
     #[serde(default = "enabled_by_default")]
     pub passthrough: bool,
+    /// Where the plugin runs; the config's top-level `isolation` when absent (filled
+    /// in when the config is read).
+    #[serde(default)]
+    pub isolation: Option<Isolation>,
+    /// Worker processes for `"isolation": "process"`; `workers.pool_size` when absent
+    /// (filled in when the config is read).
+    #[serde(default)]
+    pub workers: Option<usize>,
+}
+
+impl ProviderEntry {
+    /// Where this entry's plugin runs.
+    pub fn isolation(&self) -> Isolation {
+        self.isolation.unwrap_or_default()
+    }
+
+    /// How many worker processes this entry's plugin gets in process isolation.
+    pub fn worker_count(&self) -> usize {
+        self.workers
+            .unwrap_or(WorkersConfig::default().pool_size)
+            .clamp(1, MAX_WORKERS)
+    }
 }
 
 /// A model alias and its targets, tried in order: a fallback chain.
@@ -523,6 +590,7 @@ impl Config {
             .check()
             .map_err(|(path, message)| error(path, message))?;
         config.resolve_paths(base);
+        config.resolve_isolation();
         Ok(config)
     }
 
@@ -591,6 +659,9 @@ impl Config {
                     ));
                 }
             }
+            if let Some(workers) = entry.workers {
+                check_workers(workers).map_err(|why| (format!("providers[{i}].workers"), why))?;
+            }
             if !(entry.options.is_object() || entry.options.is_null()) {
                 return Err((
                     format!("providers[{i}].options"),
@@ -598,6 +669,8 @@ impl Config {
                 ));
             }
         }
+        check_workers(self.workers.pool_size)
+            .map_err(|why| ("workers.pool_size".to_owned(), why))?;
         if let Some(var) = &self.auth.keys_env {
             if !is_env_name(var) {
                 return Err((
@@ -813,6 +886,15 @@ impl Config {
         Ok(())
     }
 
+    /// Gives every entry its isolation and worker count, from the top level when it
+    /// names none, so that a change of either at the top level reloads the entries.
+    fn resolve_isolation(&mut self) {
+        for entry in &mut self.providers {
+            entry.isolation.get_or_insert(self.isolation);
+            entry.workers.get_or_insert(self.workers.pool_size);
+        }
+    }
+
     fn resolve_paths(&mut self, base: &Path) {
         for entry in &mut self.providers {
             entry.library = base.join(&entry.library);
@@ -832,6 +914,16 @@ impl Config {
                 raw.to = base.join(&raw.to);
             }
         }
+    }
+}
+
+fn check_workers(count: usize) -> Result<(), String> {
+    if (1..=MAX_WORKERS).contains(&count) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{count} worker processes: give between 1 and {MAX_WORKERS}"
+        ))
     }
 }
 

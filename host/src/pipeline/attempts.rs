@@ -14,7 +14,7 @@ use provider_sdk::{ChatRequest, EmbeddingRequest, ErrorKind, HttpRequest, Provid
 use super::{
     capabilities::missing_capability,
     native::{self, NativeBody},
-    policy::{backoff, blame, fallback_worthy, retryable, Jitter, JitterSource},
+    policy::{backoff, blame_error, fallback_worthy, retryable, Jitter, JitterSource},
     upstream::{redact, Prepared},
     DispatchError,
 };
@@ -66,8 +66,13 @@ pub(super) trait Job {
     /// sentence "`<target>` ...", or `None` when it can.
     fn unfit(&self, provider: &ReadyProvider) -> Option<String>;
 
-    /// What `provider` is sent for its model `model`.
-    fn prepare(&mut self, provider: &ReadyProvider, model: &str) -> Result<Prepare, ProviderError>;
+    /// What `provider` is sent for its model `model` (async: in process isolation,
+    /// asking the plugin whether it takes the client's body is a call to a worker).
+    async fn prepare(
+        &mut self,
+        provider: &ReadyProvider,
+        model: &str,
+    ) -> Result<Prepare, ProviderError>;
 }
 
 /// What one target gets for a job.
@@ -109,9 +114,13 @@ impl Job for ChatJob<'_> {
         ))
     }
 
-    fn prepare(&mut self, provider: &ReadyProvider, model: &str) -> Result<Prepare, ProviderError> {
+    async fn prepare(
+        &mut self,
+        provider: &ReadyProvider,
+        model: &str,
+    ) -> Result<Prepare, ProviderError> {
         self.request.model = model.to_owned();
-        Ok(match prepare(provider, &self.request, self.native)? {
+        Ok(match prepare(provider, &self.request, self.native).await? {
             Some(prepared) => Prepare::Send(prepared),
             None => {
                 let lost = self.native.map(|n| n.lost.join("; ")).unwrap_or_default();
@@ -157,8 +166,12 @@ impl Job for EmbeddingJob<'_> {
         }
     }
 
-    fn prepare(&mut self, provider: &ReadyProvider, model: &str) -> Result<Prepare, ProviderError> {
-        if let Some(http) = passthrough(provider, self.native, model, false)? {
+    async fn prepare(
+        &mut self,
+        provider: &ReadyProvider,
+        model: &str,
+    ) -> Result<Prepare, ProviderError> {
+        if let Some(http) = passthrough(provider, self.native, model, false).await? {
             return Ok(Prepare::Send(Arc::new(Prepared::Native(http))));
         }
         self.request.model = model.to_owned();
@@ -242,11 +255,19 @@ where
             target.provider.clone(),
             format!("{}/{counted}", target.provider),
         ];
-        let prepared = match job.prepare(&provider, &target.model) {
+        let prepared = match job.prepare(&provider, &target.model).await {
             Ok(Prepare::Send(prepared)) => prepared,
             Ok(Prepare::Skip(reason)) => {
                 reasons.push(format!("{target} {reason}"));
                 unsupported = true;
+                continue;
+            }
+            // The plugin failed while asked what to send (its worker died): the next
+            // target may serve.
+            Err(error) if error.kind == ErrorKind::PluginFault => {
+                let error = redact(error, &provider);
+                tracing::info!(%target, kind = %error.kind, message = %error.message, "preparing the request failed");
+                last = Some((target.clone(), error));
                 continue;
             }
             Err(error) => {
@@ -308,7 +329,7 @@ where
                         breakers.record_failure(
                             &keys[0],
                             &keys[1],
-                            blame(error.kind),
+                            blame_error(&error),
                             breaker_policy,
                             Instant::now(),
                         );
@@ -391,12 +412,12 @@ fn retry_policy(registry: &Registry, target: &Target, global: &RetryPolicy) -> R
 /// What `provider` is sent for `request`: the client's own body when its plugin speaks
 /// the client's protocol natively, else the canonical request for it to translate;
 /// `None` when translating would drop part of the client's request.
-fn prepare(
+async fn prepare(
     provider: &ReadyProvider,
     request: &ChatRequest,
     native: Option<&NativeBody>,
 ) -> Result<Option<Arc<Prepared>>, ProviderError> {
-    if let Some(http) = passthrough(provider, native, &request.model, request.stream)? {
+    if let Some(http) = passthrough(provider, native, &request.model, request.stream).await? {
         return Ok(Some(Arc::new(Prepared::Native(http))));
     }
     if native.is_some_and(|body| !body.lost.is_empty()) {
@@ -409,7 +430,7 @@ fn prepare(
 
 /// The client's own body, for `model` of a provider whose plugin speaks the client's
 /// protocol natively (and whose entry allows passthrough); `None` otherwise.
-fn passthrough(
+async fn passthrough(
     provider: &ReadyProvider,
     native: Option<&NativeBody>,
     model: &str,
@@ -420,7 +441,8 @@ fn passthrough(
     };
     let Some(wanted) = provider
         .plugin
-        .native_request(body.protocol, model, stream)?
+        .native_request(body.protocol, model, stream)
+        .await?
     else {
         return Ok(None);
     };

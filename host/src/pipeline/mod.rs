@@ -497,7 +497,7 @@ impl Relay {
             self.breakers.record_failure(
                 &self.keys[0],
                 &self.keys[1],
-                policy::blame(error.kind),
+                policy::blame_error(&error),
                 &self.policy,
                 Instant::now(),
             );

@@ -47,6 +47,19 @@ pub fn blame(kind: ErrorKind) -> Blame {
     }
 }
 
+/// Whose breaker `error` counts against: [`blame`] of its kind, except that a plugin
+/// worker process that died (or was killed) under a call is the provider's, whatever
+/// model was asked: the whole plugin runs there, so repeated crashes open the
+/// provider's breaker.
+pub fn blame_error(error: &ProviderError) -> Blame {
+    if error.kind == ErrorKind::PluginFault
+        && error.provider_code.as_deref() == Some(crate::worker::WORKER_DIED)
+    {
+        return Blame::Provider;
+    }
+    blame(error.kind)
+}
+
 /// Exponential backoff with full jitter: a random wait in `[0, min(cap, base * 2^n)]`
 /// before retry `n` (from 0), or what the upstream asked for (`retry-after`), capped.
 pub fn backoff(policy: &RetryPolicy, retry: u32, error: &ProviderError, random: f64) -> Duration {

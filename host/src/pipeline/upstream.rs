@@ -6,13 +6,12 @@ use std::{collections::VecDeque, sync::Arc, time::Instant};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use provider_sdk::{
-    abi::load::PluginDecoder, ChatResponse, EmbeddingResponse, ErrorKind, Header, HttpRequest,
-    HttpResponse, Outbound, ProviderError, StreamEvent,
+    ChatResponse, EmbeddingResponse, ErrorKind, HttpRequest, Outbound, ProviderError, StreamEvent,
 };
 
 use crate::{
     config::StreamLimits,
-    plugin_pool,
+    plugin::Decoder,
     registry::ReadyProvider,
     transport::{self, BodyStream, Transport, UpstreamResponse, ERROR_BODY_CAP, RESPONSE_BODY_CAP},
 };
@@ -44,36 +43,21 @@ pub(super) async fn send(
     prepared: &Prepared,
     deadline: Instant,
 ) -> Result<UpstreamResponse, ProviderError> {
-    // Plugin calls run on the plugin-call threads, with a deadline (see plugin_pool).
+    // Plugin calls have a deadline, in-process and in workers (see crate::plugin).
     let outbound = match prepared {
-        Prepared::Canonical(json) => {
-            let json = json.clone();
-            plugin_pool::run(provider, "build_request", move |p| {
-                p.plugin.build_request_json(&json)
-            })
-            .await??
-        }
+        Prepared::Canonical(json) => provider.plugin.build_request(json).await?,
         Prepared::Native(http) => Outbound::Http(http.clone()),
-        Prepared::Embedding(json) => {
-            let json = json.clone();
-            plugin_pool::run(provider, "build_embedding_request", move |p| {
-                p.plugin.build_embedding_request_json(&json)
-            })
-            .await??
-        }
+        Prepared::Embedding(json) => provider.plugin.build_embedding_request(json).await?,
     };
     let response = transport.send(provider, outbound, deadline).await?;
     if (200..300).contains(&response.status) {
         return Ok(response);
     }
     let (body, _) = transport::read_capped(response.body, ERROR_BODY_CAP).await?;
-    let (status, headers) = (response.status, response.headers);
-    Err(plugin_pool::run(provider, "classify_error", move |p| {
-        p.plugin
-            .classify_error(&HttpResponse::new(status, &header_views(&headers), &body))
-    })
-    .await
-    .unwrap_or_else(|fault| fault))
+    Err(provider
+        .plugin
+        .classify_error(response.status, response.headers, body)
+        .await)
 }
 
 /// Reads a whole answer (up to [`RESPONSE_BODY_CAP`]) and lets the plugin parse it;
@@ -89,15 +73,11 @@ pub(super) async fn read_answer(
             format!("the upstream answer is larger than {RESPONSE_BODY_CAP} bytes"),
         ));
     }
-    let (status, headers) = (response.status, response.headers);
-    let (parsed, body) = plugin_pool::run(provider, "parse_response", move |p| {
-        let parsed =
-            p.plugin
-                .parse_response(&HttpResponse::new(status, &header_views(&headers), &body));
-        (parsed, body)
-    })
-    .await?;
-    Ok((parsed?, Bytes::from(body)))
+    let (parsed, body) = provider
+        .plugin
+        .parse_response(response.status, response.headers, body)
+        .await?;
+    Ok((parsed, Bytes::from(body)))
 }
 
 /// Reads a whole embeddings answer (up to [`RESPONSE_BODY_CAP`]) and lets the plugin
@@ -113,17 +93,11 @@ pub(super) async fn read_embeddings(
             format!("the upstream answer is larger than {RESPONSE_BODY_CAP} bytes"),
         ));
     }
-    let (status, headers) = (response.status, response.headers);
-    let (parsed, body) = plugin_pool::run(provider, "parse_embedding_response", move |p| {
-        let parsed = p.plugin.parse_embedding_response(&HttpResponse::new(
-            status,
-            &header_views(&headers),
-            &body,
-        ));
-        (parsed, body)
-    })
-    .await?;
-    Ok((parsed?, Bytes::from(body)))
+    let (parsed, body) = provider
+        .plugin
+        .parse_embedding_response(response.status, response.headers, body)
+        .await?;
+    Ok((parsed, Bytes::from(body)))
 }
 
 /// An upstream body run through the plugin's stream decoder, event by event.
@@ -131,8 +105,8 @@ pub(super) struct Decoding {
     /// The plugin version this stream started on, kept alive until it ends.
     provider: Arc<ReadyProvider>,
     body: BodyStream,
-    /// Away on a plugin-call thread while it decodes; gone if a call overran.
-    decoder: Option<PluginDecoder>,
+    /// The plugin's decoder, in this process or in a worker.
+    decoder: Option<Decoder>,
     pending: VecDeque<StreamEvent>,
     scratch: Vec<StreamEvent>,
     /// Delivered after the events decoded before it.
@@ -328,29 +302,21 @@ impl Decoding {
     /// `scratch`. `Ok(true)` when the decoder saw its stream's terminator after this
     /// piece: it is then finished too.
     ///
-    /// Inline, not on a plugin-call thread: a stream makes a decoder call per network
-    /// read, and a hop to another thread and back for each cost more than the stream
-    /// itself (measured: ~480 µs a 10-chunk stream with hops against ~330 µs without,
-    /// a third of the samples in context switches). The calls made once per request
-    /// (build_request, parse_response, classify_error) keep their watchdog; a decoder
-    /// that never returns from `feed` would hold a runtime worker (see
-    /// docs/architecture.md, "Containment").
+    /// In-process, inline, not on a plugin-call thread: a stream makes a decoder call
+    /// per network read, and a hop to another thread and back for each cost more than
+    /// the stream itself (measured: ~480 µs a 10-chunk stream with hops against ~330 µs
+    /// without, a third of the samples in context switches). The calls made once per
+    /// request (build_request, parse_response, classify_error) keep their watchdog; a
+    /// decoder that never returns from `feed` would hold a runtime worker (see
+    /// docs/architecture.md, "Containment"). In process isolation, one round trip to
+    /// the worker that holds the decoder, with the call deadline.
     async fn decode(&mut self, bytes: Option<Bytes>) -> Result<bool, ProviderError> {
         let Some(decoder) = self.decoder.as_mut() else {
             return Err(ProviderError::plugin_fault(
                 "the stream decoder was lost to a call past its deadline",
             ));
         };
-        let events = &mut self.scratch;
-        match &bytes {
-            Some(bytes) => decoder
-                .feed(bytes, events)
-                .and_then(|()| match decoder.is_complete() {
-                    true => decoder.finish(events).map(|()| true),
-                    false => Ok(false),
-                }),
-            None => decoder.finish(events).map(|()| false),
-        }
+        decoder.decode(bytes.as_deref(), &mut self.scratch).await
     }
 }
 
@@ -359,8 +325,4 @@ impl Decoding {
 pub(super) fn redact(mut error: ProviderError, provider: &ReadyProvider) -> ProviderError {
     error.message = transport::redactor_for(provider).redact(&error.message);
     error
-}
-
-fn header_views(headers: &[(String, String)]) -> Vec<Header<'_>> {
-    headers.iter().map(|(n, v)| Header::new(n, v)).collect()
 }

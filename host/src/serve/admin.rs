@@ -44,6 +44,8 @@ pub async fn providers(State(host): State<Arc<Host>>) -> impl IntoResponse {
                 "last_reload_error": p.last_reload_error,
                 "circuit": host.breakers().state(&p.name).to_string(),
                 "faulted": p.ready.as_ref().and_then(|r| r.faulted()),
+                "isolation": p.entry.isolation().to_string(),
+                "workers": p.ready.as_ref().and_then(|r| r.plugin.workers()),
             })
         })
         .collect();

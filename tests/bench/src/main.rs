@@ -16,7 +16,7 @@ use anyhow::{bail, Context};
 use bench::{
     fake::{self, Canned},
     load::{self, Target},
-    stats::{cpu_us, rss_kib, PathResult, Percentiles},
+    stats::{children_cpu_us, cpu_us, rss_kib, PathResult, Percentiles},
     workload,
 };
 use bytes::Bytes;
@@ -83,6 +83,9 @@ enum PathKind {
     /// An Anthropic Messages client to the same OpenAI upstream: translated across
     /// protocols both ways.
     Messages,
+    /// The `host` path through an entry with `"isolation": "process"`: the plugin runs
+    /// in the host's worker processes, called over a Unix socket.
+    Isolated,
 }
 
 impl PathKind {
@@ -93,6 +96,7 @@ impl PathKind {
             PathKind::Host => "host",
             PathKind::Translated => "translated",
             PathKind::Messages => "messages",
+            PathKind::Isolated => "isolated",
         }
     }
 }
@@ -152,7 +156,7 @@ struct RunArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "direct,proxy,host,translated,messages"
+        default_value = "direct,proxy,host,translated,messages,isolated"
     )]
     paths: Vec<PathKind>,
     /// Repeat every (rate, path) measurement this many times, interleaved, and pool them.
@@ -386,6 +390,13 @@ fn setup(args: &RunArgs) -> anyhow::Result<Setup> {
             "api_key_env": "",
             "allow_private_network": true,
             "passthrough": false
+        }, {
+            "name": "isolated",
+            "library": plugin_path,
+            "base_url": format!("http://{fake}/v1"),
+            "api_key_env": "",
+            "allow_private_network": true,
+            "isolation": "process"
         }]
     });
     let config_path = scratch.join("external_providers.json");
@@ -464,6 +475,7 @@ fn target(setup: &Setup, path: PathKind, stream: bool) -> Target {
             (setup.host.addr, format!("openai/{}", workload::MODEL))
         }
         PathKind::Translated => (setup.host.addr, format!("translated/{}", workload::MODEL)),
+        PathKind::Isolated => (setup.host.addr, format!("isolated/{}", workload::MODEL)),
     };
     if path == PathKind::Messages {
         return Target {
@@ -523,6 +535,8 @@ fn differences(
         ("translated", "direct"),
         ("translated", "proxy"),
         ("messages", "proxy"),
+        ("isolated", "direct"),
+        ("isolated", "host"),
     ] {
         if let (Some(x), Some(y)) = (find(a), find(b)) {
             out.push((format!("{a} - {b}"), x.minus(&y)));
@@ -536,12 +550,12 @@ fn run_phase(setup: &Setup, args: &RunArgs, stream: bool, rate: f64, paths: &[Pa
     let duration = Duration::from_secs_f64(args.duration);
     let timeout = Duration::from_secs_f64(args.timeout);
     let sent_per_run = ((args.warmup + args.duration) * rate).round();
-    let mut samples: Vec<(PathKind, Vec<load::Sample>, f64, f64, f64)> = paths
+    let mut samples: Vec<(PathKind, Vec<load::Sample>, f64, f64, f64, f64)> = paths
         .iter()
-        .map(|p| (*p, Vec::new(), 0.0, 0.0, 0.0))
+        .map(|p| (*p, Vec::new(), 0.0, 0.0, 0.0, 0.0))
         .collect();
     for _ in 0..args.rounds {
-        for (path, all, server_cpu, bench_cpu, lag) in samples.iter_mut() {
+        for (path, all, server_cpu, bench_cpu, lag, worker_cpu) in samples.iter_mut() {
             let target = target(setup, *path, stream);
             let server = match path {
                 PathKind::Proxy => &setup.proxy,
@@ -550,8 +564,10 @@ fn run_phase(setup: &Setup, args: &RunArgs, stream: bool, rate: f64, paths: &[Pa
             std::thread::sleep(Duration::from_millis(300));
             let (server_before, bench_before) =
                 (server.cpu_us(), cpu_us(std::process::id()).unwrap_or(0.0));
+            let workers_before = children_cpu_us(server.pid());
             let run = load::open_loop(&target, rate, warmup, duration, timeout);
             *server_cpu += server.cpu_us() - server_before;
+            *worker_cpu += children_cpu_us(server.pid()) - workers_before;
             *bench_cpu += cpu_us(std::process::id()).unwrap_or(0.0) - bench_before;
             *lag = f64::max(*lag, run.worst_send_lag as f64 / 1000.0);
             all.extend(run.samples);
@@ -560,9 +576,11 @@ fn run_phase(setup: &Setup, args: &RunArgs, stream: bool, rate: f64, paths: &[Pa
     let sent = sent_per_run * f64::from(args.rounds);
     let results: Vec<PathResult> = samples
         .iter()
-        .map(|(path, all, server_cpu, bench_cpu, lag)| {
+        .map(|(path, all, server_cpu, bench_cpu, lag, worker_cpu)| {
             let mut result = PathResult::new(path.name(), all);
             result.server_cpu_us_per_request = Some(server_cpu / sent);
+            result.worker_cpu_us_per_request =
+                (*path == PathKind::Isolated).then_some(*worker_cpu / sent);
             result.bench_cpu_us_per_request = bench_cpu / sent;
             result.worst_send_lag_us = *lag;
             result
@@ -609,6 +627,10 @@ fn print_phase(phase: &Phase) {
                 ("direct", Some(c)) => format!("(idle {c:.1})"),
                 (_, Some(c)) => format!("{c:.1} µs"),
                 _ => "-".into(),
+            };
+            let cpu = match p.worker_cpu_us_per_request {
+                Some(w) => format!("{cpu} +{w:.1} in workers"),
+                None => cpu,
             };
             println!(
                 "{:<22} {:>8.3}% {:>8} {:>8} {:>8} {:>8} {:>14} {:>10.1} µs",
@@ -669,6 +691,78 @@ struct ChunkSlope {
     success_ratio: [f64; 2],
     /// The bare proxy's CPU per extra chunk: the floor of relaying a chunk.
     proxy_cpu_us_per_chunk: f64,
+    /// With `"isolation": "process"` (the `isolated` path): the host process's CPU per
+    /// extra chunk, minus the in-process host's; the workers' CPU per extra chunk; and
+    /// (isolated − host) latency per extra chunk, p50 and p99.
+    isolation_added_host_cpu_us_per_chunk: Option<f64>,
+    isolation_worker_cpu_us_per_chunk: Option<f64>,
+    isolation_added_p50_us_per_chunk: Option<f64>,
+    isolation_added_p99_us_per_chunk: Option<f64>,
+}
+
+/// What `"isolation": "process"` costs against in-process, in one phase (same run,
+/// same rate): the `isolated` path against the `host` path.
+#[derive(Serialize, Clone)]
+struct IsolationCost {
+    mode: &'static str,
+    rate: f64,
+    in_process_host_cpu_us_per_request: f64,
+    isolated_host_cpu_us_per_request: f64,
+    isolated_worker_cpu_us_per_request: f64,
+    /// Host process CPU, isolated − in-process.
+    added_host_cpu_us_per_request: f64,
+    /// Host + workers CPU, isolated − in-process.
+    added_total_cpu_us_per_request: f64,
+    /// Host process CPU, isolated / in-process.
+    host_cpu_ratio: f64,
+    /// Latency to the last byte, isolated − in-process, p50 and p99.
+    added_p50_us: f64,
+    added_p99_us: f64,
+    /// The same as ratios, isolated / in-process.
+    p50_ratio: f64,
+    p99_ratio: f64,
+    success_ratio: f64,
+}
+
+fn isolation_cost(phase: &Phase) -> Option<IsolationCost> {
+    let (host, isolated) = (phase.path("host")?, phase.path("isolated")?);
+    let host_cpu = host.server_cpu_us_per_request?;
+    let iso_cpu = isolated.server_cpu_us_per_request?;
+    let workers = isolated.worker_cpu_us_per_request.unwrap_or(0.0);
+    Some(IsolationCost {
+        mode: phase.mode,
+        rate: phase.rate,
+        in_process_host_cpu_us_per_request: host_cpu,
+        isolated_host_cpu_us_per_request: iso_cpu,
+        isolated_worker_cpu_us_per_request: workers,
+        added_host_cpu_us_per_request: iso_cpu - host_cpu,
+        added_total_cpu_us_per_request: iso_cpu + workers - host_cpu,
+        host_cpu_ratio: iso_cpu / host_cpu,
+        added_p50_us: isolated.latency_us.p50 - host.latency_us.p50,
+        added_p99_us: isolated.latency_us.p99 - host.latency_us.p99,
+        p50_ratio: isolated.latency_us.p50 / host.latency_us.p50,
+        p99_ratio: isolated.latency_us.p99 / host.latency_us.p99,
+        success_ratio: isolated.success_ratio,
+    })
+}
+
+fn print_isolation(cost: &IsolationCost) {
+    println!(
+        "isolation ({} at {} req/s): host CPU {:.1} → {:.1} µs/req ({:+.1} µs, ×{:.2}), workers {:.1} µs/req (total {:+.1} µs); latency p50 {:+.0} µs (×{:.2}), p99 {:+.0} µs (×{:.2}); success {:.3}%",
+        cost.mode,
+        cost.rate,
+        cost.in_process_host_cpu_us_per_request,
+        cost.isolated_host_cpu_us_per_request,
+        cost.added_host_cpu_us_per_request,
+        cost.host_cpu_ratio,
+        cost.isolated_worker_cpu_us_per_request,
+        cost.added_total_cpu_us_per_request,
+        cost.added_p50_us,
+        cost.p50_ratio,
+        cost.added_p99_us,
+        cost.p99_ratio,
+        cost.success_ratio * 100.0
+    );
 }
 
 #[derive(Serialize, Clone)]
@@ -715,6 +809,8 @@ struct Report {
     machine: Value,
     args: RunArgs,
     phases: Vec<Phase>,
+    /// `"isolation": "process"` against in-process, per phase.
+    isolation: Vec<IsolationCost>,
     chunk_slope: Option<ChunkSlope>,
     memory: Option<Memory>,
     reloads: Option<Reloads>,
@@ -975,6 +1071,32 @@ fn targets(report: &Report) -> Vec<TargetCheck> {
             );
         }
     }
+    for cost in &report.isolation {
+        check(
+            &mut list,
+            &format!(
+                "isolation \"process\" adds <= 30 µs of host CPU per request ({} at {} req/s)",
+                cost.mode, cost.rate
+            ),
+            format!(
+                "{:+.1} µs (workers {:.1} µs)",
+                cost.added_host_cpu_us_per_request, cost.isolated_worker_cpu_us_per_request
+            ),
+            cost.added_host_cpu_us_per_request <= 30.0,
+        );
+    }
+    if let Some(added) = report
+        .chunk_slope
+        .as_ref()
+        .and_then(|s| s.isolation_added_host_cpu_us_per_chunk)
+    {
+        check(
+            &mut list,
+            "isolation \"process\" adds <= 10 µs of host CPU per streamed chunk",
+            format!("{added:+.2} µs"),
+            added <= 10.0,
+        );
+    }
     if let Some(s) = &report.chunk_slope {
         check(
             &mut list,
@@ -1048,10 +1170,15 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         modes.push(true);
     }
     let mut phases = Vec::new();
+    let mut isolation = Vec::new();
     for &stream in &modes {
         for &rate in &args.rates {
             let phase = run_phase(&setup, &args, stream, rate, &args.paths);
             print_phase(&phase);
+            if let Some(cost) = isolation_cost(&phase) {
+                print_isolation(&cost);
+                isolation.push(cost);
+            }
             phases.push(phase);
         }
     }
@@ -1085,7 +1212,37 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             added_p99_us_per_chunk: (added(&more).p99 - added(&base).p99) / extra,
             success_ratio: [ok(&base), ok(&more)],
             proxy_cpu_us_per_chunk: (cpu_of(&more, "proxy") - cpu_of(&base, "proxy")) / extra,
+            isolation_added_host_cpu_us_per_chunk: base.path("isolated").map(|_| {
+                (cpu_of(&more, "isolated") - cpu_of(&base, "isolated")) / extra
+                    - (cpu(&more) - cpu(&base)) / extra
+            }),
+            isolation_worker_cpu_us_per_chunk: base.path("isolated").map(|_| {
+                let workers = |p: &Phase| {
+                    p.path("isolated")
+                        .and_then(|i| i.worker_cpu_us_per_request)
+                        .unwrap_or(0.0)
+                };
+                (workers(&more) - workers(&base)) / extra
+            }),
+            isolation_added_p50_us_per_chunk: more
+                .added("isolated - host")
+                .zip(base.added("isolated - host"))
+                .map(|(m, b)| (m.p50 - b.p50) / extra),
+            isolation_added_p99_us_per_chunk: more
+                .added("isolated - host")
+                .zip(base.added("isolated - host"))
+                .map(|(m, b)| (m.p99 - b.p99) / extra),
         };
+        if let (Some(cpu), Some(workers), Some(p50), Some(p99)) = (
+            slope.isolation_added_host_cpu_us_per_chunk,
+            slope.isolation_worker_cpu_us_per_chunk,
+            slope.isolation_added_p50_us_per_chunk,
+            slope.isolation_added_p99_us_per_chunk,
+        ) {
+            println!(
+                "\n== per-chunk cost of isolation (isolated − host): host CPU {cpu:+.2} µs per chunk, workers {workers:.2} µs per chunk; latency {p50:+.2} µs (p50), {p99:+.2} µs (p99) per chunk"
+            );
+        }
         println!(
             "\n== per-chunk relay, by difference ({} vs {} chunks at {} req/s): host CPU {:.2} µs per chunk (bare proxy {:.2} µs); added latency {:.2} µs (p50), {:.2} µs (p99) per chunk",
             slope.chunks[0], slope.chunks[1], slope.rate, slope.host_cpu_us_per_chunk, slope.proxy_cpu_us_per_chunk, slope.added_p50_us_per_chunk, slope.added_p99_us_per_chunk
@@ -1144,6 +1301,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         machine,
         args: args.clone(),
         phases,
+        isolation,
         chunk_slope,
         memory,
         reloads,

@@ -77,6 +77,9 @@ pub struct PathResult {
     /// CPU time of the server process (host or proxy) per request, µs; for `direct`
     /// the host's idle CPU over the same time, per request.
     pub server_cpu_us_per_request: Option<f64>,
+    /// CPU time of the host's worker processes per request, µs (the `isolated` path:
+    /// `"isolation": "process"`); `None` on the other paths.
+    pub worker_cpu_us_per_request: Option<f64>,
     /// CPU time of the bench process (load generator and fake) per request, µs.
     pub bench_cpu_us_per_request: f64,
     /// The worst lateness of the load generator's sends, µs.
@@ -98,6 +101,7 @@ impl PathResult {
             latency_us: Percentiles::of(samples.iter().map(|s| s.done).collect()),
             first_chunk_us: Percentiles::of(samples.iter().map(|s| s.first).collect()),
             server_cpu_us_per_request: None,
+            worker_cpu_us_per_request: None,
             bench_cpu_us_per_request: 0.0,
             worst_send_lag_us: 0.0,
         }
@@ -116,6 +120,24 @@ pub fn cpu_us(pid: u32) -> Option<f64> {
     // SAFETY: sysconf reads a constant.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     Some((utime + stime) * 1e6 / hz)
+}
+
+/// CPU time of a process's running children (the host's plugin workers) so far, in
+/// microseconds: [`cpu_us`] of each pid in `/proc/<pid>/task/*/children`.
+pub fn children_cpu_us(pid: u32) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok())
+                .collect::<Vec<_>>()
+        })
+        .filter_map(cpu_us)
+        .sum()
 }
 
 /// Resident memory of a process, in KiB (`VmRSS` of `/proc/<pid>/status`).
