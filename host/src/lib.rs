@@ -15,6 +15,7 @@ pub mod clients;
 pub mod config;
 pub mod health;
 mod host;
+pub mod limits;
 pub mod load;
 pub mod metrics;
 pub mod pipeline;
