@@ -147,6 +147,47 @@ async fn a_client_limit_of_ten_a_minute_lets_exactly_ten_of_thirty_through() {
     assert!(team_a["requests"]["reset_secs"].as_u64().unwrap() <= 60);
     assert_eq!(team_a["tokens"], Value::Null);
     assert_eq!(team_a["concurrent"], Value::Null);
+    let metrics = reqwest::Client::new()
+        .get(server.at("/metrics"))
+        .bearer_auth("sk-team-a")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        r#"provider_host_rate_limit{scope="client",name="team-a",kind="requests"} 10"#,
+        r#"provider_host_rate_limit_used{scope="client",name="team-a",kind="requests"} 10"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn admin_limits_needs_an_admin_key_once_admin_keys_are_set() {
+    let scratch = Scratch::new();
+    let config = config(
+        &scratch,
+        json!({"limits": [{"provider": "mock", "concurrent": 3}],
+               "auth": {"keys": [{"key": "${E2E_TEAM_A}", "name": "team-a"}],
+                        "admin_keys": ["${E2E_TEAM_B}"]}}),
+    );
+    let server = Server::start_with_keys(&config, &KEYS).await;
+    let get = |key: &'static str| {
+        reqwest::Client::new()
+            .get(server.at("/admin/limits"))
+            .bearer_auth(key)
+            .send()
+    };
+    assert_eq!(get("sk-team-a").await.unwrap().status(), 403);
+    let report: Value = get("sk-team-b").await.unwrap().json().await.unwrap();
+    assert_eq!(
+        report["limits"],
+        json!([{"scope": "provider", "name": "mock", "window_secs": 60, "requests": null,
+                "tokens": null, "concurrent": {"limit": 3, "in_flight": 0}}])
+    );
     server.stop().await;
 }
 

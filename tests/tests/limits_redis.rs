@@ -308,3 +308,79 @@ async fn fail_closed_refuses_with_503_through_an_outage_and_serves_when_redis_is
     until_counted_in_redis(&host_a, &redis).await;
     assert_eq!(chat(&host_b, "hi").await.status(), 200);
 }
+
+#[tokio::test]
+async fn a_shared_window_lasts_sixty_seconds_from_its_first_request_and_starts_over_when_its_key_expires(
+) {
+    let redis = RedisServer::start();
+    let (_a, _b, host_a, host_b) =
+        fleet(&redis, json!({"limits": [{"client": "team-a", "rpm": 2}]})).await;
+    let key = "fleet:limit-window:client:team-a";
+    assert_eq!(chat(&host_a, "hi").await.status(), 200);
+    let ttl: i64 = redis.command(&["PTTL", key]).unwrap()[1..].parse().unwrap();
+    assert!(
+        (55_000..=60_000).contains(&ttl),
+        "the window ends 60 s after its first request: {ttl} ms left"
+    );
+    assert_eq!(chat(&host_b, "hi").await.status(), 200);
+    let refused = chat(&host_a, "hi").await;
+    assert_eq!(refused.status(), 429);
+    let retry: i64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (ttl / 1000 - 5..=60).contains(&retry),
+        "retry-after is the window's end: {retry} s"
+    );
+    // The window's end, brought forward: Redis expires the key as it would at 60 s.
+    assert_eq!(redis.command(&["PEXPIRE", key, "1"]).as_deref(), Some(":1"));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while redis.command(&["EXISTS", key]).as_deref() != Some(":0") {
+        assert!(Instant::now() < deadline, "the key did not expire");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let again = chat(&host_b, "hi").await;
+    assert_eq!(again.status(), 200, "a new window starts");
+    assert_eq!(again.headers()["x-ratelimit-remaining-requests"], "1");
+    assert_eq!(again.headers()["x-ratelimit-reset-requests"], "1m0s");
+}
+
+#[tokio::test]
+async fn a_restarted_redis_is_seeded_with_the_spend_the_ledger_knows() {
+    let mut redis = RedisServer::start();
+    // Each echo of "a b c" costs 9e-6 dollars; the budget is 2e-5. The rate limit is
+    // only there for `/admin/limits` to reach Redis.
+    let extra = json!({
+        "pricing": {"mock/echo": {"input_per_mtok": 1.0, "output_per_mtok": 2.0}},
+        "budgets": [{"client": "team-a", "limit_usd": 0.00002, "period": "month"}],
+        "limits": [{"client": "team-a", "rpm": 1000}],
+        "usage": {"enabled": true}
+    });
+    let (_a, _b, host_a, host_b) = fleet(&redis, extra).await;
+    assert_eq!(chat(&host_a, "a b c").await.status(), 200);
+    assert_eq!(chat(&host_a, "a b c").await.status(), 200);
+    redis.stop();
+    redis.start_again();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for server in [&host_a, &host_b] {
+        while team_a(server).await.0["redis"]["healthy"] != true {
+            assert!(Instant::now() < deadline, "the hosts never reconnected");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert_eq!(
+        redis.command(&["KEYS", "fleet:spend:*"]).as_deref(),
+        Some("*0"),
+        "Redis lost the live spend"
+    );
+    // Host A's ledger still holds 1.8e-5 of it and seeds the key with it on its next
+    // request (which still fits: 1.8e-5 < 2e-5), adding 9e-6.
+    assert_eq!(chat(&host_a, "a b c").await.status(), 200);
+    // Host B has spent nothing itself, and sees the fleet's 2.7e-5.
+    let refused = chat(&host_b, "a b c").await;
+    assert_eq!(refused.status(), 429);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "budget_exceeded", "{body}");
+}
