@@ -99,7 +99,7 @@ pub(super) fn admit(
         };
         held.push(Held {
             entry: entry.clone(),
-            window: start.to_bits().to_string(),
+            window: start.to_bits(),
             reserved,
             leased: true,
             usage,
@@ -113,9 +113,7 @@ pub(super) fn admit(
 pub(super) fn settle(held: &[Held], used: Option<u64>) {
     for held in held {
         let mut window = lock(&held.entry);
-        let same_window = window
-            .start
-            .is_some_and(|s| s.to_bits().to_string() == held.window);
+        let same_window = window.start.is_some_and(|s| s.to_bits() == held.window);
         if let (Some(used), true) = (used, same_window) {
             window.tokens = (window.tokens + used).saturating_sub(held.reserved);
         }

@@ -90,8 +90,9 @@ pub struct Usage {
 #[derive(Debug, Clone)]
 pub(crate) struct Held {
     entry: Arc<Entry>,
-    /// The window it was counted in, so a correction never lands in a later one.
-    window: String,
+    /// The window it was counted in (its start), so a correction never lands in a
+    /// later one.
+    window: u64,
     reserved: u64,
     leased: bool,
     /// The limit's counts right after this request was counted.

@@ -93,7 +93,7 @@ for i = 1, nl do
   local w, l = KEYS[2 * i - 1], KEYS[2 * i]
   local base = 4 + 3 * (i - 1)
   local delta = tonumber(ARGV[base + 1])
-  if delta ~= 0 and redis.call('HGET', w, 'id') == ARGV[base] then
+  if delta ~= 0 and tonumber(redis.call('HGET', w, 'id')) == tonumber(ARGV[base]) then
     if redis.call('HINCRBY', w, 't', delta) < 0 then redis.call('HSET', w, 't', 0) end
   end
   if ARGV[base + 2] == '1' then redis.call('ZREM', l, member) end
@@ -251,7 +251,7 @@ impl Scripts {
                 };
                 held.push(Held {
                     entry: entry.clone(),
-                    window: text(&values, at + 4),
+                    window: int(&values, at + 4) as u64,
                     reserved: entry.reservation(reserve),
                     leased: entry.concurrent.is_some(),
                     usage,
@@ -311,7 +311,7 @@ impl Scripts {
         for held in held {
             let delta = used.map_or(0, |used| used as i64 - held.reserved as i64);
             invocation
-                .arg(&held.window)
+                .arg(held.window)
                 .arg(delta)
                 .arg(if held.leased { "1" } else { "0" });
         }

@@ -1,14 +1,16 @@
 //! The request pipeline: one protocol-independent path from a canonical call to an
 //! answer, with every policy on it. Each ingress adapter (and every embedder, through
-//! [`crate::Host`]) goes through here, so usage, budgets, breakers, retries and
-//! fallback are the same whatever protocol the client speaks.
+//! [`crate::Host`]) goes through here, so usage, budgets, rate limits, breakers,
+//! retries and fallback are the same whatever protocol the client speaks.
 //!
 //! ```text
 //! Call ──▶ client budget ──▶ attempts::run ─┬─ route (alias or provider/model)
-//!                                           ├─ capabilities, provider budgets, breakers
+//!                                           ├─ capabilities, admission (budgets and rate
+//!                                           │  limits: client, provider, target), breakers
 //!                                           └─ attempt: upstream::send ─▶ plugin ─▶ transport
 //!      ◀── Completion / EventStream ◀── upstream::read_answer / upstream::Decoding
-//!      (record: usage, cost, budgets and metrics, once, when the call ends)
+//!      (record: usage, cost, budgets and metrics, once, when the call ends; what the
+//!       call took of the limits is settled with the usage reported)
 //! ```
 
 mod admission;
