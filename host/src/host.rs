@@ -346,7 +346,7 @@ impl Host {
     /// Counts a request the host did not answer through [`Host::complete`] or
     /// [`Host::stream`] in usage, budgets and metrics.
     pub fn record(&self, record: UsageRecord) {
-        self.pipeline.count(record, &self.config().budgets);
+        self.pipeline.count_shared(record, &self.config().budgets);
     }
 
     /// Counts a request an ingress refused before it became a call (a malformed or
@@ -385,6 +385,22 @@ impl Host {
             &faulted,
             &self.usage().ledger_status(),
         )
+    }
+
+    /// Every configured limit with its window, usage and what remains (read from Redis
+    /// when the fleet shares one), as `GET /admin/limits` serves it.
+    pub async fn limits_report(&self) -> crate::limits::LimitsReport {
+        self.pipeline.limits_report(&self.snapshot()).await
+    }
+
+    /// [`Host::render_metrics`] with the limits' gauges and the shared state's health
+    /// read now (Redis, when configured: one round trip).
+    pub async fn render_metrics_live(&self) -> String {
+        let report = self.limits_report().await;
+        self.pipeline
+            .metrics()
+            .limits(&report, self.pipeline.limiter().local_fallbacks());
+        self.render_metrics()
     }
 
     /// Reload counters.

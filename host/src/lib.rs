@@ -16,6 +16,7 @@ pub mod config;
 pub mod fuzz;
 pub mod health;
 mod host;
+pub mod limits;
 pub mod load;
 pub mod metrics;
 pub mod pipeline;

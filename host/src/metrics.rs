@@ -15,6 +15,7 @@ use prometheus_client::{
 
 use crate::{
     breaker::BreakerStatus,
+    limits::LimitsReport,
     usage::{LedgerStatus, UsageRecord},
 };
 
@@ -66,6 +67,12 @@ pub struct Metrics {
     ledger_degraded: Gauge,
     ledger_lost: Counter,
     ledger_write_failures: Counter,
+    limit: Family<Labels, Gauge>,
+    limit_used: Family<Labels, Gauge>,
+    shared_healthy: Gauge,
+    shared_outages: Counter,
+    shared_failed_commands: Counter,
+    shared_fallbacks: Counter,
 }
 
 impl Default for Metrics {
@@ -194,8 +201,50 @@ impl Metrics {
             "Failed writes to the usage ledger (each retried)",
             ledger_write_failures.clone(),
         );
+        let limit = Family::<Labels, Gauge>::default();
+        registry.register(
+            "rate_limit",
+            "Configured rate limits by scope, name and kind (requests, tokens per window; concurrent)",
+            limit.clone(),
+        );
+        let limit_used = Family::<Labels, Gauge>::default();
+        registry.register(
+            "rate_limit_used",
+            "Requests and tokens used in the current window, and requests in flight, per limit",
+            limit_used.clone(),
+        );
+        let shared_healthy = Gauge::default();
+        registry.register(
+            "shared_state_healthy",
+            "1 while the shared Redis answers (also 1 when none is configured)",
+            shared_healthy.clone(),
+        );
+        let shared_outages = Counter::default();
+        registry.register(
+            "shared_state_outages",
+            "Times the shared Redis became unreachable",
+            shared_outages.clone(),
+        );
+        let shared_failed_commands = Counter::default();
+        registry.register(
+            "shared_state_failed_commands",
+            "Redis commands that failed or timed out",
+            shared_failed_commands.clone(),
+        );
+        let shared_fallbacks = Counter::default();
+        registry.register(
+            "shared_state_local_fallbacks",
+            "Limit checks counted in this host's memory because Redis was unreachable (fail_open)",
+            shared_fallbacks.clone(),
+        );
         Metrics {
             handles: handles::Handles::default(),
+            limit,
+            limit_used,
+            shared_healthy,
+            shared_outages,
+            shared_failed_commands,
+            shared_fallbacks,
             faulted,
             workers,
             worker_restarts,
@@ -277,6 +326,50 @@ impl Metrics {
                 .clone(),
             fallbacks: self.fallbacks.get_or_create(&pm).clone(),
         }
+    }
+
+    /// Sets the limits' gauges and the shared state's health from `report`;
+    /// `fallbacks` is the running count of checks made in memory during outages.
+    pub fn limits(&self, report: &LimitsReport, fallbacks: u64) {
+        for limit in &report.limits {
+            let labels = |kind: &str| {
+                vec![
+                    ("scope".to_owned(), limit.scope.to_owned()),
+                    ("name".to_owned(), limit.name.clone()),
+                    ("kind".to_owned(), kind.to_owned()),
+                ]
+            };
+            let windows = [("requests", &limit.requests), ("tokens", &limit.tokens)];
+            for (kind, window) in windows {
+                if let Some(w) = window {
+                    self.limit.get_or_create(&labels(kind)).set(w.limit as i64);
+                    self.limit_used
+                        .get_or_create(&labels(kind))
+                        .set(w.used as i64);
+                }
+            }
+            if let Some(c) = &limit.concurrent {
+                let labels = labels("concurrent");
+                self.limit.get_or_create(&labels).set(c.limit as i64);
+                self.limit_used
+                    .get_or_create(&labels)
+                    .set(c.in_flight as i64);
+            }
+        }
+        let behind = |counter: &Counter, total: u64| {
+            counter.inc_by(total.saturating_sub(counter.get()));
+        };
+        match &report.redis {
+            Some(redis) => {
+                self.shared_healthy.set(i64::from(redis.healthy));
+                behind(&self.shared_outages, redis.outages);
+                behind(&self.shared_failed_commands, redis.failed_commands);
+            }
+            None => {
+                self.shared_healthy.set(1);
+            }
+        }
+        behind(&self.shared_fallbacks, fallbacks);
     }
 
     /// Counts a reload and its failures.

@@ -107,6 +107,23 @@ def raised(call):
     return {"raised": None, "result": repr(result)[:500]}
 
 
+def rate_limited(c, model):
+    """Two chats past a limit of one request a minute, without the SDK's own retries
+    (it would wait out `retry-after`): the first answers, the second is refused."""
+    quiet = c.with_options(max_retries=0)
+    first = quiet.chat.completions.with_raw_response.create(model=model, messages=user("hi"))
+    limits = {k: v for k, v in first.headers.items() if k.startswith("x-ratelimit-")}
+    try:
+        quiet.chat.completions.create(model=model, messages=user("hi"))
+    except openai.APIError as error:
+        refused = raised(lambda: (_ for _ in ()).throw(error))
+        refused["is_rate_limit"] = isinstance(error, openai.RateLimitError)
+        refused["retry_after"] = error.response.headers.get("retry-after")
+        refused["remaining_requests"] = error.response.headers.get("x-ratelimit-remaining-requests")
+        return {"first": limits, "second": refused}
+    return {"first": limits, "second": {"raised": None}}
+
+
 def models(c, _model):
     page = c.models.list()
     listed = list(page)
@@ -408,6 +425,7 @@ STEPS = {
         responses_not_found,
         responses_stream_error,
         embeddings,
+        rate_limited,
     ]
 }
 

@@ -4,10 +4,12 @@
 //! JSON path and the problem. `${VAR}` (or `${VAR:-default}`) inside any string value is
 //! replaced by the environment variable before the config is checked; `$$` is a `$`.
 
+mod limits;
 mod policy;
 mod shared_state;
 mod usage;
 
+pub use limits::{Limit, LimitScope, WINDOW_SECS};
 pub use policy::{BreakerPolicy, RawLogConfig, RetryPolicy};
 pub use shared_state::{RedisUrl, SharedStateConfig, UnavailablePolicy};
 pub use usage::{Budget, ClientKeySpec, NamedKey, Period, PriceOverrides, UsageConfig};
@@ -108,6 +110,9 @@ pub struct Config {
     /// Spend limits per client or provider.
     #[serde(default)]
     pub budgets: Vec<Budget>,
+    /// Request, token and concurrency limits per client, provider or `provider/model`.
+    #[serde(default)]
+    pub limits: Vec<Limit>,
     /// Where usage is kept.
     #[serde(default)]
     pub usage: UsageConfig,
@@ -833,6 +838,13 @@ impl Config {
                 }
             }
         }
+        let named_clients: HashSet<&str> = self
+            .auth
+            .keys
+            .iter()
+            .filter_map(ClientKeySpec::name)
+            .collect();
+        limits::check(&self.limits, &named_clients, &names)?;
         for (target, price) in &self.pricing {
             let location = format!("pricing.{target}");
             if Target::parse(target).is_none() {

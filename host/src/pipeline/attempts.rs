@@ -1,7 +1,7 @@
-//! Route → capabilities → provider budgets → breakers → attempts: the targets of a
-//! model string are tried in order; a failed attempt is retried with backoff when its
-//! kind allows, then the next target is tried when the failure is worth a fallback.
-//! The request's deadline bounds all of it.
+//! Route → capabilities → admission (budgets, rate limits) → breakers → attempts: the
+//! targets of a model string are tried in order; a failed attempt is retried with
+//! backoff when its kind allows, then the next target is tried when the failure is
+//! worth a fallback. The request's deadline bounds all of it.
 
 use std::{
     future::Future,
@@ -12,6 +12,7 @@ use std::{
 use provider_sdk::{ChatRequest, EmbeddingRequest, ErrorKind, HttpRequest, ProviderError};
 
 use super::{
+    admission::{Admission, Refused},
     capabilities::missing_capability,
     native::{self, NativeBody},
     policy::{backoff, blame_error, fallback_worthy, retryable, Jitter, JitterSource},
@@ -23,7 +24,6 @@ use crate::{
     config::RetryPolicy,
     registry::{ReadyProvider, Registry, Target},
     snapshot::Snapshot,
-    usage::Meter,
 };
 
 /// Who answered, and what it took.
@@ -40,6 +40,8 @@ pub struct Route {
     pub upstream_wait: Duration,
     /// The backoff waited before each retry, in order.
     pub backoffs: Vec<Duration>,
+    /// The tightest rate limits that applied, for the `x-ratelimit-*` headers.
+    pub rate_limits: crate::limits::RateLimits,
 }
 
 /// Accumulates time spent waiting on upstreams across attempts.
@@ -188,9 +190,9 @@ impl Job for EmbeddingJob<'_> {
 pub(super) async fn run<T, F, Fut>(
     snapshot: &Snapshot,
     breakers: &Breakers,
-    meter: &Meter,
     jitter_source: Option<&JitterSource>,
     job: &mut impl Job,
+    admission: &mut Admission,
     waited: &WaitClock,
     mut attempt: F,
 ) -> Result<(T, Route), DispatchError>
@@ -229,11 +231,6 @@ where
                 reasons.push(format!("{target} skipped: not marked larger_context"));
                 continue;
             }
-        }
-        if let Err(spent) = meter.check_provider(&target.provider, &config.budgets) {
-            reasons.push(format!("{target}: {spent}"));
-            budget_blocked = true;
-            continue;
         }
         let provider = match ready(registry, &target) {
             Ok(provider) => provider,
@@ -278,6 +275,19 @@ where
                 })
             }
         };
+        match admission.admit(snapshot, &target).await {
+            Ok(()) => {}
+            Err(Refused::Limited(reason)) => {
+                reasons.push(reason);
+                continue;
+            }
+            Err(Refused::BudgetSpent(reason)) => {
+                reasons.push(reason);
+                budget_blocked = true;
+                continue;
+            }
+            Err(Refused::Call(error)) => return Err(error),
+        }
         let mut retry = 0;
         loop {
             let now = Instant::now();
@@ -318,6 +328,7 @@ where
                         attempts,
                         upstream_wait: waited.total(),
                         backoffs,
+                        rate_limits: admission.quotas(),
                     };
                     return Ok((value, route));
                 }
@@ -351,8 +362,15 @@ where
                 }
             }
         }
+        // The target is done with: its reservation and slot go back.
+        admission.release_target();
         if last.as_ref().is_some_and(|(_, e)| !fallback_worthy(e.kind)) {
             break;
+        }
+    }
+    if last.is_none() {
+        if let Some(limited) = admission.all_limited(&model) {
+            return Err(limited);
         }
     }
     match last {

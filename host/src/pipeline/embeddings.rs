@@ -61,8 +61,16 @@ impl Pipeline {
     ) -> Result<Embedded, DispatchError> {
         let mut recorder = Recorder::new(self.clone(), snapshot.clone(), call.caller, false);
         let client = recorder.client().to_owned();
+        let admission =
+            recorder.admission(super::admission::embedding_reserve(&call.request), true);
         let answered = self
-            .embeddings(&snapshot, &client, call.request, call.native.as_ref())
+            .embeddings(
+                &snapshot,
+                &client,
+                call.request,
+                call.native.as_ref(),
+                admission,
+            )
             .await;
         match &answered {
             Ok(done) => {
@@ -72,6 +80,7 @@ impl Pipeline {
             Err(error) => recorder.failed(error),
         }
         recorder.finish(false);
+        recorder.settled().await;
         answered
     }
 
@@ -81,6 +90,7 @@ impl Pipeline {
         client: &str,
         request: EmbeddingRequest,
         native: Option<&NativeBody>,
+        admission: &mut super::admission::Admission,
     ) -> Result<Embedded, DispatchError> {
         self.check_client_budget(snapshot, client)?;
         let transport = &snapshot.transport;
@@ -90,9 +100,9 @@ impl Pipeline {
         let ((response, body), route) = attempts::run(
             snapshot,
             &self.breakers,
-            &self.meter,
             self.jitter.as_ref(),
             &mut EmbeddingJob::new(request, native),
+            admission,
             waited,
             |provider, prepared, deadline| async move {
                 let started = Instant::now();

@@ -2,7 +2,7 @@
 
 use provider_sdk::{ErrorKind, ProviderError};
 
-use crate::usage::BudgetSpent;
+use crate::{limits::LimitExceeded, shared_state::Unavailable, usage::BudgetSpent};
 
 /// Why a request was not answered. `Display` is one line for the client and the log.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -51,6 +51,15 @@ pub enum DispatchError {
         /// Each target and its spent budget.
         reasons: Vec<String>,
     },
+    /// Rate limits refused the call: the client's own, or those of every target.
+    #[error("{0}")]
+    RateLimited(LimitExceeded),
+    /// Limits or budgets could not be checked: the shared state is unreachable and
+    /// `shared_state.on_unavailable` is `fail_closed`.
+    #[error(
+        "{0}; shared_state.on_unavailable is fail_closed, so requests are refused until it is back"
+    )]
+    SharedStateUnavailable(Unavailable),
     /// The last target tried failed (after its retries).
     #[error("{target}: {error}")]
     Provider {
@@ -68,7 +77,10 @@ impl DispatchError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             DispatchError::UnknownModel { .. } => ErrorKind::ModelNotFound,
-            DispatchError::NotReady { .. } => ErrorKind::ProviderService,
+            DispatchError::NotReady { .. } | DispatchError::SharedStateUnavailable(_) => {
+                ErrorKind::ProviderService
+            }
+            DispatchError::RateLimited(_) => ErrorKind::RateLimited,
             DispatchError::ClientBudgetSpent(_) | DispatchError::BudgetSpent { .. } => {
                 ErrorKind::QuotaExceeded
             }
@@ -84,7 +96,7 @@ impl DispatchError {
     /// protocols.
     pub fn http_status(&self) -> u16 {
         match self {
-            DispatchError::NotReady { .. } => 503,
+            DispatchError::NotReady { .. } | DispatchError::SharedStateUnavailable(_) => 503,
             DispatchError::Unsupported { .. } => 400,
             _ => match self.kind() {
                 ErrorKind::InvalidRequest | ErrorKind::ContextWindowExceeded => 400,

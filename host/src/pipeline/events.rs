@@ -73,6 +73,7 @@ impl Stream for RawStream {
                 }
                 None => {
                     this.recorder.finish(false);
+                    this.recorder.detach();
                     None
                 }
             });
@@ -101,7 +102,10 @@ impl Stream for EventStream {
         match &item {
             Some(Ok(event)) => this.recorder.saw(event),
             Some(Err(error)) => this.recorder.failed(error),
-            None => this.recorder.finish(false),
+            None => {
+                this.recorder.finish(false);
+                this.recorder.detach();
+            }
         }
         Poll::Ready(item)
     }

@@ -1,16 +1,19 @@
 //! The request pipeline: one protocol-independent path from a canonical call to an
 //! answer, with every policy on it. Each ingress adapter (and every embedder, through
-//! [`crate::Host`]) goes through here, so usage, budgets, breakers, retries and
-//! fallback are the same whatever protocol the client speaks.
+//! [`crate::Host`]) goes through here, so usage, budgets, rate limits, breakers,
+//! retries and fallback are the same whatever protocol the client speaks.
 //!
 //! ```text
 //! Call ──▶ client budget ──▶ attempts::run ─┬─ route (alias or provider/model)
-//!                                           ├─ capabilities, provider budgets, breakers
+//!                                           ├─ capabilities, admission (budgets and rate
+//!                                           │  limits: client, provider, target), breakers
 //!                                           └─ attempt: upstream::send ─▶ plugin ─▶ transport
 //!      ◀── Completion / EventStream ◀── upstream::read_answer / upstream::Decoding
-//!      (record: usage, cost, budgets and metrics, once, when the call ends)
+//!      (record: usage, cost, budgets and metrics, once, when the call ends; what the
+//!       call took of the limits is settled with the usage reported)
 //! ```
 
+mod admission;
 mod attempts;
 mod capabilities;
 mod embeddings;
@@ -30,6 +33,7 @@ use provider_sdk::{ChatRequest, ChatResponse, ErrorKind, ProviderError};
 use crate::{
     breaker::Breakers,
     config::{BreakerPolicy, Budget},
+    limits::{Limiter, LimitsReport, SpendAdd},
     metrics::Metrics,
     registry::Target,
     shared_state::SharedState,
@@ -139,24 +143,76 @@ pub struct Pipeline {
     metrics: Metrics,
     jitter: Option<JitterSource>,
     shared: Arc<SharedState>,
+    limiter: Arc<Limiter>,
 }
 
 impl Pipeline {
     /// A pipeline counting usage in `meter`.
     pub fn new(meter: Meter) -> Pipeline {
+        let shared = Arc::new(SharedState::local());
         Pipeline {
             breakers: Arc::default(),
             meter,
             metrics: Metrics::new(),
             jitter: None,
-            shared: Arc::new(SharedState::local()),
+            limiter: Arc::new(Limiter::new(shared.clone())),
+            shared,
         }
     }
 
     /// Keeps live counters in `shared` (a fleet's Redis) instead of this host's memory.
     pub fn with_shared_state(mut self, shared: SharedState) -> Pipeline {
         self.shared = Arc::new(shared);
+        self.limiter = Arc::new(Limiter::new(self.shared.clone()));
         self
+    }
+
+    /// Rate limits and budgets' live spend.
+    pub fn limiter(&self) -> &Arc<Limiter> {
+        &self.limiter
+    }
+
+    /// Every configured limit with its window, usage and what remains, as `snapshot`'s
+    /// config sets them.
+    pub async fn limits_report(&self, snapshot: &Snapshot) -> LimitsReport {
+        self.limiter.report(snapshot, self.meter.now()).await
+    }
+
+    /// What `record` adds to the live spend of `budgets` in Redis (nothing without
+    /// Redis or a cost). Seeds are this host's count before `record` is.
+    fn live_spend(&self, record: &UsageRecord, budgets: &[Budget]) -> Vec<SpendAdd> {
+        let Some(cost) = record.cost_usd.filter(|c| *c > 0.0) else {
+            return Vec::new();
+        };
+        if self.shared.redis().is_none() {
+            return Vec::new();
+        }
+        budgets
+            .iter()
+            .filter(|b| {
+                b.client.as_deref() == Some(record.client.as_str())
+                    || (b.provider.is_some() && b.provider == record.provider)
+            })
+            .filter_map(|budget| {
+                let (key, expire_at_ms) = self.limiter.budget_key(budget, record.at)?;
+                Some(SpendAdd {
+                    key,
+                    cost,
+                    seed: self.meter.spent_on(budget, record.at),
+                    expire_at_ms,
+                })
+            })
+            .collect()
+    }
+
+    /// [`Pipeline::count`] for a record made outside a call (`Host::record`): its cost
+    /// reaches the budgets' live spend in Redis too.
+    pub fn count_shared(&self, record: UsageRecord, budgets: &[Budget]) {
+        let spends = self.live_spend(&record, budgets);
+        if !spends.is_empty() {
+            admission::spawn(self.limiter.settle(Vec::new(), None, String::new(), spends));
+        }
+        self.count(record, budgets);
     }
 
     /// Where live counters are kept.
@@ -218,8 +274,10 @@ impl Pipeline {
             ..call.request
         };
         let client = recorder.client().to_owned();
+        let reserve = admission::chat_reserve(&request, call.native.as_ref().map(|n| n.body.len()));
+        let admission = recorder.admission(reserve, true);
         let answered = self
-            .answer(&snapshot, &client, request, call.native.as_ref())
+            .answer(&snapshot, &client, request, call.native.as_ref(), admission)
             .await;
         match &answered {
             Ok(done) => {
@@ -229,6 +287,7 @@ impl Pipeline {
             Err(error) => recorder.failed(error),
         }
         recorder.finish(false);
+        recorder.settled().await;
         answered
     }
 
@@ -246,8 +305,10 @@ impl Pipeline {
             ..call.request
         };
         let client = recorder.client().to_owned();
+        let reserve = admission::chat_reserve(&request, call.native.as_ref().map(|n| n.body.len()));
+        let admission = recorder.admission(reserve, true);
         match self
-            .open_stream(snapshot, &client, request, call.native.as_ref())
+            .open_stream(snapshot, &client, request, call.native.as_ref(), admission)
             .await
         {
             Ok((route, Opened::Events(inner))) => {
@@ -271,6 +332,7 @@ impl Pipeline {
             Err(error) => {
                 recorder.failed(&error);
                 recorder.finish(false);
+                recorder.settled().await;
                 Err(error)
             }
         }
@@ -292,12 +354,15 @@ impl Pipeline {
         let transport = &snapshot.transport;
         let clock = attempts::WaitClock::default();
         let waited = &clock;
+        // A token count generates nothing: budgets apply, rate limits do not.
+        let mut admission =
+            admission::Admission::new(self.clone(), &snapshot, &call.caller.client, 0, false);
         attempts::run(
             &snapshot,
             &self.breakers,
-            &self.meter,
             self.jitter.as_ref(),
             &mut attempts::ChatJob::new(call.request, call.native.as_ref()),
+            &mut admission,
             waited,
             |provider, prepared, deadline| async move {
                 let response = upstream::send(transport, &provider, &prepared, deadline).await?;
@@ -324,6 +389,7 @@ impl Pipeline {
         client: &str,
         request: ChatRequest,
         native: Option<&NativeBody>,
+        admission: &mut admission::Admission,
     ) -> Result<Completion, DispatchError> {
         self.check_client_budget(snapshot, client)?;
         let transport = &snapshot.transport;
@@ -332,9 +398,9 @@ impl Pipeline {
         let ((response, body), route) = attempts::run(
             snapshot,
             &self.breakers,
-            &self.meter,
             self.jitter.as_ref(),
             &mut attempts::ChatJob::new(request, native),
+            admission,
             waited,
             |provider, prepared, deadline| async move {
                 let started = Instant::now();
@@ -364,6 +430,7 @@ impl Pipeline {
         client: &str,
         request: ChatRequest,
         native: Option<&NativeBody>,
+        admission: &mut admission::Admission,
     ) -> Result<(Route, Opened), DispatchError> {
         self.check_client_budget(&snapshot, client)?;
         let transport = &snapshot.transport;
@@ -373,9 +440,9 @@ impl Pipeline {
         let ((decoding, held), route) = attempts::run(
             &snapshot,
             &self.breakers,
-            &self.meter,
             self.jitter.as_ref(),
             &mut attempts::ChatJob::new(request, native),
+            admission,
             waited,
             |provider, prepared, deadline| async move {
                 let started = Instant::now();

@@ -8,8 +8,12 @@ use std::{
 
 use provider_sdk::{ErrorKind, StreamEvent, Usage};
 
-use super::{attempts::Route, Caller, DispatchError, Pipeline};
-use crate::{snapshot::Snapshot, usage::UsageRecord};
+use super::{
+    admission::{self, Admission},
+    attempts::Route,
+    Caller, DispatchError, Pipeline,
+};
+use crate::{limits::Pending, snapshot::Snapshot, usage::UsageRecord};
 
 /// Collects what one call did and counts it exactly once.
 pub(super) struct Recorder {
@@ -28,6 +32,10 @@ pub(super) struct Recorder {
     first_event: Option<Duration>,
     usage: Option<Usage>,
     done: bool,
+    /// What the call holds of the limits, settled when it is counted.
+    admission: Option<Admission>,
+    /// Redis work left from counting it.
+    pending: Option<Pending>,
 }
 
 impl Recorder {
@@ -54,7 +62,32 @@ impl Recorder {
             first_event: None,
             usage: None,
             done: false,
+            admission: None,
+            pending: None,
         }
+    }
+
+    /// The call's standing with the limits, reserving `reserve` tokens; `limited`
+    /// says whether rate limits apply (budgets always do).
+    pub(super) fn admission(&mut self, reserve: u64, limited: bool) -> &mut Admission {
+        let (pipeline, snapshot, client) = (&self.pipeline, &self.snapshot, &self.client);
+        self.admission.get_or_insert_with(|| {
+            Admission::new(pipeline.clone(), snapshot, client, reserve, limited)
+        })
+    }
+
+    /// Waits for the Redis work counting the call left (live spend, settled limits),
+    /// so that the next request anywhere in the fleet sees it.
+    pub(super) async fn settled(&mut self) {
+        if let Some(pending) = self.pending.as_mut() {
+            pending.await;
+            self.pending = None;
+        }
+    }
+
+    /// Lets the Redis work counting the call left run on its own.
+    pub(super) fn detach(&mut self) {
+        admission::spawn(self.pending.take());
     }
 
     /// The client the call counts under.
@@ -187,6 +220,22 @@ impl Recorder {
             cancelled,
             "request"
         );
+        // Settled with the usage reported; a call that failed before an answer used
+        // nothing; one that ended without a report keeps its reservation.
+        let used = match (record.usage, record.error_kind) {
+            (Some(usage), _) => Some(usage.total_tokens()),
+            (None, Some(_)) if self.route.is_none() => Some(0),
+            (None, _) => None,
+        };
+        let spends = self.pipeline.live_spend(&record, &config.budgets);
+        if let Some(admission) = self.admission.as_mut() {
+            self.pending = admission.settle(used, spends);
+        } else if !spends.is_empty() {
+            self.pending = self
+                .pipeline
+                .limiter()
+                .settle(Vec::new(), None, String::new(), spends);
+        }
         self.pipeline.count(record, &config.budgets);
     }
 }
@@ -194,5 +243,6 @@ impl Recorder {
 impl Drop for Recorder {
     fn drop(&mut self) {
         self.finish(true);
+        self.detach();
     }
 }

@@ -81,6 +81,12 @@ pub async fn reset_usage(State(host): State<Arc<Host>>) -> impl IntoResponse {
     Json(host.usage().summary())
 }
 
+/// Every configured limit: its window, what is used and what remains, and where the
+/// counts live (`memory` or `redis`, with the Redis's health).
+pub async fn limits(State(host): State<Arc<Host>>) -> impl IntoResponse {
+    Json(host.limits_report().await)
+}
+
 /// Checks one provider with a cheap live call.
 pub async fn check(
     State(host): State<Arc<Host>>,

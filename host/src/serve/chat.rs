@@ -64,7 +64,9 @@ pub async fn completions(
     };
     match answer(&host, call).await {
         Ok(response) => response,
-        Err(error) => ApiError::from_dispatch(&error).into_response(),
+        Err(error) => {
+            super::with_limit_headers(ApiError::from_dispatch(&error).into_response(), &error)
+        }
     }
 }
 

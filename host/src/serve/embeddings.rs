@@ -77,7 +77,9 @@ pub async fn embeddings(
             annotate(&mut response, &done.route);
             response
         }
-        Err(error) => ApiError::from_dispatch(&error).into_response(),
+        Err(error) => {
+            super::with_limit_headers(ApiError::from_dispatch(&error).into_response(), &error)
+        }
     }
 }
 

@@ -96,6 +96,9 @@ impl ApiError {
                 ("invalid_request_error", "unsupported_capability")
             }
             DispatchError::NotReady { .. } => ("server_error", "provider_unavailable"),
+            DispatchError::SharedStateUnavailable(_) => {
+                ("server_error", "shared_state_unavailable")
+            }
             _ => match error.kind() {
                 ErrorKind::InvalidRequest => ("invalid_request_error", "invalid_request"),
                 ErrorKind::ContextWindowExceeded => {

@@ -30,7 +30,11 @@ use serde_json::{json, Value};
 use tracing::Instrument;
 
 pub use crate::clients::ClientKeys;
-use crate::{pipeline::Route, Host};
+use crate::{
+    limits::RateLimits,
+    pipeline::{DispatchError, Route},
+    Host,
+};
 pub use auth::{ClientName, Listener};
 use error::ApiError;
 
@@ -69,6 +73,7 @@ pub fn router(host: Arc<Host>) -> Router {
         .route("/admin/providers/{name}/check", post(admin::check))
         .route("/admin/usage", get(admin::usage))
         .route("/admin/usage/reset", post(admin::reset_usage))
+        .route("/admin/limits", get(admin::limits))
         .layer(middleware::from_fn_with_state(
             host.clone(),
             auth::require_admin,
@@ -133,7 +138,7 @@ async fn metrics(
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains("application/openmetrics-text"));
-    let text = host.render_metrics();
+    let text = host.render_metrics_live().await;
     match openmetrics {
         true => (
             [(
@@ -304,4 +309,28 @@ pub(crate) fn annotate(response: &mut Response, route: &Route) {
     headers
         .entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-cache"));
+    rate_limit_headers(headers, &route.rate_limits);
+}
+
+/// The `x-ratelimit-*` headers of the tightest limits that applied.
+fn rate_limit_headers(headers: &mut axum::http::HeaderMap, limits: &RateLimits) {
+    for (name, value) in limits.headers() {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
+}
+
+/// An error response, with `retry-after` and the refusing limit's `x-ratelimit-*`
+/// headers when rate limits refused the call (every ingress renders its own body).
+pub(crate) fn with_limit_headers(mut response: Response, error: &DispatchError) -> Response {
+    if let DispatchError::RateLimited(exceeded) = error {
+        let headers = response.headers_mut();
+        headers.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(exceeded.retry_after_secs()),
+        );
+        rate_limit_headers(headers, &exceeded.quotas());
+    }
+    response
 }

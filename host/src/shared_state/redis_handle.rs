@@ -50,7 +50,7 @@ struct Health {
 
 /// Why a Redis command did not run. The request it served follows
 /// `shared_state.on_unavailable`.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("shared state at {url} is unavailable: {reason}")]
 pub struct Unavailable {
     /// The server, password hidden.

@@ -365,6 +365,17 @@ impl Meter {
         }
     }
 
+    /// What this host counts as spent on `budget` in its period at `at` (the ledger as
+    /// loaded at start, plus this host's records since): what a fleet's live spend in
+    /// Redis is seeded with when its key is missing.
+    pub fn spent_on(&self, budget: &Budget, at: f64) -> f64 {
+        spent(
+            &self.spend.lock().unwrap_or_else(|e| e.into_inner()),
+            budget,
+            at,
+        )
+    }
+
     /// The client's budgets, checked before a request is sent.
     pub fn check_client(&self, client: &str, budgets: &[Budget]) -> Result<(), BudgetSpent> {
         self.check(

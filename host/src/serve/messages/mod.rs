@@ -93,7 +93,10 @@ async fn answer(host: &Host, call: Call) -> Response {
                 annotate(&mut response, &done.route);
                 response
             }
-            Err(error) => AnthropicError::from_dispatch(&error).into_response(),
+            Err(error) => super::with_limit_headers(
+                AnthropicError::from_dispatch(&error).into_response(),
+                &error,
+            ),
         };
     }
     let events = match host.stream(call).await {
@@ -108,7 +111,12 @@ async fn answer(host: &Host, call: Call) -> Response {
         }
         // Known before the first byte: a real status, which Anthropic clients map to
         // the right exception and may retry.
-        Err(error) => return AnthropicError::from_dispatch(&error).into_response(),
+        Err(error) => {
+            return super::with_limit_headers(
+                AnthropicError::from_dispatch(&error).into_response(),
+                &error,
+            )
+        }
     };
     let route = events.route.clone();
     let mut writer = EventWriter::new(id, events.target.to_string());
@@ -167,7 +175,10 @@ pub async fn count_tokens(
     match host.forward(call).await {
         Ok((counted, route)) => relay::whole(counted, &route),
         Err(DispatchError::Unsupported { .. }) => estimate(&request),
-        Err(error) => AnthropicError::from_dispatch(&error).into_response(),
+        Err(error) => super::with_limit_headers(
+            AnthropicError::from_dispatch(&error).into_response(),
+            &error,
+        ),
     }
 }
 

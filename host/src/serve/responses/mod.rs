@@ -128,7 +128,12 @@ async fn whole(
 ) -> Response {
     let done = match host.complete(call).await {
         Ok(done) => done,
-        Err(error) => return ApiError::from_dispatch(&error).into_response(),
+        Err(error) => {
+            return super::with_limit_headers(
+                ApiError::from_dispatch(&error).into_response(),
+                &error,
+            )
+        }
     };
     let head = Head::new(new_id("resp"), now(), done.target.to_string(), &request);
     let status = Status::finished(Some(done.response.finish_reason));
@@ -156,7 +161,12 @@ async fn streamed(
         Ok(Streamed::Native(_)) => unreachable!("a call without a native body is translated"),
         // Known before the first byte: a real status, which clients map to the right
         // exception.
-        Err(error) => return ApiError::from_dispatch(&error).into_response(),
+        Err(error) => {
+            return super::with_limit_headers(
+                ApiError::from_dispatch(&error).into_response(),
+                &error,
+            )
+        }
     };
     let route = events.route.clone();
     let head = Head::new(new_id("resp"), now(), events.target.to_string(), &request);
