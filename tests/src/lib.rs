@@ -12,6 +12,7 @@ use std::{
 pub mod client;
 pub mod fake;
 pub mod sdk;
+pub mod series;
 
 pub use tempfile::TempDir;
 

@@ -30,9 +30,11 @@ use provider_sdk::{ChatRequest, ChatResponse, ErrorKind, ProviderError};
 use crate::{
     breaker::Breakers,
     config::{BreakerPolicy, Budget},
+    last_errors::LastErrors,
     metrics::Metrics,
     registry::Target,
     snapshot::Snapshot,
+    traffic::Traffic,
     usage::{Meter, UsageRecord},
 };
 pub use attempts::Route;
@@ -136,6 +138,8 @@ pub struct Pipeline {
     breakers: Arc<Breakers>,
     meter: Meter,
     metrics: Metrics,
+    traffic: Traffic,
+    last_errors: LastErrors,
     jitter: Option<JitterSource>,
 }
 
@@ -146,6 +150,8 @@ impl Pipeline {
             breakers: Arc::default(),
             meter,
             metrics: Metrics::new(),
+            traffic: Traffic::new(),
+            last_errors: LastErrors::default(),
             jitter: None,
         }
     }
@@ -171,9 +177,21 @@ impl Pipeline {
         &self.metrics
     }
 
-    /// Counts a finished call in usage, budgets and metrics.
+    /// The last hour of traffic, in short buckets.
+    pub fn traffic(&self) -> &Traffic {
+        &self.traffic
+    }
+
+    /// The last failure of each provider.
+    pub fn last_errors(&self) -> &LastErrors {
+        &self.last_errors
+    }
+
+    /// Counts a finished call in usage, budgets, metrics and recent traffic.
     pub fn count(&self, record: UsageRecord, budgets: &[Budget]) {
         self.metrics.observe(&record);
+        self.traffic.observe(self.meter.now(), &record);
+        self.last_errors.observe(&record);
         self.meter.record(record, budgets);
     }
 

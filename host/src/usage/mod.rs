@@ -8,6 +8,7 @@ pub mod cost;
 mod ledger;
 pub mod period;
 mod postgres;
+pub mod series;
 
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
@@ -23,6 +24,7 @@ use serde::Serialize;
 
 use crate::config::{Budget, Period, UsageConfig};
 pub use ledger::Ledger;
+use series::{Series, SeriesError, SeriesQuery};
 
 /// What one request did and cost.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -205,6 +207,23 @@ enum Scope {
     Provider(String),
 }
 
+/// A budget and what is spent of it (`/admin/budgets`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BudgetStatus {
+    /// `client` or `provider`.
+    pub scope: &'static str,
+    /// The client key's or provider's name.
+    pub name: String,
+    /// `hour`, `day` or `month` (UTC).
+    pub period: Period,
+    /// Dollars per period.
+    pub limit_usd: f64,
+    /// Dollars spent in the current period.
+    pub spent_usd: f64,
+    /// When the current period began (Unix seconds).
+    pub period_start: f64,
+}
+
 /// A budget that is spent.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("the {period:?} budget of ${limit:.2} for {scope} is spent (${spent:.4} so far); it renews at the start of the next {period:?} (UTC)")]
@@ -225,7 +244,12 @@ enum Message {
     Record(UsageRecord),
     Flush(mpsc::Sender<()>),
     Reset(f64, mpsc::Sender<()>),
+    Series(SeriesQuery, mpsc::Sender<Result<Series, SeriesError>>),
 }
+
+/// How long a series query may wait for the ledger (behind a batch being written, a
+/// PostgreSQL server that is slow to answer) before it is answered with an error.
+const SERIES_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Where the meter reads the time, in Unix seconds: the system clock, or a clock a
 /// test moves across a period boundary without waiting for it.
@@ -418,6 +442,30 @@ impl Meter {
         Ok(())
     }
 
+    /// Each budget with what is spent of it in its current period.
+    pub fn budgets(&self, budgets: &[Budget]) -> Vec<BudgetStatus> {
+        let spend = self.spend.lock().unwrap_or_else(|e| e.into_inner());
+        let now = self.now();
+        budgets
+            .iter()
+            .map(|budget| {
+                let (scope, name) = match scope_of(budget) {
+                    Some(Scope::Client(c)) => ("client", c),
+                    Some(Scope::Provider(p)) => ("provider", p),
+                    None => ("none", String::new()),
+                };
+                BudgetStatus {
+                    scope,
+                    name,
+                    period: budget.period,
+                    limit_usd: budget.limit_usd,
+                    spent_usd: spent(&spend, budget, now),
+                    period_start: period::start(budget.period, now),
+                }
+            })
+            .collect()
+    }
+
     /// The summary since the last reset, with the ledger's health.
     pub fn summary(&self) -> Summary {
         let mut summary = self
@@ -444,6 +492,27 @@ impl Meter {
                 .send(Message::Reset(now, ack));
             let _ = done.recv();
         }
+    }
+
+    /// Usage over time from the ledger. The query goes through the writer, after the
+    /// records counted before it, so what was recorded is in the answer. Blocking (at
+    /// most [`SERIES_WAIT`]).
+    pub fn series(&self, query: SeriesQuery) -> Result<Series, SeriesError> {
+        let Some(writer) = &self.writer else {
+            return Err(SeriesError::NoLedger);
+        };
+        let (answer, answered) = mpsc::channel();
+        writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(Message::Series(query, answer))
+            .map_err(|_| SeriesError::Unreadable("the ledger writer has stopped".to_owned()))?;
+        answered.recv_timeout(SERIES_WAIT).map_err(|_| {
+            SeriesError::Unreadable(format!(
+                "no answer within {} s (see the ledger's state in /readyz)",
+                SERIES_WAIT.as_secs()
+            ))
+        })?
     }
 
     /// Waits until every record so far is in the ledger.
@@ -597,6 +666,7 @@ fn write_loop(mut writer: Writer, rx: mpsc::Receiver<Message>) {
         };
         let mut acks = Vec::new();
         let mut resets = Vec::new();
+        let mut queries = Vec::new();
         let mut next = first;
         let mut gathered = 0;
         // Gather a batch: at request rates records arrive one by one, and a commit per
@@ -610,8 +680,9 @@ fn write_loop(mut writer: Writer, rx: mpsc::Receiver<Message>) {
                 }
                 Message::Flush(ack) => acks.push(ack),
                 Message::Reset(at, ack) => resets.push((at, ack)),
+                Message::Series(query, answer) => queries.push((query, answer)),
             }
-            if gathered >= 1_000 || !acks.is_empty() || !resets.is_empty() {
+            if gathered >= 1_000 || !acks.is_empty() || !resets.is_empty() || !queries.is_empty() {
                 break;
             }
             let left = until.saturating_duration_since(std::time::Instant::now());
@@ -631,6 +702,19 @@ fn write_loop(mut writer: Writer, rx: mpsc::Receiver<Message>) {
         }
         for ack in acks {
             let _ = ack.send(());
+        }
+        for (query, answer) in queries {
+            let result = match &mut writer.ledger {
+                Some(ledger) => ledger.series(&query).map_err(SeriesError::Unreadable),
+                None => Err(SeriesError::Unreadable(
+                    writer
+                        .health
+                        .status()
+                        .last_error
+                        .unwrap_or_else(|| "the ledger is not open".to_owned()),
+                )),
+            };
+            let _ = answer.send(result);
         }
     }
     // The host is going away: one last try for what is still queued.
