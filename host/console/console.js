@@ -99,7 +99,7 @@
     if (p.faulted) parts.push(`faulted: ${p.faulted}`);
     if (p.last_reload_error) parts.push(`last reload refused: ${p.last_reload_error}`);
     const e = p.last_error;
-    if (e) parts.push(`${e.kind} (${e.status})${e.model ? ` on ${e.model}` : ""} at ${utc(e.at)}`);
+    if (e) parts.push(`${e.kind}${e.status ? ` (${e.status})` : ""} on ${e.model} at ${utc(e.at)}: ${e.message}`);
     return parts.length ? parts.join("; ") : dash;
   }
 
@@ -142,6 +142,10 @@
   // ---- charts ---------------------------------------------------------------------
 
   const charts = new Map(); // figure id -> { plot, signature }
+  const xRanges = new Map(); // figure id -> [from, to], read by the x scale on each draw
+
+  // Tick labels: small dollar amounts keep two significant digits instead of reading "0".
+  const money = (v) => (v === 0 ? "$0" : `$${Number(v.toPrecision(2))}`);
 
   function chartWidth(figure) {
     return Math.max(240, figure.querySelector(".plot").clientWidth || 300);
@@ -151,7 +155,8 @@
   // stay the same, so a refresh only changes the lines.
   function draw(id, labels, data, options) {
     const figure = $(id);
-    const signature = labels.join("\u0000") + JSON.stringify(options || {});
+    if (options && options.range) xRanges.set(id, options.range);
+    const signature = labels.join("\u0000") + JSON.stringify(Object.assign({}, options, { range: null }));
     const existing = charts.get(id);
     if (existing && existing.signature === signature) {
       existing.plot.setData(data);
@@ -170,8 +175,14 @@
       width: chartWidth(figure),
       height: 190,
       series,
-      scales: { x: { time: true }, y: options && options.log ? { distr: 3 } : { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } },
-      axes: [{ values: (u, ticks) => ticks.map((t) => clock(t).slice(0, options && options.days ? 0 : 5) || utc(t).slice(0, 10)) }, { size: 60 }],
+      scales: {
+        x: { time: true, range: (u, min, max) => xRanges.get(id) || [min, max] },
+        y: options && options.log ? { distr: 3 } : { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] },
+      },
+      axes: [
+        { values: (u, ticks) => ticks.map((t) => (options && options.days ? utc(t).slice(0, 10) : clock(t).slice(0, 5))) },
+        Object.assign({ size: options && options.money ? 84 : 64 }, options && options.money ? { values: (u, ticks) => ticks.map(money) } : {}),
+      ],
       legend: { live: false },
       cursor: { drag: { x: false, y: false } },
     }, data, figure.querySelector(".plot"));
@@ -283,7 +294,7 @@
     }
     const labels = shown.length ? shown.map(([key]) => key) : ["cost"];
     const columns = shown.length ? shown.map(([, sum]) => starts.map((start) => sum.at.get(start) || 0)) : [[]];
-    draw("chart-cost", labels, [starts, ...columns], { points: true, days: s.bucket !== "hour" });
+    draw("chart-cost", labels, [starts, ...columns], { points: true, money: true, days: s.bucket !== "hour", range: [s.since, s.until] });
     const spent = ranked.reduce((a, [, sum]) => a + sum.cost_usd, 0);
     summary("chart-cost", `${usd(spent)} over ${starts.length} ${s.bucket}${starts.length === 1 ? "" : "s"} with traffic, ${utc(s.since)} to ${utc(s.until)}, by ${s.by}${s.truncated ? " (truncated)" : ""}.`,
       s.rows.length);
@@ -338,6 +349,7 @@
   }
 
   let refreshes = 0;
+  let noLimits = false;
   let timer = null;
 
   async function refresh() {
@@ -351,8 +363,14 @@
       section("limits", async () => {
         const budgets = await get("/admin/budgets");
         // Rate limits come from /admin/limits where the host has them; a host without
-        // them answers 404, and the section shows budgets only.
-        const limits = await get("/admin/limits").catch(() => null);
+        // them answers 404 (asked once per page load), and the section shows budgets only.
+        let limits = null;
+        if (!noLimits) {
+          limits = await get("/admin/limits").catch((e) => {
+            if (e.status === 404) noLimits = true;
+            return null;
+          });
+        }
         return [budgets, limits];
       }, ([b, l]) => { renderBudgets(b); renderLimits(l); }),
     ]);

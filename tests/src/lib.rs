@@ -9,6 +9,7 @@ use std::{
     process::{Command, Output},
 };
 
+pub mod browser;
 pub mod client;
 pub mod fake;
 pub mod sdk;

@@ -21,6 +21,7 @@ use super::{
 use crate::{
     breaker::Breakers,
     config::RetryPolicy,
+    last_errors::LastErrors,
     registry::{ReadyProvider, Registry, Target},
     snapshot::Snapshot,
     usage::Meter,
@@ -175,6 +176,7 @@ impl Job for EmbeddingJob<'_> {
 pub(super) async fn run<T, F, Fut>(
     snapshot: &Snapshot,
     breakers: &Breakers,
+    last_errors: &LastErrors,
     meter: &Meter,
     jitter_source: Option<&JitterSource>,
     job: &mut impl Job,
@@ -314,6 +316,7 @@ where
                         );
                     }
                     tracing::info!(%target, attempt = attempts, kind = %error.kind, message = %error.message, "attempt failed");
+                    last_errors.failed(&target.provider, counted, &error, meter.now());
                     if retryable(error.kind) && retry < policy.max_retries {
                         let wait = backoff(&policy, retry, &error, sample());
                         if Instant::now() + wait < deadline {

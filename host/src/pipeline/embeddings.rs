@@ -90,6 +90,7 @@ impl Pipeline {
         let ((response, body), route) = attempts::run(
             snapshot,
             &self.breakers,
+            &self.last_errors,
             &self.meter,
             self.jitter.as_ref(),
             &mut EmbeddingJob::new(request, native),

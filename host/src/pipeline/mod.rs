@@ -191,7 +191,6 @@ impl Pipeline {
     pub fn count(&self, record: UsageRecord, budgets: &[Budget]) {
         self.metrics.observe(&record);
         self.traffic.observe(self.meter.now(), &record);
-        self.last_errors.observe(&record);
         self.meter.record(record, budgets);
     }
 
@@ -299,6 +298,7 @@ impl Pipeline {
         attempts::run(
             &snapshot,
             &self.breakers,
+            &self.last_errors,
             &self.meter,
             self.jitter.as_ref(),
             &mut attempts::ChatJob::new(call.request, call.native.as_ref()),
@@ -336,6 +336,7 @@ impl Pipeline {
         let ((response, body), route) = attempts::run(
             snapshot,
             &self.breakers,
+            &self.last_errors,
             &self.meter,
             self.jitter.as_ref(),
             &mut attempts::ChatJob::new(request, native),
@@ -377,6 +378,7 @@ impl Pipeline {
         let ((decoding, held), route) = attempts::run(
             &snapshot,
             &self.breakers,
+            &self.last_errors,
             &self.meter,
             self.jitter.as_ref(),
             &mut attempts::ChatJob::new(request, native),
