@@ -89,8 +89,10 @@ impl Pipeline {
         let expected = request.input.len();
         let ((response, body), route) = attempts::run(
             snapshot,
-            &self.breakers,
-            &self.last_errors,
+            attempts::Learned {
+                breakers: &self.breakers,
+                last_errors: &self.last_errors,
+            },
             &self.meter,
             self.jitter.as_ref(),
             &mut EmbeddingJob::new(request, native),

@@ -297,8 +297,10 @@ impl Pipeline {
         let waited = &clock;
         attempts::run(
             &snapshot,
-            &self.breakers,
-            &self.last_errors,
+            attempts::Learned {
+                breakers: &self.breakers,
+                last_errors: &self.last_errors,
+            },
             &self.meter,
             self.jitter.as_ref(),
             &mut attempts::ChatJob::new(call.request, call.native.as_ref()),
@@ -335,8 +337,10 @@ impl Pipeline {
         let waited = &clock;
         let ((response, body), route) = attempts::run(
             snapshot,
-            &self.breakers,
-            &self.last_errors,
+            attempts::Learned {
+                breakers: &self.breakers,
+                last_errors: &self.last_errors,
+            },
             &self.meter,
             self.jitter.as_ref(),
             &mut attempts::ChatJob::new(request, native),
@@ -377,8 +381,10 @@ impl Pipeline {
         let waited = &clock;
         let ((decoding, held), route) = attempts::run(
             &snapshot,
-            &self.breakers,
-            &self.last_errors,
+            attempts::Learned {
+                breakers: &self.breakers,
+                last_errors: &self.last_errors,
+            },
             &self.meter,
             self.jitter.as_ref(),
             &mut attempts::ChatJob::new(request, native),
