@@ -350,16 +350,27 @@
 
   let refreshes = 0;
   let noLimits = false;
+  // The ledger's series is read once a minute (or when the controls change): its
+  // buckets are hours or longer, and the query runs on the ledger's writer.
+  const SERIES_EVERY_MS = 60000;
+  let series = { query: null, at: 0, data: null };
+
+  async function usageSeries(query) {
+    if (series.query !== query || Date.now() - series.at > SERIES_EVERY_MS || !series.data) {
+      series = { query, at: Date.now(), data: await get(query) };
+    }
+    return series.data;
+  }
   let timer = null;
 
   async function refresh() {
     clearTimeout(timer);
-    const series = `/admin/usage/series?bucket=${encodeURIComponent($("bucket").value)}&by=${encodeURIComponent($("by").value)}`;
+    const query = `/admin/usage/series?bucket=${encodeURIComponent($("bucket").value)}&by=${encodeURIComponent($("by").value)}`;
     const done = await Promise.all([
       section("providers", () => get("/admin/providers"), renderProviders),
       section("reloads", () => get("/admin/reloads"), renderReloads),
       section("traffic", () => get("/admin/traffic"), renderTraffic),
-      section("usage", async () => [await get("/admin/usage"), await get(series)], ([u, s]) => { renderUsage(u); renderSeries(s); }),
+      section("usage", async () => [await get("/admin/usage"), await usageSeries(query)], ([u, s]) => { renderUsage(u); renderSeries(s); }),
       section("limits", async () => {
         const budgets = await get("/admin/budgets");
         // Rate limits come from /admin/limits where the host has them; a host without
