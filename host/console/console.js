@@ -152,7 +152,8 @@
   }
 
   // Draws `data` ([x, ...series]) in the figure, reusing the chart while its series
-  // stay the same, so a refresh only changes the lines.
+  // stay the same, so a refresh only changes the lines. With `points` each value is
+  // marked: a lone bucket between empty ones has no line to show it.
   function draw(id, labels, data, options) {
     const figure = $(id);
     if (options && options.range) xRanges.set(id, options.range);
@@ -240,7 +241,7 @@
     }
 
     draw("chart-latency", ["latency p50", "latency p99", "overhead p50", "overhead p99"],
-      [t.start, t.latency_p50_ms, t.latency_p99_ms, t.overhead_p50_ms, t.overhead_p99_ms], { log: true });
+      [t.start, t.latency_p50_ms, t.latency_p99_ms, t.overhead_p50_ms, t.overhead_p99_ms], { log: true, points: true });
     summary("chart-latency", `Latest: latency p50 ${ms(lastValue(t.latency_p50_ms))}, p99 ${ms(lastValue(t.latency_p99_ms))}; host overhead p50 ${ms(lastValue(t.overhead_p50_ms))}, p99 ${ms(lastValue(t.overhead_p99_ms))}.`,
       t.latency_p50_ms.filter((v) => v !== null).length);
   }
