@@ -25,6 +25,7 @@ use crate::{
     },
     registry::{Changes, Registry},
     response_store::ResponseStore,
+    shared_state::SharedState,
     snapshot::Snapshot,
     transport::{
         rawlog::{RawLog, RecordCallback, UpstreamRecord},
@@ -309,7 +310,8 @@ impl Host {
             Some(clock) => Meter::open_with_clock(&config.usage, clock),
             None => Meter::open(&config.usage),
         };
-        let mut pipeline = Pipeline::new(meter);
+        let mut pipeline =
+            Pipeline::new(meter).with_shared_state(SharedState::from_config(&config.shared_state));
         if let Some(jitter) = hooks.jitter {
             pipeline = pipeline.with_jitter(jitter);
         }
@@ -364,6 +366,11 @@ impl Host {
     /// The circuit breakers.
     pub fn breakers(&self) -> &Breakers {
         self.pipeline.breakers()
+    }
+
+    /// Where live counters (limits, live spend, cached answers) are kept.
+    pub fn shared_state(&self) -> &SharedState {
+        self.pipeline.shared_state()
     }
 
     /// Usage, cost and budgets.
@@ -512,6 +519,11 @@ impl Host {
             }
             for name in &changes.removed {
                 tracing::info!(provider = %name, "provider removed");
+            }
+            if config.shared_state != latest.config.shared_state {
+                // The connection and every live counter hang on it: swapping it under
+                // requests in flight would split their windows between two stores.
+                tracing::warn!("shared_state changed in the config: the change takes effect at the next start; the host keeps using the state it started with");
             }
             let generation = latest.generation + 1;
             let raw = raw_log(&config, &self.records);

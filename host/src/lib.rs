@@ -13,6 +13,7 @@
 pub mod breaker;
 pub mod clients;
 pub mod config;
+pub mod fuzz;
 pub mod health;
 mod host;
 pub mod last_errors;
@@ -24,7 +25,9 @@ pub mod registry;
 pub mod response_store;
 pub mod sandbox;
 pub mod serve;
+pub mod shared_state;
 pub mod snapshot;
+pub mod stream_checks;
 pub mod target;
 pub mod traffic;
 pub mod transport;

@@ -5,9 +5,11 @@
 //! replaced by the environment variable before the config is checked; `$$` is a `$`.
 
 mod policy;
+mod shared_state;
 mod usage;
 
 pub use policy::{BreakerPolicy, RawLogConfig, RetryPolicy};
+pub use shared_state::{RedisUrl, SharedStateConfig, UnavailablePolicy};
 pub use usage::{Budget, ClientKeySpec, NamedKey, Period, PriceOverrides, UsageConfig};
 
 use std::{
@@ -119,6 +121,9 @@ pub struct Config {
     /// The child process every new plugin file is validated in before it is loaded.
     #[serde(default)]
     pub sandbox: SandboxConfig,
+    /// Where live counters are kept when several hosts must agree (Redis), or memory.
+    #[serde(default)]
+    pub shared_state: SharedStateConfig,
 }
 
 /// Where and under which limits plugin files are validated before the host loads them
@@ -134,9 +139,19 @@ pub struct SandboxConfig {
     pub binary: Option<PathBuf>,
     /// The child's address-space limit, in MiB.
     pub address_space_mb: u64,
-    /// The child's wall-clock limit, in seconds.
+    /// The child's wall-clock limit, in seconds (the fuzz pass's time is added).
     pub timeout_secs: f64,
+    /// How long the fuzz pass of validation makes inputs, in seconds (0 turns it off,
+    /// at most [`MAX_FUZZ_SECS`]).
+    pub fuzz_secs: f64,
+    /// The fuzz pass's seed, to replay a pass exactly; a fresh one each run by default
+    /// (every report names the seed it used).
+    pub fuzz_seed: Option<u64>,
 }
+
+/// The longest fuzz pass `sandbox.fuzz_secs` may ask for: validation runs at every
+/// start and reload for each new plugin file.
+pub const MAX_FUZZ_SECS: f64 = 60.0;
 
 impl Default for SandboxConfig {
     fn default() -> Self {
@@ -145,6 +160,8 @@ impl Default for SandboxConfig {
             binary: None,
             address_space_mb: 4096,
             timeout_secs: 20.0,
+            fuzz_secs: 1.0,
+            fuzz_seed: None,
         }
     }
 }
@@ -310,7 +327,7 @@ pub fn resolve_listen(text: &str) -> Result<SocketAddr, String> {
     let how = "write host:port, such as 127.0.0.1:8080, localhost:8080 or [::1]:8080";
     if text
         .rsplit_once(':')
-        .map_or(true, |(_, port)| port.parse::<u16>().is_err())
+        .is_none_or(|(_, port)| port.parse::<u16>().is_err())
     {
         return Err(format!("`{text}` has no port: {how}"));
     }
@@ -515,6 +532,13 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), (String, String)> {
+        let fuzz = self.sandbox.fuzz_secs;
+        if !(0.0..=MAX_FUZZ_SECS).contains(&fuzz) {
+            return Err((
+                "sandbox.fuzz_secs".to_owned(),
+                format!("is {fuzz}: give the fuzz pass's seconds, from 0 (off) to {MAX_FUZZ_SECS}"),
+            ));
+        }
         let mut names = HashSet::new();
         for (i, entry) in self.providers.iter().enumerate() {
             if let Err(why) = check_name(&entry.name) {
@@ -625,6 +649,17 @@ impl Config {
             return Err((
                 "server.max_connections".to_owned(),
                 "must be at least 1".to_owned(),
+            ));
+        }
+        if let Some(redis) = &self.shared_state.redis {
+            redis
+                .check()
+                .map_err(|why| ("shared_state.redis".to_owned(), why))?;
+        }
+        if self.shared_state.timeout_ms == 0 {
+            return Err((
+                "shared_state.timeout_ms".to_owned(),
+                "must be at least 1 (milliseconds a Redis round trip may take)".to_owned(),
             ));
         }
         let limits = &self.stream_limits;
@@ -938,6 +973,36 @@ mod tests {
         );
         let bad_port = resolve_listen("localhost:http").unwrap_err();
         assert!(bad_port.contains("no port"), "{bad_port}");
+    }
+
+    #[test]
+    fn shared_state_names_a_redis_url_and_a_policy_or_says_what_to_write() {
+        let config = parse(
+            r#"{"shared_state": {"redis": "redis://:pw@127.0.0.1:6379/1", "on_unavailable": "fail_closed"}}"#,
+        )
+        .unwrap();
+        let shared = &config.shared_state;
+        assert_eq!(shared.on_unavailable, UnavailablePolicy::FailClosed);
+        assert_eq!(shared.key_prefix, "provider-host");
+        assert_eq!(
+            shared.redis.as_ref().unwrap().to_string(),
+            "redis://:***@127.0.0.1:6379/1"
+        );
+
+        let wrong_scheme =
+            parse(r#"{"shared_state": {"redis": "http://127.0.0.1:6379"}}"#).unwrap_err();
+        assert_eq!(wrong_scheme.location, "shared_state.redis");
+        assert!(
+            wrong_scheme.message.contains("only redis://"),
+            "{wrong_scheme}"
+        );
+
+        let bad_policy = parse(r#"{"shared_state": {"on_unavailable": "retry"}}"#).unwrap_err();
+        assert_eq!(bad_policy.location, "shared_state.on_unavailable");
+        assert!(
+            bad_policy.message.contains("fail_open") && bad_policy.message.contains("fail_closed"),
+            "{bad_policy}"
+        );
     }
 
     #[test]

@@ -33,6 +33,7 @@ use crate::{
     last_errors::LastErrors,
     metrics::Metrics,
     registry::Target,
+    shared_state::SharedState,
     snapshot::Snapshot,
     traffic::Traffic,
     usage::{Meter, UsageRecord},
@@ -141,6 +142,7 @@ pub struct Pipeline {
     traffic: Traffic,
     last_errors: LastErrors,
     jitter: Option<JitterSource>,
+    shared: Arc<SharedState>,
 }
 
 impl Pipeline {
@@ -153,7 +155,19 @@ impl Pipeline {
             traffic: Traffic::new(),
             last_errors: LastErrors::default(),
             jitter: None,
+            shared: Arc::new(SharedState::local()),
         }
+    }
+
+    /// Keeps live counters in `shared` (a fleet's Redis) instead of this host's memory.
+    pub fn with_shared_state(mut self, shared: SharedState) -> Pipeline {
+        self.shared = Arc::new(shared);
+        self
+    }
+
+    /// Where live counters are kept.
+    pub fn shared_state(&self) -> &SharedState {
+        &self.shared
     }
 
     /// Draws backoff jitter from `source` instead of a random generator.

@@ -407,7 +407,7 @@ fn redact(url: &str) -> (String, Vec<String>) {
         let preceded = shown[..from + found]
             .chars()
             .next_back()
-            .map_or(true, |c| matches!(c, '?' | '&' | ' ' | '\t' | '\n'));
+            .is_none_or(|c| matches!(c, '?' | '&' | ' ' | '\t' | '\n'));
         let rest = &shown[key_end..];
         let value_start = key_end + (rest.len() - rest.trim_start().len());
         if !preceded || !shown[value_start..].starts_with('=') {
