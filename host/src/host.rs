@@ -2,6 +2,7 @@
 //! (config, registry, transport), and swaps a new snapshot in on reload.
 
 use std::{
+    collections::VecDeque,
     path::{Path, PathBuf},
     sync::{
         atomic::{AtomicU64, Ordering},
@@ -174,8 +175,11 @@ struct Hooks {
 /// What one reload did.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReloadReport {
-    /// What asked for it (`watch`, `sighup`, `admin`, ...).
+    /// What asked for it: `start` (the first load), `watch` (a file changed),
+    /// `sighup`, `admin` (`POST /admin/reload`), or what an embedder passed.
     pub trigger: String,
+    /// When it started (Unix seconds).
+    pub at: f64,
     /// The snapshot generation in effect afterwards.
     pub generation: u64,
     /// Why the config was not used, when it was not (the previous one stays).
@@ -203,6 +207,28 @@ pub struct ReloadStats {
     pub failures: AtomicU64,
     /// The last reload's report.
     pub last: Mutex<Option<ReloadReport>>,
+    /// The last [`RELOAD_HISTORY`] reports (the first load included), oldest first.
+    history: Mutex<VecDeque<ReloadReport>>,
+}
+
+/// How many reload reports [`ReloadStats::history`] keeps.
+pub const RELOAD_HISTORY: usize = 50;
+
+impl ReloadStats {
+    /// The last reports, oldest first: the first load (`start`) and every reload
+    /// since, up to [`RELOAD_HISTORY`].
+    pub fn history(&self) -> Vec<ReloadReport> {
+        let history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        history.iter().cloned().collect()
+    }
+
+    fn remember(&self, report: &ReloadReport) {
+        let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        if history.len() >= RELOAD_HISTORY {
+            history.pop_front();
+        }
+        history.push_back(report.clone());
+    }
 }
 
 /// A running set of providers. Cheap to share: wrap it in an `Arc`.
@@ -262,7 +288,19 @@ impl Host {
         let sandbox =
             crate::sandbox::Sandbox::from_config(&config.sandbox, hooks.sandbox_binary.as_deref());
         let loader = Loader::new(cache_dir).with_sandbox(sandbox);
-        let registry = Registry::build(&config, &loader, &*keys);
+        let loading = Instant::now();
+        let at = crate::usage::now_unix();
+        let (registry, changes) = Registry::rebuild(None, &config, &loader, &*keys);
+        // The first load is the history's first entry: a plugin refused at start is
+        // as visible there as one refused on reload.
+        let start = ReloadReport {
+            trigger: "start".to_owned(),
+            at,
+            generation: 1,
+            config_error: None,
+            changes,
+            duration_ms: loading.elapsed().as_secs_f64() * 1000.0,
+        };
         let transport = Transport::new(
             config.timeouts,
             config.proxy.as_deref(),
@@ -279,6 +317,8 @@ impl Host {
         }
         let responses = ResponseStore::open(&config.usage, &config.responses);
         let snapshot = Snapshot::new(config, registry, transport, 1, &*keys);
+        let stats = ReloadStats::default();
+        stats.remember(&start);
         let host = Host {
             config_path: path,
             config_dir: dir,
@@ -288,7 +328,7 @@ impl Host {
             loader,
             current: ArcSwap::from_pointee(snapshot),
             publishing: Mutex::new(()),
-            stats: ReloadStats::default(),
+            stats,
             pipeline: Arc::new(pipeline),
             responses,
         };
@@ -336,6 +376,16 @@ impl Host {
     /// Usage, cost and budgets.
     pub fn usage(&self) -> &Meter {
         self.pipeline.meter()
+    }
+
+    /// The last hour of traffic, in short buckets.
+    pub fn traffic(&self) -> &crate::traffic::Traffic {
+        self.pipeline.traffic()
+    }
+
+    /// The last failure of each provider.
+    pub fn last_errors(&self) -> &crate::last_errors::LastErrors {
+        self.pipeline.last_errors()
     }
 
     /// Stored Responses-API answers (`store: true`), for retrieval and continuation.
@@ -451,6 +501,7 @@ impl Host {
         let started = Instant::now();
         let mut report = ReloadReport {
             trigger: trigger.to_owned(),
+            at: crate::usage::now_unix(),
             generation: self.current.load().generation,
             config_error: None,
             changes: Changes::default(),
@@ -528,6 +579,7 @@ impl Host {
         self.stats.failures.fetch_add(failures, Ordering::Relaxed);
         self.pipeline.metrics().reloaded(failures);
         *self.stats.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(report.clone());
+        self.stats.remember(&report);
         report
     }
 

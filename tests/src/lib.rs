@@ -9,10 +9,12 @@ use std::{
     process::{Command, Output},
 };
 
+pub mod browser;
 pub mod client;
 pub mod fake;
 pub mod redis;
 pub mod sdk;
+pub mod series;
 
 pub use tempfile::TempDir;
 

@@ -524,3 +524,36 @@ fn kill_9_under_load_loses_only_the_requests_answered_in_the_last_moment() {
         "a load longer than the window"
     );
 }
+
+#[test]
+fn a_reload_the_watcher_made_is_logged() {
+    let scratch = Scratch::new();
+    let write = |alias: &str| {
+        scratch.config(serde_json::json!({
+            "providers": [{"name": "mock", "library": mock_plugin()}],
+            "models": {alias: {"targets": ["mock/echo"]}}
+        }))
+    };
+    let config = write("before");
+    let mut child = std::process::Command::new(e2e::host_binary())
+        .args(["--config".as_ref(), config.as_os_str()])
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start serve");
+    let lines = log_lines(child.stderr.take().unwrap());
+    let mut log = String::new();
+    until_logged(&lines, &mut log, "serving");
+    write("after");
+    let line = until_logged(&lines, &mut log, "reloaded after a file change");
+    assert!(
+        line.contains("INFO") && line.contains("generation=2"),
+        "{line}"
+    );
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success(), "{log}");
+}

@@ -606,3 +606,17 @@ async fn a_response_stored_through_one_host_is_continued_and_deleted_through_ano
     east.stop().await;
     west.stop().await;
 }
+
+#[tokio::test]
+async fn postgres_series_buckets_are_as_computed_by_hand() {
+    let database = Database::new();
+    let scratch = Scratch::new();
+    let server = Server::start(&config(
+        &scratch,
+        &database.url,
+        json!({"auth": {"admin_keys": ["sk-admin"]}}),
+    ))
+    .await;
+    e2e::series::check_hand_computed_buckets(&server, "sk-admin").await;
+    server.stop().await;
+}

@@ -50,6 +50,11 @@ pub(super) struct Admission {
 impl Admission {
     /// A call by `client` reserving `reserve` tokens; `limited` says whether rate
     /// limits apply (budgets always do).
+    /// The time by the meter's clock (Unix seconds), for what attempts note.
+    pub(super) fn now(&self) -> f64 {
+        self.pipeline.meter().now()
+    }
+
     pub(super) fn new(
         pipeline: Arc<Pipeline>,
         snapshot: &Snapshot,

@@ -22,6 +22,7 @@ use super::{
 use crate::{
     breaker::Breakers,
     config::RetryPolicy,
+    last_errors::LastErrors,
     registry::{ReadyProvider, Registry, Target},
     snapshot::Snapshot,
 };
@@ -183,13 +184,20 @@ impl Job for EmbeddingJob<'_> {
     }
 }
 
+/// What attempts teach the pipeline beyond one call: the circuit breakers, and the last
+/// failure of each provider (for `/admin/providers`).
+pub(super) struct Learned<'a> {
+    pub breakers: &'a Breakers,
+    pub last_errors: &'a LastErrors,
+}
+
 /// Tries the targets of the job's model string in order, with retries, until
 /// `attempt` succeeds. `attempt` gets the provider, what the job prepared for it (for
 /// a chat, the client's own body when the target speaks its protocol, else the
 /// canonical request; model set to the target's) and the request's deadline.
 pub(super) async fn run<T, F, Fut>(
     snapshot: &Snapshot,
-    breakers: &Breakers,
+    learned: Learned<'_>,
     jitter_source: Option<&JitterSource>,
     job: &mut impl Job,
     admission: &mut Admission,
@@ -201,6 +209,10 @@ where
     Fut: Future<Output = Result<T, ProviderError>>,
 {
     let (registry, config) = (&snapshot.registry, &snapshot.config);
+    let Learned {
+        breakers,
+        last_errors,
+    } = learned;
     let model = job.model().to_owned();
     if model.len() > super::MAX_MODEL_NAME_BYTES {
         return Err(DispatchError::ModelNameTooLong {
@@ -346,6 +358,7 @@ where
                         );
                     }
                     tracing::info!(%target, attempt = attempts, kind = %error.kind, message = %error.message, "attempt failed");
+                    last_errors.failed(&target.provider, counted, &error, admission.now());
                     if retryable(error.kind) && retry < policy.max_retries {
                         let wait = backoff(&policy, retry, &error, sample());
                         if Instant::now() + wait < deadline {

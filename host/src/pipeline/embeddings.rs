@@ -99,7 +99,10 @@ impl Pipeline {
         let expected = request.input.len();
         let ((response, body), route) = attempts::run(
             snapshot,
-            &self.breakers,
+            attempts::Learned {
+                breakers: &self.breakers,
+                last_errors: &self.last_errors,
+            },
             self.jitter.as_ref(),
             &mut EmbeddingJob::new(request, native),
             admission,

@@ -33,11 +33,13 @@ use provider_sdk::{ChatRequest, ChatResponse, ErrorKind, ProviderError};
 use crate::{
     breaker::Breakers,
     config::{BreakerPolicy, Budget},
+    last_errors::LastErrors,
     limits::{Limiter, LimitsReport, SpendAdd},
     metrics::Metrics,
     registry::Target,
     shared_state::SharedState,
     snapshot::Snapshot,
+    traffic::Traffic,
     usage::{Meter, UsageRecord},
 };
 pub use attempts::Route;
@@ -141,6 +143,8 @@ pub struct Pipeline {
     breakers: Arc<Breakers>,
     meter: Meter,
     metrics: Metrics,
+    traffic: Traffic,
+    last_errors: LastErrors,
     jitter: Option<JitterSource>,
     shared: Arc<SharedState>,
     limiter: Arc<Limiter>,
@@ -154,6 +158,8 @@ impl Pipeline {
             breakers: Arc::default(),
             meter,
             metrics: Metrics::new(),
+            traffic: Traffic::new(),
+            last_errors: LastErrors::default(),
             jitter: None,
             limiter: Arc::new(Limiter::new(shared.clone())),
             shared,
@@ -241,9 +247,20 @@ impl Pipeline {
         &self.metrics
     }
 
-    /// Counts a finished call in usage, budgets and metrics.
+    /// The last hour of traffic, in short buckets.
+    pub fn traffic(&self) -> &Traffic {
+        &self.traffic
+    }
+
+    /// The last failure of each provider.
+    pub fn last_errors(&self) -> &LastErrors {
+        &self.last_errors
+    }
+
+    /// Counts a finished call in usage, budgets, metrics and recent traffic.
     pub fn count(&self, record: UsageRecord, budgets: &[Budget]) {
         self.metrics.observe(&record);
+        self.traffic.observe(self.meter.now(), &record);
         self.meter.record(record, budgets);
     }
 
@@ -359,7 +376,10 @@ impl Pipeline {
             admission::Admission::new(self.clone(), &snapshot, &call.caller.client, 0, false);
         attempts::run(
             &snapshot,
-            &self.breakers,
+            attempts::Learned {
+                breakers: &self.breakers,
+                last_errors: &self.last_errors,
+            },
             self.jitter.as_ref(),
             &mut attempts::ChatJob::new(call.request, call.native.as_ref()),
             &mut admission,
@@ -397,7 +417,10 @@ impl Pipeline {
         let waited = &clock;
         let ((response, body), route) = attempts::run(
             snapshot,
-            &self.breakers,
+            attempts::Learned {
+                breakers: &self.breakers,
+                last_errors: &self.last_errors,
+            },
             self.jitter.as_ref(),
             &mut attempts::ChatJob::new(request, native),
             admission,
@@ -439,7 +462,10 @@ impl Pipeline {
         let waited = &clock;
         let ((decoding, held), route) = attempts::run(
             &snapshot,
-            &self.breakers,
+            attempts::Learned {
+                breakers: &self.breakers,
+                last_errors: &self.last_errors,
+            },
             self.jitter.as_ref(),
             &mut attempts::ChatJob::new(request, native),
             admission,

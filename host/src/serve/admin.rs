@@ -1,5 +1,7 @@
-//! `GET /admin/providers` (status of every provider and of reloads) and
-//! `POST /admin/reload` (the same reload the watcher and SIGHUP run).
+//! `GET /admin/providers` (status of every provider and of reloads),
+//! `POST /admin/reload` (the same reload the watcher and SIGHUP run), and what the
+//! console draws: `/admin/reloads`, `/admin/traffic`, `/admin/usage/series`,
+//! `/admin/budgets`. Each is documented for scripts in docs/operations.md.
 
 use std::{
     sync::{atomic::Ordering, Arc},
@@ -7,7 +9,7 @@ use std::{
 };
 
 use axum::{
-    extract::{Path, State},
+    extract::{Path, Query, State},
     response::IntoResponse,
     Json,
 };
@@ -46,14 +48,28 @@ pub async fn providers(State(host): State<Arc<Host>>) -> impl IntoResponse {
                 "faulted": p.ready.as_ref().and_then(|r| r.faulted()),
                 "isolation": p.entry.isolation().to_string(),
                 "workers": p.ready.as_ref().and_then(|r| r.plugin.workers()),
+                "last_error": host.last_errors().of(&p.name),
             })
         })
         .collect();
     let stats = host.reload_stats();
     let last = stats.last.lock().map(|l| l.clone()).unwrap_or(None);
+    let aliases: serde_json::Map<String, Value> = snapshot
+        .registry
+        .aliases()
+        .iter()
+        .map(|(alias, targets)| {
+            let targets: Vec<String> = targets
+                .iter()
+                .map(|t| format!("{}/{}", t.provider, t.model))
+                .collect();
+            (alias.clone(), json!(targets))
+        })
+        .collect();
     Json(json!({
         "generation": snapshot.generation,
         "providers": providers,
+        "aliases": aliases,
         "problems": snapshot.registry.problems(),
         "reloads": stats.reloads.load(Ordering::Relaxed),
         "reload_failures": stats.failures.load(Ordering::Relaxed),
@@ -103,4 +119,75 @@ pub async fn check(
         }
         .into_response(),
     }
+}
+
+/// The last reloads, newest first: the first load (`start`) and every reload since
+/// (`watch`, `sighup`, `admin`), with what each added, reloaded, removed and refused.
+pub async fn reloads(State(host): State<Arc<Host>>) -> impl IntoResponse {
+    let mut history = host.reload_stats().history();
+    history.reverse();
+    Json(json!({ "reloads": history }))
+}
+
+/// The last hour of traffic in 10-second buckets.
+pub async fn traffic(State(host): State<Arc<Host>>) -> impl IntoResponse {
+    Json(host.traffic().series(host.usage().now()))
+}
+
+/// Each configured budget with what is spent of it in its current period.
+pub async fn budgets(State(host): State<Arc<Host>>) -> impl IntoResponse {
+    let config = host.config();
+    Json(json!({ "budgets": host.usage().budgets(&config.budgets) }))
+}
+
+/// The query string of `/admin/usage/series`.
+#[derive(Debug, serde::Deserialize)]
+pub struct SeriesParams {
+    bucket: Option<String>,
+    by: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+}
+
+/// Usage over time from the ledger: `?bucket=hour|day|month&by=provider|model|client
+/// &since=<unix>&until=<unix>`.
+pub async fn usage_series(
+    State(host): State<Arc<Host>>,
+    Query(params): Query<SeriesParams>,
+) -> axum::response::Response {
+    use crate::usage::series::{SeriesError, SeriesQuery};
+    let query = match SeriesQuery::parse(
+        params.bucket.as_deref(),
+        params.by.as_deref(),
+        params.since.as_deref(),
+        params.until.as_deref(),
+        host.usage().now(),
+    ) {
+        Ok(query) => query,
+        Err(e) => return series_error(axum::http::StatusCode::BAD_REQUEST, e),
+    };
+    let reading = host.clone();
+    match tokio::task::spawn_blocking(move || reading.usage().series(query)).await {
+        Ok(Ok(series)) => Json(series).into_response(),
+        Ok(Err(e @ SeriesError::NoLedger)) => series_error(axum::http::StatusCode::NOT_FOUND, e),
+        Ok(Err(e)) => series_error(axum::http::StatusCode::SERVICE_UNAVAILABLE, e),
+        Err(_) => series_error(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            SeriesError::Unreadable("the query's thread failed".to_owned()),
+        ),
+    }
+}
+
+fn series_error(
+    status: axum::http::StatusCode,
+    error: crate::usage::series::SeriesError,
+) -> axum::response::Response {
+    super::error::ApiError {
+        status,
+        kind: "invalid_request_error",
+        code: "usage_series",
+        message: error.to_string(),
+        param: None,
+    }
+    .into_response()
 }

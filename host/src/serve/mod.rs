@@ -7,6 +7,7 @@ mod admin;
 mod auth;
 pub mod body;
 mod chat;
+mod console;
 mod embeddings;
 pub mod error;
 mod ingress;
@@ -40,8 +41,8 @@ use error::ApiError;
 
 /// The service's routes: `/v1/chat/completions`, `/v1/embeddings`, `/v1/messages`,
 /// `/v1/responses`, `/v1/models` and `/metrics` (behind client keys when configured),
-/// `/admin/*` (behind `auth.admin_keys`, or on a loopback [`Listener`] only), `/healthz`
-/// and `/readyz`.
+/// `/admin/*` and the `/console` page (behind `auth.admin_keys`, or on a loopback
+/// [`Listener`] only), `/healthz` and `/readyz`.
 pub fn router(host: Arc<Host>) -> Router {
     let api = Router::new()
         .route("/v1/chat/completions", post(chat::completions))
@@ -72,15 +73,27 @@ pub fn router(host: Arc<Host>) -> Router {
         .route("/admin/reload", post(admin::reload))
         .route("/admin/providers/{name}/check", post(admin::check))
         .route("/admin/usage", get(admin::usage))
+        .route("/admin/usage/series", get(admin::usage_series))
         .route("/admin/usage/reset", post(admin::reset_usage))
         .route("/admin/limits", get(admin::limits))
+        .route("/admin/reloads", get(admin::reloads))
+        .route("/admin/traffic", get(admin::traffic))
+        .route("/admin/budgets", get(admin::budgets))
         .layer(middleware::from_fn_with_state(
             host.clone(),
             auth::require_admin,
         ));
+    let console_routes = Router::new()
+        .route("/console", get(console::page))
+        .route("/console/{file}", get(console::file))
+        .layer(middleware::from_fn_with_state(
+            host.clone(),
+            auth::require_admin_page,
+        ));
     Router::new()
         .merge(api)
         .merge(admin_routes)
+        .merge(console_routes)
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(ready))
         .fallback(no_route)

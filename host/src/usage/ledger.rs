@@ -4,7 +4,11 @@
 use provider_sdk::{ErrorKind, Usage};
 use rusqlite::{params, Connection};
 
-use super::{postgres::PostgresLedger, UsageRecord};
+use super::{
+    postgres::PostgresLedger,
+    series::{Dialect, Series, SeriesQuery, SeriesRow},
+    UsageRecord,
+};
 use crate::config::UsageConfig;
 
 /// What the ledger holds that the meter needs at start.
@@ -91,6 +95,15 @@ impl Ledger {
             Ledger::Sqlite(l) => l.load(month_start),
             Ledger::Postgres(l) => l.load(month_start),
         }
+    }
+
+    /// Usage over time, grouped as `query` asks.
+    pub fn series(&mut self, query: &SeriesQuery) -> Result<Series, String> {
+        let rows = match self {
+            Ledger::Sqlite(l) => l.series(query),
+            Ledger::Postgres(l) => l.series(query),
+        }?;
+        Ok(Series::of(query, rows))
     }
 }
 
@@ -242,6 +255,27 @@ impl SqliteLedger {
             since_reset: self.records_since(reset_at)?,
             this_month: self.records_since(month_start)?,
         })
+    }
+
+    fn series(&self, query: &SeriesQuery) -> Result<Vec<SeriesRow>, String> {
+        let mut statement = self
+            .db
+            .prepare(&query.sql(Dialect::Sqlite))
+            .map_err(|e| e.to_string())?;
+        let rows = statement
+            .query_map(params![query.since, query.until], |row| {
+                Ok(SeriesRow {
+                    start: row.get(0)?,
+                    key: row.get(1)?,
+                    calls: row.get(2)?,
+                    errors: row.get(3)?,
+                    prompt_tokens: row.get(4)?,
+                    completion_tokens: row.get(5)?,
+                    cost_usd: row.get(6)?,
+                })
+            })
+            .map_err(|e| e.to_string())?;
+        rows.collect::<Result<_, _>>().map_err(|e| e.to_string())
     }
 
     fn records_since(&self, since: f64) -> Result<Vec<UsageRecord>, String> {

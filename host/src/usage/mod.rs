@@ -9,6 +9,7 @@ pub mod cost;
 mod ledger;
 pub mod period;
 mod postgres;
+pub mod series;
 mod writer;
 
 use std::{
@@ -25,6 +26,7 @@ use serde::Serialize;
 
 use crate::config::{Budget, Period, UsageConfig};
 pub use ledger::Ledger;
+use series::{Series, SeriesError, SeriesQuery};
 use writer::WriterHandle;
 
 /// What one request did and cost.
@@ -206,6 +208,23 @@ impl Summary {
 enum Scope {
     Client(String),
     Provider(String),
+}
+
+/// A budget and what is spent of it (`/admin/budgets`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BudgetStatus {
+    /// `client` or `provider`.
+    pub scope: &'static str,
+    /// The client key's or provider's name.
+    pub name: String,
+    /// `hour`, `day` or `month` (UTC).
+    pub period: Period,
+    /// Dollars per period.
+    pub limit_usd: f64,
+    /// Dollars spent in the current period.
+    pub spent_usd: f64,
+    /// When the current period began (Unix seconds).
+    pub period_start: f64,
 }
 
 /// A budget that is spent.
@@ -411,6 +430,30 @@ impl Meter {
         Ok(())
     }
 
+    /// Each budget with what is spent of it in its current period.
+    pub fn budgets(&self, budgets: &[Budget]) -> Vec<BudgetStatus> {
+        let spend = self.spend.lock().unwrap_or_else(|e| e.into_inner());
+        let now = self.now();
+        budgets
+            .iter()
+            .map(|budget| {
+                let (scope, name) = match scope_of(budget) {
+                    Some(Scope::Client(c)) => ("client", c),
+                    Some(Scope::Provider(p)) => ("provider", p),
+                    None => ("none", String::new()),
+                };
+                BudgetStatus {
+                    scope,
+                    name,
+                    period: budget.period,
+                    limit_usd: budget.limit_usd,
+                    spent_usd: spent(&spend, budget, now),
+                    period_start: period::start(budget.period, now),
+                }
+            })
+            .collect()
+    }
+
     /// The summary since the last reset, with the ledger's health.
     pub fn summary(&self) -> Summary {
         let mut summary = self
@@ -431,6 +474,16 @@ impl Meter {
         };
         if let Some(writer) = &self.writer {
             writer.reset(now);
+        }
+    }
+
+    /// Usage over time from the ledger. The query goes through the writer, after the
+    /// records counted before it, so what was recorded is in the answer. Blocking (at
+    /// most 30 s).
+    pub fn series(&self, query: SeriesQuery) -> Result<Series, SeriesError> {
+        match &self.writer {
+            Some(writer) => writer.series(query),
+            None => Err(SeriesError::NoLedger),
         }
     }
 

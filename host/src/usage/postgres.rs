@@ -17,6 +17,7 @@ use provider_sdk::{ErrorKind, Usage};
 
 use super::{
     ledger::{Loaded, COLUMNS},
+    series::{Dialect, SeriesQuery, SeriesRow},
     UsageRecord,
 };
 
@@ -152,6 +153,31 @@ impl PostgresLedger {
         off_runtime(|| {
             let client = self.client()?;
             load(client, month_start).map_err(|e| self.secret.error("cannot read", e))
+        })
+    }
+
+    /// Usage over time, grouped as `query` asks.
+    pub(super) fn series(&mut self, query: &SeriesQuery) -> Result<Vec<SeriesRow>, String> {
+        off_runtime(|| {
+            let client = self.client()?;
+            let rows = client
+                .query(&query.sql(Dialect::Postgres), &[&query.since, &query.until])
+                .map_err(|e| self.secret.error("cannot read", e))?;
+            let row = |row: &Row| -> Result<SeriesRow, postgres::Error> {
+                Ok(SeriesRow {
+                    start: row.try_get(0)?,
+                    key: row.try_get(1)?,
+                    calls: row.try_get(2)?,
+                    errors: row.try_get(3)?,
+                    prompt_tokens: row.try_get(4)?,
+                    completion_tokens: row.try_get(5)?,
+                    cost_usd: row.try_get(6)?,
+                })
+            };
+            rows.iter()
+                .map(row)
+                .collect::<Result<_, _>>()
+                .map_err(|e| self.secret.error("cannot read", e))
         })
     }
 

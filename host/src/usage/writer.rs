@@ -18,7 +18,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{Health, Ledger, UsageRecord};
+use super::{
+    series::{Series, SeriesError, SeriesQuery},
+    Health, Ledger, UsageRecord,
+};
 use crate::config::UsageConfig;
 
 /// How long records gather before a commit.
@@ -39,7 +42,13 @@ enum Control {
     Reset(f64, mpsc::Sender<()>),
     /// The queue passed [`WAKE_AT`].
     Wake,
+    /// Usage over time, read after what is queued is written.
+    Series(SeriesQuery, mpsc::Sender<Result<Series, SeriesError>>),
 }
+
+/// How long a series query may wait for the ledger (behind a batch being written, a
+/// PostgreSQL server that is slow to answer) before it is answered with an error.
+const SERIES_WAIT: Duration = Duration::from_secs(30);
 
 /// Records on their way to the writer.
 struct Inbox {
@@ -126,6 +135,19 @@ impl WriterHandle {
         let (ack, done) = mpsc::channel();
         self.send(Control::Reset(at, ack));
         let _ = done.recv();
+    }
+
+    /// Reads usage over time from the ledger, after what is queued is written, so what
+    /// was recorded is in the answer. Waits at most [`SERIES_WAIT`].
+    pub(super) fn series(&self, query: SeriesQuery) -> Result<Series, SeriesError> {
+        let (answer, answered) = mpsc::channel();
+        self.send(Control::Series(query, answer));
+        answered.recv_timeout(SERIES_WAIT).map_err(|_| {
+            SeriesError::Unreadable(format!(
+                "no answer within {} s (see the ledger's state in /readyz)",
+                SERIES_WAIT.as_secs()
+            ))
+        })?
     }
 
     fn send(&self, message: Control) {
@@ -242,6 +264,7 @@ fn write_loop(mut writer: Writer, inbox: Arc<Inbox>, rx: mpsc::Receiver<Control>
     loop {
         let mut acks = Vec::new();
         let mut resets = Vec::new();
+        let mut queries = Vec::new();
         let left = deadline.saturating_duration_since(Instant::now());
         let mut next = match rx.recv_timeout(left) {
             Ok(message) => Some(message),
@@ -253,17 +276,18 @@ fn write_loop(mut writer: Writer, inbox: Arc<Inbox>, rx: mpsc::Receiver<Control>
                 Control::Flush(ack) => acks.push(ack),
                 Control::Reset(at, ack) => resets.push((at, ack)),
                 Control::Wake => {}
+                Control::Series(query, answer) => queries.push((query, answer)),
             }
             next = rx.try_recv().ok();
         }
         let window_over = Instant::now() >= deadline;
-        let asked = !acks.is_empty() || !resets.is_empty();
+        let asked = !acks.is_empty() || !resets.is_empty() || !queries.is_empty();
         if !(window_over || asked || woken(&inbox)) {
             continue;
         }
         deadline = Instant::now() + BATCH_WINDOW;
         let arrived = writer.drain(&inbox, &mut spare);
-        if writer.due(arrived) || !acks.is_empty() || !resets.is_empty() {
+        if writer.due(arrived) || asked {
             writer.write();
         }
         for (at, ack) in resets {
@@ -279,6 +303,19 @@ fn write_loop(mut writer: Writer, inbox: Arc<Inbox>, rx: mpsc::Receiver<Control>
         }
         for ack in acks {
             let _ = ack.send(());
+        }
+        for (query, answer) in queries {
+            let result = match &mut writer.ledger {
+                Some(ledger) => ledger.series(&query).map_err(SeriesError::Unreadable),
+                None => Err(SeriesError::Unreadable(
+                    writer
+                        .health
+                        .status()
+                        .last_error
+                        .unwrap_or_else(|| "the ledger is not open".to_owned()),
+                )),
+            };
+            let _ = answer.send(result);
         }
     }
     // The host is going away: one last try for what is still queued.
