@@ -54,7 +54,7 @@ pub use chat::{
 #[doc(hidden)]
 pub use embeddings::EmbeddingAnswer;
 pub use embeddings::{EmbeddingInput, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage};
-pub use error::{ErrorKind, ProviderError};
+pub use error::{mentions_context_window, ErrorKind, ProviderError, CONTEXT_WINDOW_PHRASES};
 pub use http::{Header, HttpRequest, HttpResponse, LocalResponse, Outbound};
 pub use manifest::{AuthScheme, Capabilities, Defaults, Manifest, ModelInfo, Pricing};
 #[doc(hidden)]
