@@ -77,20 +77,39 @@ impl ErrorRules {
 
     /// Refines an error already classified by status with what `body` says.
     pub fn refine(&self, mut error: ProviderError, body: &Value) -> ProviderError {
-        let detail = match body.get("error") {
-            Some(detail) if detail.is_object() => detail,
-            _ => body,
-        };
-        let codes: Vec<&str> = self
-            .code_fields
-            .iter()
-            .filter_map(|field| detail.get(*field).and_then(Value::as_str))
-            .collect();
+        let codes = self.codes(body);
         if let Some(code) = codes.first() {
             error.provider_code = Some((*code).to_owned());
         }
-        let status = error.status.unwrap_or(0);
-        let message = error.message.to_ascii_lowercase();
+        if let Some(kind) = self.first_match(error.status, &codes, &error.message) {
+            error.kind = kind;
+        }
+        error
+    }
+
+    /// The kind the first matching rule gives an error `body` (with `status`, when it
+    /// came with one), or `None` when no rule matches: for errors that arrive inside a
+    /// stream, where the caller picks the fallback.
+    pub fn kind_of(&self, status: Option<u16>, body: &Value) -> Option<ErrorKind> {
+        let detail = detail(body);
+        let message = detail
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        self.first_match(status, &self.codes(body), message)
+    }
+
+    fn codes<'a>(&self, body: &'a Value) -> Vec<&'a str> {
+        let detail = detail(body);
+        self.code_fields
+            .iter()
+            .filter_map(|field| detail.get(*field).and_then(Value::as_str))
+            .collect()
+    }
+
+    fn first_match(&self, status: Option<u16>, codes: &[&str], message: &str) -> Option<ErrorKind> {
+        let status = status.unwrap_or(0);
+        let message = message.to_ascii_lowercase();
         let holds = |when: &When| match *when {
             When::Status(s) => status == s,
             When::StatusIn(low, high) => (low..=high).contains(&status),
@@ -98,9 +117,17 @@ impl ErrorRules {
             When::Phrase(phrases) => phrases.iter().any(|p| message.contains(p)),
             When::ContextWindow => mentions_context_window(&message),
         };
-        if let Some(rule) = self.rules.iter().find(|r| r.when.iter().all(holds)) {
-            error.kind = rule.kind;
-        }
-        error
+        self.rules
+            .iter()
+            .find(|r| r.when.iter().all(holds))
+            .map(|r| r.kind)
+    }
+}
+
+/// The error object of a body: `{"error": {...}}`, or the body itself.
+fn detail(body: &Value) -> &Value {
+    match body.get("error") {
+        Some(detail) if detail.is_object() => detail,
+        _ => body,
     }
 }
