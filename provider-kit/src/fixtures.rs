@@ -63,6 +63,25 @@ pub fn sse_events(events: &[(Option<&str>, &str)]) -> LocalResponse {
     }
 }
 
+/// A 200 `text/event-stream` answer from a whole SSE body (as a reference or a capture
+/// shows it), cut after each event (`\n\n` or `\r\n\r\n`) as a network delivers it.
+pub fn sse_body(body: &[u8]) -> LocalResponse {
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    for end in 1..=body.len() {
+        if body[..end].ends_with(b"\n\n") || body[..end].ends_with(b"\r\n\r\n") {
+            chunks.push(body[start..end].to_vec());
+            start = end;
+        }
+    }
+    if start < body.len() {
+        chunks.push(body[start..].to_vec());
+    }
+    let mut response = sse(&[]);
+    response.chunks = chunks;
+    response
+}
+
 /// Adds a header to an answer (`retry-after`, ...).
 pub fn with_header(mut response: LocalResponse, name: &str, value: &str) -> LocalResponse {
     response.headers.push(header(name, value));

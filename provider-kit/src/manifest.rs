@@ -24,6 +24,16 @@
 
 use provider_sdk::{AuthScheme, Capabilities, Defaults, Manifest, ModelInfo, Pricing};
 
+/// What a chat provider with streaming, tools, images and reasoning declares (no
+/// embeddings): `.capabilities(CHAT)`.
+pub const CHAT: Capabilities = Capabilities {
+    streaming: true,
+    tools: true,
+    vision: true,
+    reasoning: true,
+    embeddings: false,
+};
+
 /// A model with its context window and prices (US dollars per million tokens), as
 /// `const` data; [`Model::info`] gives the SDK's [`ModelInfo`].
 #[derive(Debug, Clone, Copy, PartialEq)]

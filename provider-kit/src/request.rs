@@ -94,6 +94,42 @@ pub fn options<T: DeserializeOwned + Default>(
     }
 }
 
+/// Refuses any option, for providers that take none.
+pub fn no_options(plugin: &str, config: &ProviderConfig) -> Result<(), ProviderError> {
+    match &config.options {
+        Value::Null => Ok(()),
+        Value::Object(options) if options.is_empty() => Ok(()),
+        _ => Err(ProviderError::invalid_request(format!(
+            "{plugin} takes no options; remove the entry's `options`"
+        ))),
+    }
+}
+
+/// The entry's base URL (see [`base_url`]), refused unless it is http(s).
+pub fn http_base_url(
+    plugin: &str,
+    config: &ProviderConfig,
+    default: &str,
+) -> Result<String, ProviderError> {
+    let url = base_url(config, default);
+    if url.starts_with("https://") || url.starts_with("http://") {
+        return Ok(url);
+    }
+    Err(ProviderError::invalid_request(format!(
+        "{plugin} base_url `{url}` is not an http(s) URL"
+    )))
+}
+
+/// Parses an upstream's 2xx body as JSON; a body that is not is the upstream's fault.
+pub fn json_answer(upstream: &str, body: &[u8]) -> Result<Value, ProviderError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ProviderError::new(
+            provider_sdk::ErrorKind::ProviderService,
+            format!("{upstream} sent an answer that is not JSON: {e}"),
+        )
+    })
+}
+
 /// The entry's base URL without a trailing `/`, or `default` when the entry set none.
 pub fn base_url(config: &ProviderConfig, default: &str) -> String {
     config

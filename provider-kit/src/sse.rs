@@ -63,8 +63,15 @@ pub trait JsonEvents: Default + Send + 'static {
     ) -> Result<(), ProviderError>;
 
     /// The body ended and every event was translated; `done` says whether [`Self::DONE`]
-    /// arrived. Flush what is pending, or fail if the stream was cut (see [`Self::cut`]).
-    fn end(&mut self, done: bool, out: &mut Vec<StreamEvent>) -> Result<(), ProviderError>;
+    /// arrived or [`Self::is_complete`] holds. Flush what is pending, or fail if the
+    /// stream was cut (see [`Self::cut`]). By default a stream must be done.
+    fn end(&mut self, done: bool, out: &mut Vec<StreamEvent>) -> Result<(), ProviderError> {
+        let _ = out;
+        match done {
+            true => Ok(()),
+            false => Err(Self::cut("before its last event")),
+        }
+    }
 
     /// The terminator arrived: flush what waits for it. Nothing by default.
     fn on_done(&mut self, out: &mut Vec<StreamEvent>) {

@@ -323,8 +323,12 @@ impl Settings {
                     .iter()
                     .find(|p| p.option_headers.contains(option))
                     .unwrap_or(&preset);
+                let article = match owner.title.starts_with(['A', 'E', 'I', 'O', 'U']) {
+                    true => "an",
+                    false => "a",
+                };
                 return Err(config_error(format!(
-                    "{plugin} options: `{}` is an {} header and needs `\"preset\": \"{}\"`",
+                    "{plugin} options: `{}` is {article} {} header and needs `\"preset\": \"{}\"`",
                     option.option, owner.title, owner.name
                 )));
             }
@@ -630,5 +634,85 @@ mod tests {
     fn a_non_http_base_url_is_refused() {
         let e = settings(Some("ftp://example.org"), Value::Null).unwrap_err();
         assert!(e.message.contains("not an http(s) URL"), "{}", e.message);
+    }
+
+    #[test]
+    fn portkey_takes_its_key_in_its_own_header_and_needs_to_know_where_to_go() {
+        let s = settings(
+            None,
+            json!({"preset": "portkey", "provider": "@openai-prod"}),
+        )
+        .unwrap();
+        assert_eq!(s.base_url, "https://api.portkey.ai/v1");
+        assert_eq!(s.preset.auth, Auth::Header("x-portkey-api-key"));
+        assert_eq!(
+            s.headers,
+            vec![("x-portkey-provider".to_owned(), "@openai-prod".to_owned())]
+        );
+        let s = settings(
+            None,
+            json!({"preset": "portkey", "virtual_key": "vk-1", "config": "pc-1"}),
+        )
+        .unwrap();
+        assert_eq!(
+            s.headers,
+            vec![
+                ("x-portkey-virtual-key".to_owned(), "vk-1".to_owned()),
+                ("x-portkey-config".to_owned(), "pc-1".to_owned())
+            ]
+        );
+        let e = settings(None, json!({"preset": "portkey"})).unwrap_err();
+        assert!(
+            e.message
+                .contains("needs one of provider, virtual_key, config"),
+            "{}",
+            e.message
+        );
+        let e = settings(None, json!({"virtual_key": "vk-1"})).unwrap_err();
+        assert!(
+            e.message.contains("`virtual_key` is a Portkey header"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn litellm_is_a_local_bearer_proxy_that_reports_stream_usage() {
+        let s = settings(None, json!({"preset": "litellm"})).unwrap();
+        assert_eq!(s.base_url, "http://127.0.0.1:4000/v1");
+        assert_eq!((s.preset.auth, s.quirks.stream_usage), (Auth::Bearer, true));
+        assert_eq!(s.preset.api_key_env, Some("LITELLM_API_KEY"));
+    }
+
+    #[test]
+    fn an_entry_adds_headers_but_never_where_a_key_goes() {
+        let s = settings(
+            None,
+            json!({"preset": "vllm", "headers": {"X-Team": "search"}}),
+        )
+        .unwrap();
+        assert_eq!(s.headers, vec![("X-Team".to_owned(), "search".to_owned())]);
+        for name in ["Authorization", "api-key", "X-Api-Key"] {
+            let e = settings(None, json!({"headers": {name: "k"}})).unwrap_err();
+            assert!(
+                e.message.contains("where the host puts the API key"),
+                "{}",
+                e.message
+            );
+        }
+        let e = settings(
+            None,
+            json!({"preset": "portkey", "provider": "p", "headers": {"x-portkey-api-key": "k"}}),
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("where the host puts the API key"),
+            "{}",
+            e.message
+        );
+        let e = settings(None, json!({"headers": {"bad name": "v"}})).unwrap_err();
+        assert!(e.message.contains("is not a header name"), "{}", e.message);
+        let e = settings(None, json!({"headers": {"X-A": "a\r\nb"}})).unwrap_err();
+        assert!(e.message.contains("control character"), "{}", e.message);
     }
 }

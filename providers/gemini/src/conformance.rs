@@ -7,7 +7,7 @@
 //!   `finishReason` and the final `usageMetadata`;
 //! - a `429 RESOURCE_EXHAUSTED` body with a `RetryInfo` detail (`retryDelay: "26s"`).
 
-use provider_kit::fixtures::{error, json};
+use provider_kit::fixtures::{error, json, sse_body};
 use provider_sdk::{serde_json::json, Conformance, ErrorKind, LocalResponse};
 
 /// A `generateContent` response.
@@ -28,30 +28,12 @@ fn google_json(status: u16, body: &[u8]) -> LocalResponse {
     response
 }
 
-/// The stream body cut after each event, as a network would deliver it.
-fn events(body: &[u8]) -> Vec<Vec<u8>> {
-    let mut chunks = Vec::new();
-    let mut start = 0;
-    for end in 1..=body.len() {
-        if body[..end].ends_with(b"\n\n") || body[..end].ends_with(b"\r\n\r\n") {
-            chunks.push(body[start..end].to_vec());
-            start = end;
-        }
-    }
-    if start < body.len() {
-        chunks.push(body[start..].to_vec());
-    }
-    chunks
-}
-
 /// The material `Provider::conformance` returns.
 pub(crate) fn conformance() -> Conformance {
-    let mut stream = provider_kit::fixtures::sse(&[]);
-    stream.chunks = events(STREAM);
     Conformance {
         options: json!({}),
         response: google_json(200, RESPONSE),
-        stream,
+        stream: sse_body(STREAM),
         error: Some(error(
             google_json(429, RATE_LIMITED),
             ErrorKind::RateLimited,

@@ -123,17 +123,7 @@ impl Provider for Gemini {
 
     fn new(config: ProviderConfig) -> Result<Self, ProviderError> {
         let options: GeminiOptions = provider_kit::request::options("gemini", &config)?;
-        let base_url = match config.base_url.as_deref().map(str::trim) {
-            None | Some("") => DEFAULT_BASE_URL.to_owned(),
-            Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
-                url.trim_end_matches('/').to_owned()
-            }
-            Some(url) => {
-                return Err(ProviderError::invalid_request(format!(
-                    "gemini base_url `{url}` is not an http(s) URL"
-                )))
-            }
-        };
+        let base_url = provider_kit::request::http_base_url("gemini", &config, DEFAULT_BASE_URL)?;
         Ok(Gemini { base_url, options })
     }
 
