@@ -500,6 +500,10 @@ fn build_entry(
         } else {
             entry.options.clone()
         },
+        resolved_base_url: entry
+            .base_url
+            .clone()
+            .or_else(|| manifest.defaults.base_url.clone()),
     };
     let plugin = match loaded.library.construct(&config) {
         Ok(plugin) => plugin,

@@ -401,6 +401,7 @@ fn round_trip(run: &mut Run<'_>, library: &PluginLibrary, manifest: &Manifest) {
             name: manifest.name.clone(),
             base_url: None,
             options: conformance.options.clone(),
+            resolved_base_url: manifest.defaults.base_url.clone(),
         };
         let provider = library.construct(&config).map_err(|e| e.to_string())?;
         Ok((provider, conformance))

@@ -130,13 +130,7 @@ pub fn json_answer(upstream: &str, body: &[u8]) -> Result<Value, ProviderError> 
     })
 }
 
-/// The entry's base URL without a trailing `/`, or `default` when the entry set none.
+/// The entry's base URL without a trailing `/` ([`ProviderConfig::base_url_or`]).
 pub fn base_url(config: &ProviderConfig, default: &str) -> String {
-    config
-        .base_url
-        .as_deref()
-        .map(|u| u.trim().trim_end_matches('/'))
-        .filter(|u| !u.is_empty())
-        .unwrap_or(default.trim_end_matches('/'))
-        .to_owned()
+    config.base_url_or(default)
 }

@@ -169,6 +169,7 @@ mod tests {
                 name: "e".into(),
                 base_url: base_url.map(str::to_owned),
                 options,
+                resolved_base_url: None,
             },
         )
         .unwrap()

@@ -494,6 +494,7 @@ mod tests {
                 name: "entry".to_owned(),
                 base_url: base_url.map(str::to_owned),
                 options,
+                resolved_base_url: None,
             },
         )
     }

@@ -229,6 +229,7 @@ mod tests {
                 name: "entry".into(),
                 base_url: base_url.map(str::to_owned),
                 options,
+                resolved_base_url: None,
             },
         )
         .unwrap()

@@ -350,6 +350,7 @@ mod tests {
             name: "anthropic".into(),
             base_url: base_url.map(str::to_owned),
             options,
+            resolved_base_url: None,
         })
         .unwrap()
     }
@@ -467,6 +468,7 @@ mod tests {
                 name: "anthropic".into(),
                 base_url: base.map(str::to_owned),
                 options,
+                resolved_base_url: None,
             })
         };
         assert!(build(None, json!({"api_key": "sk-ant-..."})).is_err());

@@ -50,6 +50,7 @@ mod tests {
             name: "openai".into(),
             base_url: base_url.map(str::to_owned),
             options,
+            resolved_base_url: None,
         })
         .unwrap()
     }
@@ -207,6 +208,7 @@ mod tests {
             name: "x".into(),
             base_url: None,
             options: json!({"preset": "nope"}),
+            resolved_base_url: None,
         })
         .err()
         .unwrap();
