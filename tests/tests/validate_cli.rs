@@ -198,7 +198,7 @@ fn a_panic_is_reported_with_the_method_and_where_it_happened_and_no_backtrace_ab
     assert!(
         line.contains("`build_request` failed on the plain sample")
             && line
-                .contains("plugin panicked at tests/plugins/panic-in-build/src/../../minimal.rs:"),
+                .contains("plugin panicked: fixture panics in build_request on purpose (at tests/plugins/panic-in-build/src/../../minimal.rs:"),
         "{line}"
     );
     for noise in ["stack backtrace", "panicked at", "RUST_BACKTRACE"] {

@@ -322,11 +322,11 @@ fn panic_error(payload: &(dyn std::any::Any + Send)) -> ProviderError {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
         .take()
-        .map(|at| format!(" at {at}"))
+        .map(|at| format!(" (at {at})"))
         .unwrap_or_default();
     ProviderError::new(
         ErrorKind::PluginFault,
-        format!("plugin panicked{at}: {what}"),
+        format!("plugin panicked: {what}{at}"),
     )
 }
 
