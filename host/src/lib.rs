@@ -26,6 +26,7 @@ pub mod plugin_pool;
 pub mod registry;
 pub mod response_store;
 pub mod sandbox;
+pub mod scaffold;
 pub mod serve;
 pub mod shared_state;
 pub mod snapshot;

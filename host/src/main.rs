@@ -93,6 +93,22 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Write a new provider crate that builds and passes `validate` as generated.
+    NewProvider {
+        /// The provider's name (`acme`, `acme-cloud`): its routing prefix and crate name.
+        name: String,
+        /// An OpenAI-compatible service: one preset of the kit's translator.
+        #[arg(long)]
+        openai_compatible: bool,
+        /// The crate's folder (default: `providers/<name>` inside the provider-host
+        /// sources, else `./<name>-provider`).
+        #[arg(long)]
+        path: Option<PathBuf>,
+        /// The provider-host source folder to depend on by path, outside the workspace
+        /// (default: the sources this host was built from, else the published crates).
+        #[arg(long)]
+        sdk_path: Option<PathBuf>,
+    },
     /// Send one chat through the host's pipeline and print the answer.
     Chat {
         /// `provider/model` or an alias.
@@ -169,6 +185,12 @@ fn main() -> ExitCode {
             return ExitCode::from(provider_host::worker::child::main(&plugin) as u8)
         }
         Command::Providers { check } => providers(&cli.config, check),
+        Command::NewProvider {
+            name,
+            openai_compatible,
+            path,
+            sdk_path,
+        } => new_provider(name, openai_compatible, path, sdk_path),
         Command::Chat {
             model,
             system,
@@ -467,4 +489,65 @@ fn usage_line(usage: Option<provider_sdk::Usage>) -> String {
         Some(u) => format!("{}+{} tokens", u.prompt_tokens, u.completion_tokens),
         None => "not reported".to_owned(),
     }
+}
+
+fn new_provider(
+    name: String,
+    openai_compatible: bool,
+    path: Option<PathBuf>,
+    sdk_path: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    use provider_host::scaffold::{generate, Dependencies, Request};
+    let in_sources =
+        Path::new("provider-sdk/Cargo.toml").is_file() && Path::new("providers").is_dir();
+    let path = path.unwrap_or_else(|| match in_sources {
+        true => Path::new("providers").join(&name),
+        false => PathBuf::from(format!("{name}-provider")),
+    });
+    let generated = generate(&Request {
+        name,
+        openai_compatible,
+        path,
+        sdk_path,
+    })?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "wrote {}:", generated.path.display())?;
+    for file in &generated.files {
+        writeln!(out, "  {file}")?;
+    }
+    let (deps, target) = match &generated.dependencies {
+        Dependencies::Workspace => (
+            "a member of this workspace (providers/*)".to_owned(),
+            "target/release".to_owned(),
+        ),
+        Dependencies::Path(root) => (
+            format!(
+                "provider-sdk and provider-kit by path, from {}",
+                root.display()
+            ),
+            format!("{}/target/release", generated.path.display()),
+        ),
+        Dependencies::Version => (
+            "provider-sdk 1.3 and provider-kit 1.0 from crates.io".to_owned(),
+            format!("{}/target/release", generated.path.display()),
+        ),
+    };
+    writeln!(out, "dependencies: {deps}")?;
+    writeln!(out, "next:")?;
+    writeln!(
+        out,
+        "  cargo test --manifest-path {}/Cargo.toml",
+        generated.path.display()
+    )?;
+    writeln!(
+        out,
+        "  cargo build --release --manifest-path {}/Cargo.toml",
+        generated.path.display()
+    )?;
+    writeln!(
+        out,
+        "  provider-host validate {target}/{}",
+        generated.library
+    )?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -505,6 +505,10 @@ fn build_entry(
         } else {
             entry.options.clone()
         },
+        resolved_base_url: entry
+            .base_url
+            .clone()
+            .or_else(|| manifest.defaults.base_url.clone()),
     };
     status.key = lookup_key(entry, Some(manifest), env);
     let missing_key = match (&status.key, key_var(entry, Some(manifest))) {

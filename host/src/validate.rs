@@ -421,13 +421,21 @@ fn round_trip(
     fuzz: Option<&mut Fuzz>,
 ) {
     let Some((provider, conformance)) = run.check("construct", || {
-        let conformance = library.conformance().map_err(|e| e.to_string())?;
+        let conformance = library
+            .conformance()
+            .map_err(|e| format!("`conformance` failed: {e}"))?;
         let config = ProviderConfig {
             name: manifest.name.clone(),
             base_url: None,
             options: conformance.options.clone(),
+            resolved_base_url: manifest.defaults.base_url.clone(),
         };
-        let provider = library.construct(&config).map_err(|e| e.to_string())?;
+        let provider = library.construct(&config).map_err(|e| {
+            format!(
+                "`new` refused the options the conformance material declares ({}): {e}",
+                config.options
+            )
+        })?;
         Ok((provider, conformance))
     }) else {
         return;
@@ -456,10 +464,15 @@ fn round_trip(
                 &headers,
                 &body,
             ))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| {
+                format!(
+                    "`parse_response` failed on the conformance response (status {}): {e}",
+                    conformance.response.status
+                )
+            })?;
         if response.message.content.is_none() && response.message.tool_calls.is_empty() {
             return Err(
-                "the sample response parsed to an answer with no text and no tool calls".to_owned(),
+                "`parse_response` turned the conformance response into an answer with no text and no tool calls".to_owned(),
             );
         }
         Ok(match response.usage {
@@ -481,8 +494,8 @@ fn round_trip(
             provider.classify_error(&HttpResponse::new(canned.response.status, &headers, &body));
         if error.kind != canned.kind {
             return Err(format!(
-                "classified the sample error as {}, the plugin says it is {}",
-                error.kind, canned.kind
+                "`classify_error` returned {} for the conformance error (status {}); the conformance material declares {}",
+                error.kind, canned.response.status, canned.kind
             ));
         }
         Ok(format!(
@@ -591,28 +604,28 @@ fn check_outbound(provider: &PluginProvider, request: &ChatRequest) -> Result<()
     } else if request.tools.is_empty() {
         "plain"
     } else {
-        "tool"
+        "tool (sent because the manifest declares capabilities.tools)"
     };
     match provider.build_request(request) {
-        Err(e) => Err(format!("{what} sample: {e}")),
+        Err(e) => Err(format!("`build_request` failed on the {what} sample: {e}")),
         Ok(Outbound::Http(http)) => {
             if http.method.is_empty() || !http.method.bytes().all(|b| b.is_ascii_uppercase()) {
                 return Err(format!(
-                    "{what} sample: `{}` is not an HTTP method",
+                    "`build_request` returned the method `{}` for the {what} sample, which is not an HTTP method",
                     http.method
                 ));
             }
             match url::Url::parse(&http.url) {
                 Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
                 _ => Err(format!(
-                    "{what} sample: `{}` is not an absolute http(s) URL",
+                    "`build_request` returned the URL `{}` for the {what} sample, which is not an absolute http(s) URL",
                     http.url
                 )),
             }
         }
         Ok(Outbound::Local(local)) if (100..600).contains(&local.status) => Ok(()),
         Ok(Outbound::Local(local)) => Err(format!(
-            "{what} sample: local answer has status {}",
+            "`build_request` returned a local answer with status {} for the {what} sample, which is not an HTTP status",
             local.status
         )),
     }
@@ -621,19 +634,27 @@ fn check_outbound(provider: &PluginProvider, request: &ChatRequest) -> Result<()
 /// Decodes the sample stream whole and one byte at a time; both must give the same
 /// answer and end with a finish event.
 fn check_stream(provider: &PluginProvider, stream: &LocalResponse) -> Result<String, String> {
-    let whole =
-        decode(provider, stream.chunks.iter().map(Vec::as_slice)).map_err(|e| e.to_string())?;
+    let whole = decode(provider, stream.chunks.iter().map(Vec::as_slice)).map_err(|e| {
+        format!(
+            "the stream decoder failed on the conformance stream (in its {} pieces): {e}",
+            stream.chunks.len()
+        )
+    })?;
     let body = stream.chunks.concat();
-    let bytewise =
-        decode(provider, body.chunks(1)).map_err(|e| format!("fed one byte at a time: {e}"))?;
+    let bytewise = decode(provider, body.chunks(1)).map_err(|e| {
+        format!("the stream decoder failed on the conformance stream fed one byte at a time: {e}")
+    })?;
     if !whole
         .iter()
         .any(|e| matches!(e, StreamEvent::Finish { .. }))
     {
-        return Err("the sample stream decoded to no finish event".to_owned());
+        return Err(format!(
+            "the stream decoder turned the conformance stream into {} events and no finish event",
+            whole.len()
+        ));
     }
     if merge_deltas(&whole) != merge_deltas(&bytewise) {
-        return Err("decoding the sample stream one byte at a time gave a different answer than decoding it whole: the decoder mishandles split input".to_owned());
+        return Err("the stream decoder gave a different answer for the conformance stream fed one byte at a time than for it whole: it mishandles split input".to_owned());
     }
     Ok(format!(
         "{} events, same answer when split at every byte",

@@ -10,7 +10,38 @@ use serde_json::{Map, Value};
 /// A chat request, as the host hands it to a provider.
 ///
 /// `model` is the provider's own model id (the host has already stripped the
-/// `provider/` routing prefix).
+/// `provider/` routing prefix). Its JSON is an OpenAI chat-completions request body,
+/// both ways, unknown fields included (they land in [`ChatRequest::extra`]):
+///
+/// ```
+/// use provider_sdk::{ChatRequest, Message, ToolChoice, ToolChoiceMode};
+/// use provider_sdk::serde_json::json;
+///
+/// let wire = json!({
+///     "model": "gpt-4o-mini",
+///     "messages": [
+///         {"role": "system", "content": "Be brief."},
+///         {"role": "user", "content": [
+///             {"type": "text", "text": "What is this?"},
+///             {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+///         ]},
+///         {"role": "assistant", "tool_calls": [
+///             {"id": "call_1", "type": "function", "function": {"name": "look", "arguments": "{}"}}
+///         ]},
+///         {"role": "tool", "tool_call_id": "call_1", "content": "a cat"}
+///     ],
+///     "tools": [{"type": "function", "function": {"name": "look", "parameters": {"type": "object"}}}],
+///     "tool_choice": "auto",
+///     "max_tokens": 64,
+///     "stream": true,
+///     "top_k": 40
+/// });
+/// let request: ChatRequest = provider_sdk::serde_json::from_value(wire.clone()).unwrap();
+/// assert!(matches!(request.messages[3], Message::Tool { .. }));
+/// assert_eq!(request.tool_choice, Some(ToolChoice::Mode(ToolChoiceMode::Auto)));
+/// assert_eq!(request.extra["top_k"], 40);
+/// assert_eq!(provider_sdk::serde_json::to_value(&request).unwrap(), wire);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChatRequest {
     /// The provider's model id.
@@ -381,7 +412,24 @@ pub struct FunctionCall {
     pub arguments: String,
 }
 
-/// A complete (non-streamed) answer.
+/// A complete (non-streamed) answer, the SDK's own shape:
+///
+/// ```
+/// use provider_sdk::{ChatResponse, FinishReason};
+/// use provider_sdk::serde_json::json;
+///
+/// let answer: ChatResponse = provider_sdk::serde_json::from_value(json!({
+///     "id": "answer-1",
+///     "model": "some-model",
+///     "message": {"content": "Hello", "tool_calls": [
+///         {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+///     ]},
+///     "finish_reason": "tool_calls",
+///     "usage": {"prompt_tokens": 9, "completion_tokens": 3}
+/// })).unwrap();
+/// assert_eq!(answer.finish_reason, FinishReason::ToolCalls);
+/// assert_eq!(answer.usage.unwrap().total_tokens(), 12);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChatResponse {
     /// The upstream's id for this answer, if it gave one.

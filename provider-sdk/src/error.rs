@@ -228,22 +228,31 @@ pub(crate) fn quote_body(body: &[u8]) -> String {
     text
 }
 
-fn looks_like_context_window(message: &str, code: Option<&str>) -> bool {
-    if code == Some("context_length_exceeded") {
-        return true;
-    }
+/// How upstreams say that a prompt does not fit the model's context window, in
+/// lowercase: one list for every provider (OpenAI and compatible servers, Anthropic's
+/// `prompt is too long` and `exceed context limit`, Gemini's `input token count ...
+/// exceeds the maximum number of tokens`). Since SDK 1.3.
+pub const CONTEXT_WINDOW_PHRASES: &[&str] = &[
+    "context length",
+    "context_length",
+    "context window",
+    "maximum context",
+    "prompt is too long",
+    "input is too long",
+    "too many tokens",
+    "exceed context limit",
+    "exceeds the maximum number of tokens",
+];
+
+/// Whether `message` says the prompt does not fit the context window (any of
+/// [`CONTEXT_WINDOW_PHRASES`], case-insensitively). Since SDK 1.3.
+pub fn mentions_context_window(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
-    [
-        "context length",
-        "context_length",
-        "context window",
-        "maximum context",
-        "prompt is too long",
-        "input is too long",
-        "too many tokens",
-    ]
-    .iter()
-    .any(|p| m.contains(p))
+    CONTEXT_WINDOW_PHRASES.iter().any(|p| m.contains(p))
+}
+
+fn looks_like_context_window(message: &str, code: Option<&str>) -> bool {
+    code == Some("context_length_exceeded") || mentions_context_window(message)
 }
 
 fn looks_like_quota(message: &str, code: Option<&str>) -> bool {

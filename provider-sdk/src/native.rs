@@ -91,7 +91,10 @@ impl NativeRequest {
 #[doc(hidden)]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NativeQuery {
+    /// The client's protocol.
     pub protocol: Protocol,
+    /// The provider's model id.
     pub model: String,
+    /// Whether the client asked for a stream.
     pub stream: bool,
 }

@@ -132,6 +132,27 @@ pub struct ProviderConfig {
     /// Provider-specific options from the entry, as written there.
     #[serde(default)]
     pub options: Value,
+    /// The base URL the host resolved: the entry's `base_url`, else the manifest's
+    /// `defaults.base_url` (SDK 1.3; `None` from older hosts, and when neither is set).
+    /// A plugin with one upstream reads this; one whose default depends on its options
+    /// (a preset) reads `base_url` to know whether the operator chose one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_base_url: Option<String>,
+}
+
+impl ProviderConfig {
+    /// The upstream's base URL without a trailing `/`: [`ProviderConfig::base_url`],
+    /// else [`ProviderConfig::resolved_base_url`], else `default` (for hosts older than
+    /// SDK 1.3, which resolve nothing).
+    pub fn base_url_or(&self, default: &str) -> String {
+        [self.base_url.as_deref(), self.resolved_base_url.as_deref()]
+            .into_iter()
+            .flatten()
+            .map(|u| u.trim().trim_end_matches('/'))
+            .find(|u| !u.is_empty())
+            .unwrap_or(default.trim_end_matches('/'))
+            .to_owned()
+    }
 }
 
 /// Canned material for the host's conformance check, in the provider's own wire format.
@@ -160,4 +181,44 @@ pub struct CannedError {
     pub response: LocalResponse,
     /// The kind `classify_error` must give it.
     pub kind: ErrorKind,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_base_url_is_the_entrys_then_the_hosts_resolution_then_the_plugins_default() {
+        let mut config = ProviderConfig {
+            resolved_base_url: Some("https://default.example/v1/".into()),
+            ..ProviderConfig::default()
+        };
+        assert_eq!(
+            config.base_url_or("https://fallback"),
+            "https://default.example/v1"
+        );
+        config.base_url = Some(" https://entry.example/ ".into());
+        assert_eq!(
+            config.base_url_or("https://fallback"),
+            "https://entry.example"
+        );
+        assert_eq!(
+            ProviderConfig::default().base_url_or("https://fallback/"),
+            "https://fallback",
+            "a host older than 1.3 resolves nothing"
+        );
+    }
+
+    #[test]
+    fn a_config_from_an_older_host_has_no_resolved_url_and_an_old_plugin_ignores_it() {
+        let old: ProviderConfig =
+            serde_json::from_str(r#"{"name": "x", "base_url": null, "options": {}}"#).unwrap();
+        assert_eq!(old.resolved_base_url, None);
+        let new = serde_json::to_value(ProviderConfig {
+            resolved_base_url: Some("https://a".into()),
+            ..ProviderConfig::default()
+        })
+        .unwrap();
+        assert_eq!(new["resolved_base_url"], "https://a");
+    }
 }

@@ -4,7 +4,23 @@ use serde::{Deserialize, Serialize};
 
 use crate::{chat::ReasoningDetail, FinishReason, Usage};
 
-/// One event of a streamed answer, in the order the upstream produced it.
+/// One event of a streamed answer, in the order the upstream produced it. Its JSON is
+/// tagged by `type` in snake case:
+///
+/// ```
+/// use provider_sdk::{FinishReason, StreamEvent};
+/// use provider_sdk::serde_json::{from_value, json};
+///
+/// let events: Vec<StreamEvent> = from_value(json!([
+///     {"type": "start", "id": "a-1", "model": "m"},
+///     {"type": "text_delta", "text": "Hel"},
+///     {"type": "tool_call_start", "index": 0, "id": "c1", "name": "f"},
+///     {"type": "tool_call_delta", "index": 0, "arguments": "{}"},
+///     {"type": "usage", "usage": {"prompt_tokens": 9, "completion_tokens": 3}},
+///     {"type": "finish", "reason": "tool_calls"}
+/// ])).unwrap();
+/// assert_eq!(events[5], StreamEvent::Finish { reason: FinishReason::ToolCalls });
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StreamEvent {

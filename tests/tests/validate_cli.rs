@@ -178,3 +178,44 @@ fn a_plugin_that_panics_in_build_request_is_refused_and_the_panic_is_contained()
         ],
     );
 }
+
+#[test]
+fn a_panic_is_reported_with_the_method_and_where_it_happened_and_no_backtrace_above_the_report() {
+    // In-process, so that nothing but the plugin's own hook stands between its panic
+    // and the host's stderr (the sandbox child's output is not shown anyway).
+    let scratch = Scratch::new();
+    let config = scratch.config(serde_json::json!({"sandbox": {"enabled": false}}));
+    let file = plugin("fixture_panic_in_build");
+    let mut command = std::process::Command::new(e2e::host_binary());
+    let output = command
+        .args([
+            &"--config" as &dyn AsRef<std::ffi::OsStr>,
+            &config,
+            &"validate",
+            &file,
+        ])
+        .env("RUST_BACKTRACE", "1")
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = texts(&output);
+    assert!(!output.status.success());
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("FAIL") && l.contains("build_request"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        line.contains("`build_request` failed on the plain sample")
+            && line
+                .contains("plugin panicked: fixture panics in build_request on purpose (at tests/plugins/panic-in-build/src/../../minimal.rs:"),
+        "{line}"
+    );
+    for noise in ["stack backtrace", "panicked at", "RUST_BACKTRACE"] {
+        assert!(
+            !stderr
+                .lines()
+                .any(|l| l.contains(noise) && !l.starts_with("error:")),
+            "{noise}: {stderr}"
+        );
+    }
+}

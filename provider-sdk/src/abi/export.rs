@@ -65,6 +65,7 @@ pub const unsafe fn lib_header(constructor: extern "C" fn() -> RootModuleResult)
 /// The root module for provider `P`.
 #[doc(hidden)]
 pub fn root_module<P: Provider>() -> PluginModuleRef {
+    quiet_panics();
     let module = PluginModule {
         manifest: manifest::<P>,
         conformance: conformance::<P>,
@@ -317,7 +318,42 @@ fn panic_error(payload: &(dyn std::any::Any + Send)) -> ProviderError {
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a non-string payload".to_owned());
-    ProviderError::new(ErrorKind::PluginFault, format!("plugin panicked: {what}"))
+    let at = LAST_PANIC
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .take()
+        .map(|at| format!(" (at {at})"))
+        .unwrap_or_default();
+    ProviderError::new(
+        ErrorKind::PluginFault,
+        format!("plugin panicked: {what}{at}"),
+    )
+}
+
+/// Where this plugin's latest panic happened, recorded by [`quiet_panics`]' hook for
+/// [`panic_error`] to report. A global rather than a thread-local (a plugin keeps no
+/// thread-locals): two threads panicking at once may swap their locations, which only
+/// mislabels a bug report.
+static LAST_PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Replaces this plugin's panic hook, once, with one that records where a panic
+/// happened instead of printing it. Every panic of a plugin is caught at the boundary
+/// and reported as a `plugin_fault` error with that location; the default hook would
+/// also write it, with a backtrace under `RUST_BACKTRACE`, to the host's stderr, above
+/// whatever the host reports (`provider-host validate`'s check list). A `cdylib` links
+/// its own copy of std, so this hook sees this plugin's panics only, never the host's.
+fn quiet_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            if let Some(at) = info.location() {
+                let mut last = LAST_PANIC
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                *last = Some(format!("{}:{}:{}", at.file(), at.line(), at.column()));
+            }
+        }));
+    });
 }
 
 /// Runs `f`, turning both its error and any panic into a JSON `ProviderError`.

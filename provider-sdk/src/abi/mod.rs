@@ -71,6 +71,11 @@ pub trait FfiProvider: Send + Sync {
     fn health_request(&self) -> RResult<ROption<FfiOutbound>, RString>;
 }
 
+/// The member `export_provider!` adds to the manifest JSON for build facts the layout
+/// check cannot see (see [`load::BuildFacts`]); it is not part of [`crate::Manifest`],
+/// so no plugin's source has to change for it.
+pub const BUILD_MEMBER: &str = "$build";
+
 /// How SDK 1.x grows without changing a layout.
 ///
 /// abi_stable 0.11 lets a library's prefix types have *more* fields than the host
@@ -83,11 +88,6 @@ pub trait FfiProvider: Send + Sync {
 /// the answer's JSON (no real HTTP status is 0). One call,
 /// `build_embedding_request`, answers with the provider's outbound itself (an HTTP
 /// request, or a local answer with its real status), so bodies stay bytes.
-/// The member `export_provider!` adds to the manifest JSON for build facts the layout
-/// check cannot see (see [`load::BuildFacts`]); it is not part of [`crate::Manifest`],
-/// so no plugin's source has to change for it.
-pub const BUILD_MEMBER: &str = "$build";
-
 pub mod extension {
     use serde::{Deserialize, Serialize};
 

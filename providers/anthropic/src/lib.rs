@@ -82,10 +82,11 @@ mod request;
 mod response;
 mod stream;
 
+use provider_kit::manifest::{manifest, Model};
 use provider_sdk::{
     export_provider, serde_json, AuthScheme, CannedError, Capabilities, ChatRequest, ChatResponse,
-    Conformance, Defaults, ErrorKind, HttpRequest, HttpResponse, LocalResponse, Manifest,
-    ModelInfo, NativeRequest, Outbound, Pricing, Protocol, Provider, ProviderConfig, ProviderError,
+    Conformance, ErrorKind, HttpRequest, HttpResponse, LocalResponse, Manifest, NativeRequest,
+    Outbound, Protocol, Provider, ProviderConfig, ProviderError,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -110,54 +111,34 @@ pub const DEFAULT_API_VERSION: &str = "2023-06-01";
 /// <https://docs.claude.com/en/docs/about-claude/model-deprecations>). Context windows
 /// are the standard ones (Sonnet 4.x and Opus 4.6 offer 1M behind the
 /// `context-1m-2025-08-07` beta). Aliases and dated snapshots are listed alike.
-const MODELS: [(&str, u32, u32, f64, f64, f64); 18] = [
-    ("claude-opus-4-6", 200_000, 128_000, 5.0, 25.0, 0.50),
-    ("claude-sonnet-4-6", 200_000, 64_000, 3.0, 15.0, 0.30),
-    ("claude-haiku-4-5", 200_000, 64_000, 1.0, 5.0, 0.10),
-    ("claude-haiku-4-5-20251001", 200_000, 64_000, 1.0, 5.0, 0.10),
-    ("claude-opus-4-5", 200_000, 64_000, 5.0, 25.0, 0.50),
-    ("claude-opus-4-5-20251101", 200_000, 64_000, 5.0, 25.0, 0.50),
-    ("claude-sonnet-4-5", 200_000, 64_000, 3.0, 15.0, 0.30),
-    (
-        "claude-sonnet-4-5-20250929",
-        200_000,
-        64_000,
-        3.0,
-        15.0,
-        0.30,
-    ),
-    ("claude-opus-4-1", 200_000, 32_000, 15.0, 75.0, 1.50),
-    (
-        "claude-opus-4-1-20250805",
-        200_000,
-        32_000,
-        15.0,
-        75.0,
-        1.50,
-    ),
-    ("claude-opus-4-0", 200_000, 32_000, 15.0, 75.0, 1.50),
-    ("claude-opus-4-20250514", 200_000, 32_000, 15.0, 75.0, 1.50),
-    ("claude-sonnet-4-0", 200_000, 64_000, 3.0, 15.0, 0.30),
-    ("claude-sonnet-4-20250514", 200_000, 64_000, 3.0, 15.0, 0.30),
-    ("claude-3-7-sonnet-latest", 200_000, 64_000, 3.0, 15.0, 0.30),
-    (
-        "claude-3-7-sonnet-20250219",
-        200_000,
-        64_000,
-        3.0,
-        15.0,
-        0.30,
-    ),
-    ("claude-3-5-haiku-latest", 200_000, 8_192, 0.80, 4.0, 0.08),
-    ("claude-3-5-haiku-20241022", 200_000, 8_192, 0.80, 4.0, 0.08),
+#[rustfmt::skip]
+const MODELS: &[Model] = &[
+    Model::new("claude-opus-4-6", 200_000).max_output(128_000).price(5.0, 25.0).cached(0.50),
+    Model::new("claude-sonnet-4-6", 200_000).max_output(64_000).price(3.0, 15.0).cached(0.30),
+    Model::new("claude-haiku-4-5", 200_000).max_output(64_000).price(1.0, 5.0).cached(0.10),
+    Model::new("claude-haiku-4-5-20251001", 200_000).max_output(64_000).price(1.0, 5.0).cached(0.10),
+    Model::new("claude-opus-4-5", 200_000).max_output(64_000).price(5.0, 25.0).cached(0.50),
+    Model::new("claude-opus-4-5-20251101", 200_000).max_output(64_000).price(5.0, 25.0).cached(0.50),
+    Model::new("claude-sonnet-4-5", 200_000).max_output(64_000).price(3.0, 15.0).cached(0.30),
+    Model::new("claude-sonnet-4-5-20250929", 200_000).max_output(64_000).price(3.0, 15.0).cached(0.30),
+    Model::new("claude-opus-4-1", 200_000).max_output(32_000).price(15.0, 75.0).cached(1.50),
+    Model::new("claude-opus-4-1-20250805", 200_000).max_output(32_000).price(15.0, 75.0).cached(1.50),
+    Model::new("claude-opus-4-0", 200_000).max_output(32_000).price(15.0, 75.0).cached(1.50),
+    Model::new("claude-opus-4-20250514", 200_000).max_output(32_000).price(15.0, 75.0).cached(1.50),
+    Model::new("claude-sonnet-4-0", 200_000).max_output(64_000).price(3.0, 15.0).cached(0.30),
+    Model::new("claude-sonnet-4-20250514", 200_000).max_output(64_000).price(3.0, 15.0).cached(0.30),
+    Model::new("claude-3-7-sonnet-latest", 200_000).max_output(64_000).price(3.0, 15.0).cached(0.30),
+    Model::new("claude-3-7-sonnet-20250219", 200_000).max_output(64_000).price(3.0, 15.0).cached(0.30),
+    Model::new("claude-3-5-haiku-latest", 200_000).max_output(8_192).price(0.80, 4.0).cached(0.08),
+    Model::new("claude-3-5-haiku-20241022", 200_000).max_output(8_192).price(0.80, 4.0).cached(0.08),
 ];
 
 /// The manifest's max output for `model`, if the model is listed.
 fn model_max_output(model: &str) -> Option<u32> {
     MODELS
         .iter()
-        .find(|(id, ..)| *id == model)
-        .map(|&(_, _, max_output, ..)| max_output)
+        .find(|m| m.id == model)
+        .and_then(|m| m.max_output_tokens)
 }
 
 /// The Anthropic provider, for one config entry.
@@ -193,42 +174,22 @@ impl Provider for Anthropic {
     type Decoder = AnthropicDecoder;
 
     fn manifest() -> Manifest {
-        let models = MODELS
-            .iter()
-            .map(
-                |&(id, context, max_output, input, output, cached)| ModelInfo {
-                    id: id.to_owned(),
-                    context_window: Some(context),
-                    max_output_tokens: Some(max_output),
-                    pricing: Some(Pricing {
-                        input_per_mtok: input,
-                        output_per_mtok: output,
-                        cached_input_per_mtok: Some(cached),
-                    }),
-                },
-            )
-            .collect();
-        Manifest {
-            name: "anthropic".to_owned(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            description: "Claude through Anthropic's Messages API".to_owned(),
-            capabilities: Capabilities {
+        manifest("anthropic", env!("CARGO_PKG_VERSION"))
+            .description("Claude through Anthropic's Messages API")
+            .capabilities(Capabilities {
                 streaming: true,
                 tools: true,
                 vision: true,
                 reasoning: true,
                 embeddings: false,
-            },
-            defaults: Defaults {
-                base_url: Some(DEFAULT_BASE_URL.to_owned()),
-                api_key_env: Some("ANTHROPIC_API_KEY".to_owned()),
-                auth: AuthScheme::Header {
-                    name: "x-api-key".to_owned(),
-                },
-            },
-            models,
-            ..Manifest::default()
-        }
+            })
+            .base_url(DEFAULT_BASE_URL)
+            .api_key_env("ANTHROPIC_API_KEY")
+            .auth(AuthScheme::Header {
+                name: "x-api-key".to_owned(),
+            })
+            .models(MODELS)
+            .build()
     }
 
     fn conformance() -> Conformance {
@@ -389,6 +350,7 @@ mod tests {
             name: "anthropic".into(),
             base_url: base_url.map(str::to_owned),
             options,
+            resolved_base_url: None,
         })
         .unwrap()
     }
@@ -506,6 +468,7 @@ mod tests {
                 name: "anthropic".into(),
                 base_url: base.map(str::to_owned),
                 options,
+                resolved_base_url: None,
             })
         };
         assert!(build(None, json!({"api_key": "sk-ant-..."})).is_err());
@@ -536,7 +499,7 @@ mod tests {
         );
         assert_eq!(
             sonnet.pricing,
-            Some(Pricing {
+            Some(provider_sdk::Pricing {
                 input_per_mtok: 3.0,
                 output_per_mtok: 15.0,
                 cached_input_per_mtok: Some(0.30)

@@ -1,5 +1,6 @@
 //! The canonical (OpenAI-shaped) request, translated into a Messages API request body.
 
+use provider_kit::request::{self, Image};
 use provider_sdk::{
     ChatRequest, Content, ContentPart, Message, ProviderError, Tool, ToolCall, ToolChoice,
     ToolChoiceMode,
@@ -244,34 +245,20 @@ fn content_blocks(content: &Content) -> Result<Vec<Value>, ProviderError> {
 /// An image part: a base64 `data:` URL becomes a base64 source with its media type
 /// (`application/pdf` becomes a `document` block), an http(s) URL a `url` source.
 fn image(url: &str) -> Result<Value, ProviderError> {
-    if let Some(rest) = url.strip_prefix("data:") {
-        let (meta, data) = rest.split_once(',').ok_or_else(|| {
-            ProviderError::invalid_request("an image data: URL has no `,` before its data")
-        })?;
-        let mut params = meta.split(';');
-        let media_type = params.next().unwrap_or_default().trim();
-        if media_type.is_empty() || !params.any(|p| p.trim().eq_ignore_ascii_case("base64")) {
-            return Err(ProviderError::invalid_request(
-                "image data: URLs must be `data:<media type>;base64,<data>`",
-            ));
+    Ok(match request::image(url, "anthropic")? {
+        Image::Base64 { media_type, data } => {
+            let kind = if media_type == "application/pdf" {
+                "document"
+            } else {
+                "image"
+            };
+            json!({
+                "type": kind,
+                "source": {"type": "base64", "media_type": media_type, "data": data},
+            })
         }
-        let kind = if media_type == "application/pdf" {
-            "document"
-        } else {
-            "image"
-        };
-        return Ok(json!({
-            "type": kind,
-            "source": {"type": "base64", "media_type": media_type, "data": data},
-        }));
-    }
-    if url.starts_with("https://") || url.starts_with("http://") {
-        return Ok(json!({"type": "image", "source": {"type": "url", "url": url}}));
-    }
-    let shown: String = url.chars().take(40).collect();
-    Err(ProviderError::invalid_request(format!(
-        "image_url must be an http(s) or base64 data: URL, not `{shown}`"
-    )))
+        Image::Url(url) => json!({"type": "image", "source": {"type": "url", "url": url}}),
+    })
 }
 
 /// A tool message as a `tool_result` block.

@@ -1,5 +1,6 @@
 //! Messages API answers and errors, translated into canonical answers and error kinds.
 
+use provider_kit::errors::{ErrorRules, Rule, When};
 use provider_sdk::{
     AssistantMessage, ChatResponse, ErrorKind, FinishReason, HttpResponse, ProviderError, ToolCall,
     Usage,
@@ -140,19 +141,15 @@ pub fn parse_message(body: &[u8]) -> Result<ChatResponse, ProviderError> {
 /// (for bodies that are not Anthropic's, e.g. a proxy's HTML page). The upstream's `type`
 /// is kept as `provider_code`; `retry-after` is honoured.
 pub fn classify_error(response: &HttpResponse<'_>) -> ProviderError {
-    let mut error = ProviderError::from_http(response);
-    if let Ok(body) = serde_json::from_slice::<Value>(response.body) {
-        if let Some(kind) = kind_of(&body) {
-            error.kind = kind;
-        }
-    }
-    error
+    RULES.classify(response)
 }
 
 /// The error carried by a streamed `error` event (or an error body), classified by its
 /// `type`; an unknown type is the upstream's failure.
 pub fn error_event(event: &Value) -> ProviderError {
-    let kind = kind_of(event).unwrap_or(ErrorKind::ProviderService);
+    let kind = RULES
+        .kind_of(None, event)
+        .unwrap_or(ErrorKind::ProviderService);
     let error = &event["error"];
     let message = error["message"]
         .as_str()
@@ -164,37 +161,38 @@ pub fn error_event(event: &Value) -> ProviderError {
     out
 }
 
-/// The kind of an `{"type":"error","error":{"type","message"}}` body, per the error types
-/// of <https://docs.claude.com/en/api/errors>.
-fn kind_of(body: &Value) -> Option<ErrorKind> {
-    let error = &body["error"];
-    let message = error["message"].as_str().unwrap_or_default();
-    Some(match error["type"].as_str()? {
-        "invalid_request_error" if exceeds_context(message) => ErrorKind::ContextWindowExceeded,
-        "invalid_request_error" | "request_too_large" => ErrorKind::InvalidRequest,
-        "authentication_error" | "permission_error" => ErrorKind::Authentication,
-        "billing_error" => ErrorKind::QuotaExceeded,
-        "not_found_error" => ErrorKind::ModelNotFound,
-        "rate_limit_error" => ErrorKind::RateLimited,
-        "timeout_error" => ErrorKind::Timeout,
-        "api_error" | "overloaded_error" => ErrorKind::ProviderService,
-        _ => return None,
-    })
-}
-
-/// Whether an `invalid_request_error` says the prompt does not fit the context window
-/// (`prompt is too long: 200251 tokens > 200000 maximum`, or `input length and
-/// max_tokens exceed context limit: ...`).
-fn exceeds_context(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    [
-        "prompt is too long",
-        "exceed context limit",
-        "context window",
-    ]
-    .iter()
-    .any(|p| m.contains(p))
-}
+/// What the error types of <https://docs.claude.com/en/api/errors> mean; an
+/// `invalid_request_error` that says the prompt does not fit (`prompt is too long:
+/// 200251 tokens > 200000 maximum`, `input length and max_tokens exceed context limit:
+/// ...`) is a context-window error.
+const RULES: ErrorRules = ErrorRules {
+    code_fields: &["type"],
+    rules: &[
+        Rule::new(
+            &[When::Code(&["invalid_request_error"]), When::ContextWindow],
+            ErrorKind::ContextWindowExceeded,
+        ),
+        Rule::new(
+            &[When::Code(&["invalid_request_error", "request_too_large"])],
+            ErrorKind::InvalidRequest,
+        ),
+        Rule::new(
+            &[When::Code(&["authentication_error", "permission_error"])],
+            ErrorKind::Authentication,
+        ),
+        Rule::new(&[When::Code(&["billing_error"])], ErrorKind::QuotaExceeded),
+        Rule::new(
+            &[When::Code(&["not_found_error"])],
+            ErrorKind::ModelNotFound,
+        ),
+        Rule::new(&[When::Code(&["rate_limit_error"])], ErrorKind::RateLimited),
+        Rule::new(&[When::Code(&["timeout_error"])], ErrorKind::Timeout),
+        Rule::new(
+            &[When::Code(&["api_error", "overloaded_error"])],
+            ErrorKind::ProviderService,
+        ),
+    ],
+};
 
 #[cfg(test)]
 mod tests {

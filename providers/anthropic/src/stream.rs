@@ -21,25 +21,19 @@
 
 use std::collections::HashMap;
 
-use provider_sdk::{
-    sse::{SseEvent, SseParser},
-    ErrorKind, ProviderError, StreamDecoder, StreamEvent,
-};
+use provider_kit::sse::{JsonEvents, JsonSseDecoder};
+use provider_sdk::{ErrorKind, ProviderError, StreamEvent};
 use serde_json::Value;
 
 use crate::reasoning;
 use crate::response::{error_event, finish_reason, WireUsage};
 
 /// Decodes one streamed Messages API response.
-#[derive(Debug, Default)]
-pub struct AnthropicDecoder {
-    sse: SseParser,
-    state: State,
-}
+pub type AnthropicDecoder = JsonSseDecoder<State>;
 
 /// What the decoder remembers between events.
 #[derive(Debug, Default)]
-struct State {
+pub struct State {
     /// `message_stop` arrived: the answer is complete.
     done: bool,
     /// Usage so far: input from `message_start`, output from the last `message_delta`.
@@ -67,32 +61,29 @@ enum Block {
     Other,
 }
 
-impl StreamDecoder for AnthropicDecoder {
-    fn feed(&mut self, bytes: &[u8], events: &mut Vec<StreamEvent>) -> Result<(), ProviderError> {
-        let state = &mut self.state;
-        let mut result = Ok(());
-        self.sse.feed(bytes, |event| {
-            if result.is_ok() {
-                result = state.handle(&event, events);
-            }
-        });
-        result
+impl JsonEvents for State {
+    const UPSTREAM: &'static str = "Anthropic";
+
+    fn event(
+        &mut self,
+        name: Option<&str>,
+        data: Value,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), ProviderError> {
+        self.handle(name, data, out)
+    }
+
+    /// `error` events are translated with the others, by their type.
+    fn error_event(&self, _name: Option<&str>, _data: &Value) -> Option<ProviderError> {
+        None
     }
 
     fn is_complete(&self) -> bool {
-        self.state.done
+        self.done
     }
 
-    fn finish(&mut self, events: &mut Vec<StreamEvent>) -> Result<(), ProviderError> {
-        let state = &mut self.state;
-        let mut result = Ok(());
-        self.sse.finish(|event| {
-            if result.is_ok() {
-                result = state.handle(&event, events);
-            }
-        });
-        result?;
-        if !self.state.done {
+    fn end(&mut self, done: bool, _out: &mut Vec<StreamEvent>) -> Result<(), ProviderError> {
+        if !done {
             return Err(ProviderError::new(
                 ErrorKind::Connection,
                 "the Anthropic stream ended before message_stop",
@@ -106,22 +97,11 @@ impl State {
     /// Translates one server-sent event.
     fn handle(
         &mut self,
-        event: &SseEvent,
+        name: Option<&str>,
+        data: Value,
         out: &mut Vec<StreamEvent>,
     ) -> Result<(), ProviderError> {
-        if self.done {
-            return Ok(());
-        }
-        let data: Value = serde_json::from_str(&event.data).map_err(|e| {
-            ProviderError::new(
-                ErrorKind::ProviderService,
-                format!("Anthropic sent a stream event that is not JSON: {e}"),
-            )
-        })?;
-        let kind = data["type"]
-            .as_str()
-            .or(event.event.as_deref())
-            .unwrap_or_default();
+        let kind = data["type"].as_str().or(name).unwrap_or_default();
         match kind {
             "message_start" => {
                 let message = &data["message"];
@@ -287,6 +267,7 @@ fn push_text(out: &mut Vec<StreamEvent>, text: String) {
 mod tests {
     use super::*;
     use crate::fixtures::*;
+    use provider_sdk::StreamDecoder;
     use provider_sdk::{FinishReason, ReasoningDetail, Usage};
 
     fn decode_in_pieces(input: &str, piece: usize) -> Result<Vec<StreamEvent>, ProviderError> {

@@ -7,7 +7,8 @@
 //!   `finishReason` and the final `usageMetadata`;
 //! - a `429 RESOURCE_EXHAUSTED` body with a `RetryInfo` detail (`retryDelay: "26s"`).
 
-use provider_sdk::{serde_json::json, CannedError, Conformance, ErrorKind, LocalResponse};
+use provider_kit::fixtures::{error, json, sse_body};
+use provider_sdk::{serde_json::json, Conformance, ErrorKind, LocalResponse};
 
 /// A `generateContent` response.
 pub(crate) const RESPONSE: &[u8] = include_bytes!("../fixtures/generate-content-basic-reply.json");
@@ -19,50 +20,23 @@ pub(crate) const STREAM: &[u8] = include_bytes!("../fixtures/stream-basic-reply.
 pub(crate) const RATE_LIMITED: &[u8] =
     include_bytes!("../fixtures/error-429-resource-exhausted.json");
 
-fn headers(content_type: &str) -> Vec<(String, String)> {
-    vec![("content-type".to_owned(), content_type.to_owned())]
-}
-
-/// The stream body cut after each event, as a network would deliver it.
-fn events(body: &[u8]) -> Vec<Vec<u8>> {
-    let mut chunks = Vec::new();
-    let mut start = 0;
-    for end in 1..=body.len() {
-        if body[..end].ends_with(b"\n\n") || body[..end].ends_with(b"\r\n\r\n") {
-            chunks.push(body[start..end].to_vec());
-            start = end;
-        }
-    }
-    if start < body.len() {
-        chunks.push(body[start..].to_vec());
-    }
-    chunks
+/// A JSON answer as Google labels it.
+fn google_json(status: u16, body: &[u8]) -> LocalResponse {
+    let mut response = json(status, "");
+    response.headers[0].1 = "application/json; charset=UTF-8".to_owned();
+    response.chunks = vec![body.to_vec()];
+    response
 }
 
 /// The material `Provider::conformance` returns.
 pub(crate) fn conformance() -> Conformance {
     Conformance {
         options: json!({}),
-        response: LocalResponse {
-            status: 200,
-            headers: headers("application/json; charset=UTF-8"),
-            chunks: vec![RESPONSE.to_vec()],
-            interval_ms: 0,
-        },
-        stream: LocalResponse {
-            status: 200,
-            headers: headers("text/event-stream"),
-            chunks: events(STREAM),
-            interval_ms: 0,
-        },
-        error: Some(CannedError {
-            response: LocalResponse {
-                status: 429,
-                headers: headers("application/json; charset=UTF-8"),
-                chunks: vec![RATE_LIMITED.to_vec()],
-                interval_ms: 0,
-            },
-            kind: ErrorKind::RateLimited,
-        }),
+        response: google_json(200, RESPONSE),
+        stream: sse_body(STREAM),
+        error: Some(error(
+            google_json(429, RATE_LIMITED),
+            ErrorKind::RateLimited,
+        )),
     }
 }

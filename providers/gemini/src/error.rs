@@ -114,11 +114,9 @@ fn api_key_invalid(message: &str, details: &[Value]) -> bool {
 
 /// "The input token count (132478) exceeds the maximum number of tokens allowed (131072)."
 fn context_window_exceeded(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    (m.contains("input token count") && m.contains("exceeds"))
-        || m.contains("context window")
-        || m.contains("context length")
-        || m.contains("too many tokens")
+    // Gemini: "The input token count (1234567) exceeds the maximum number of tokens
+    // allowed (1048576)", one of the SDK's phrasings.
+    provider_sdk::mentions_context_window(message)
 }
 
 /// The wait of a `google.rpc.RetryInfo` detail, in milliseconds (rounded up):

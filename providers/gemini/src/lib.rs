@@ -27,13 +27,13 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
+use provider_kit::manifest::{manifest, Model};
 use provider_sdk::{
-    export_provider, serde_json, AuthScheme, Capabilities, ChatRequest, ChatResponse, Conformance,
-    Defaults, EmbeddingRequest, EmbeddingResponse, HttpResponse, Manifest, ModelInfo, Outbound,
-    Pricing, Provider, ProviderConfig, ProviderError,
+    export_provider, AuthScheme, Capabilities, ChatRequest, ChatResponse, Conformance,
+    EmbeddingRequest, EmbeddingResponse, HttpResponse, Manifest, Outbound, Provider,
+    ProviderConfig, ProviderError,
 };
 use serde::Deserialize;
-use serde_json::Value;
 
 pub use stream::GeminiDecoder;
 
@@ -76,81 +76,45 @@ impl Gemini {
     }
 }
 
-/// One known model. Prices are US dollars per million tokens on the paid tier, for text
-/// input and prompts up to 200k tokens (2.5 Pro and 3 Pro charge more above that).
-fn model(
-    id: &str,
-    context_window: u32,
-    max_output_tokens: u32,
-    input: f64,
-    output: f64,
-    cached_input: Option<f64>,
-) -> ModelInfo {
-    ModelInfo {
-        id: id.to_owned(),
-        context_window: Some(context_window),
-        max_output_tokens: Some(max_output_tokens),
-        pricing: Some(Pricing {
-            input_per_mtok: input,
-            output_per_mtok: output,
-            cached_input_per_mtok: cached_input,
-        }),
-    }
-}
+/// Context windows and output limits: https://ai.google.dev/gemini-api/docs/models
+/// Prices (standard paid tier, text, prompts <= 200k tokens; output includes thinking
+/// tokens; "context caching price" is the cached-input price):
+/// https://ai.google.dev/gemini-api/docs/pricing
+#[rustfmt::skip]
+const MODELS: &[Model] = &[
+    Model::new("gemini-2.5-pro", 1_048_576).max_output(65_536).price(1.25, 10.00).cached(0.125),
+    Model::new("gemini-2.5-flash", 1_048_576).max_output(65_536).price(0.30, 2.50).cached(0.03),
+    Model::new("gemini-2.5-flash-lite", 1_048_576).max_output(65_536).price(0.10, 0.40).cached(0.01),
+    Model::new("gemini-2.0-flash", 1_048_576).max_output(8_192).price(0.10, 0.40).cached(0.025),
+    // No context caching for 2.0 Flash-Lite: cached input costs the input price.
+    Model::new("gemini-2.0-flash-lite", 1_048_576).max_output(8_192).price(0.075, 0.30),
+    Model::new("gemini-3-pro-preview", 1_048_576).max_output(65_536).price(2.00, 12.00).cached(0.20),
+    Model::new("gemini-3-flash-preview", 1_048_576).max_output(65_536).price(0.50, 3.00).cached(0.05),
+    // Embeddings (https://ai.google.dev/gemini-api/docs/embeddings): 2,048 input tokens,
+    // $0.15 per million input tokens (pricing page, "Gemini Embedding").
+    Model::new(EMBEDDING_MODEL, 2_048).price(0.15, 0.0),
+];
 
 impl Provider for Gemini {
     type Decoder = GeminiDecoder;
 
     fn manifest() -> Manifest {
-        // Context windows and output limits: https://ai.google.dev/gemini-api/docs/models
-        // Prices (standard paid tier, text, prompts <= 200k tokens; output includes
-        // thinking tokens; "context caching price" is the cached-input price):
-        // https://ai.google.dev/gemini-api/docs/pricing
-        #[rustfmt::skip]
-        let models = vec![
-            model("gemini-2.5-pro", 1_048_576, 65_536, 1.25, 10.00, Some(0.125)),
-            model("gemini-2.5-flash", 1_048_576, 65_536, 0.30, 2.50, Some(0.03)),
-            model("gemini-2.5-flash-lite", 1_048_576, 65_536, 0.10, 0.40, Some(0.01)),
-            model("gemini-2.0-flash", 1_048_576, 8_192, 0.10, 0.40, Some(0.025)),
-            // No context caching for 2.0 Flash-Lite: cached input costs the input price.
-            model("gemini-2.0-flash-lite", 1_048_576, 8_192, 0.075, 0.30, None),
-            model("gemini-3-pro-preview", 1_048_576, 65_536, 2.00, 12.00, Some(0.20)),
-            model("gemini-3-flash-preview", 1_048_576, 65_536, 0.50, 3.00, Some(0.05)),
-            // Embeddings (https://ai.google.dev/gemini-api/docs/embeddings): 2,048 input
-            // tokens, $0.15 per million input tokens (pricing page, "Gemini Embedding").
-            ModelInfo {
-                id: EMBEDDING_MODEL.to_owned(),
-                context_window: Some(2_048),
-                max_output_tokens: None,
-                pricing: Some(Pricing {
-                    input_per_mtok: 0.15,
-                    output_per_mtok: 0.0,
-                    cached_input_per_mtok: None,
-                }),
-            },
-        ];
-        Manifest {
-            name: "gemini".to_owned(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            description: "Google Gemini API: generateContent and streamGenerateContent (SSE)"
-                .to_owned(),
-            capabilities: Capabilities {
+        manifest("gemini", env!("CARGO_PKG_VERSION"))
+            .description("Google Gemini API: generateContent and streamGenerateContent (SSE)")
+            .capabilities(Capabilities {
                 streaming: true,
                 tools: true,
                 vision: true,
                 reasoning: true,
                 embeddings: true,
-            },
-            defaults: Defaults {
-                base_url: Some(DEFAULT_BASE_URL.to_owned()),
-                api_key_env: Some(API_KEY_ENV.to_owned()),
-                auth: AuthScheme::Header {
-                    name: API_KEY_HEADER.to_owned(),
-                },
-            },
-            models,
-            ..Manifest::default()
-        }
+            })
+            .base_url(DEFAULT_BASE_URL)
+            .api_key_env(API_KEY_ENV)
+            .auth(AuthScheme::Header {
+                name: API_KEY_HEADER.to_owned(),
+            })
+            .models(MODELS)
+            .build()
     }
 
     fn conformance() -> Conformance {
@@ -158,25 +122,8 @@ impl Provider for Gemini {
     }
 
     fn new(config: ProviderConfig) -> Result<Self, ProviderError> {
-        let options = match config.options {
-            Value::Null => GeminiOptions::default(),
-            options => serde_json::from_value(options).map_err(|e| {
-                ProviderError::invalid_request(format!(
-                    "gemini options: {e} (known options: include_thoughts)"
-                ))
-            })?,
-        };
-        let base_url = match config.base_url.as_deref().map(str::trim) {
-            None | Some("") => DEFAULT_BASE_URL.to_owned(),
-            Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
-                url.trim_end_matches('/').to_owned()
-            }
-            Some(url) => {
-                return Err(ProviderError::invalid_request(format!(
-                    "gemini base_url `{url}` is not an http(s) URL"
-                )))
-            }
-        };
+        let options: GeminiOptions = provider_kit::request::options("gemini", &config)?;
+        let base_url = provider_kit::request::http_base_url("gemini", &config, DEFAULT_BASE_URL)?;
         Ok(Gemini { base_url, options })
     }
 
@@ -189,7 +136,7 @@ impl Provider for Gemini {
     }
 
     fn stream_decoder(&self) -> GeminiDecoder {
-        GeminiDecoder::new()
+        GeminiDecoder::default()
     }
 
     fn classify_error(&self, response: &HttpResponse<'_>) -> ProviderError {

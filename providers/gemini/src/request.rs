@@ -20,6 +20,7 @@
 
 use std::collections::HashMap;
 
+use provider_kit::request::{self, Image};
 use provider_sdk::{
     serde_json, ChatRequest, Content, ContentPart, HttpRequest, Message, ProviderError,
     ReasoningDetail, ResponseFormat, Tool, ToolCall, ToolChoice, ToolChoiceMode,
@@ -278,44 +279,27 @@ const IMAGE_TYPES: [(&str, &str); 6] = [
 /// An image URL as a Gemini part: `inlineData` for a base64 `data:` URL, `fileData` for
 /// an http(s) URL whose extension names a supported image type.
 fn image_part(url: &str) -> Result<Value, ProviderError> {
-    if let Some(rest) = url.strip_prefix("data:") {
-        let (header, data) = rest.split_once(',').ok_or_else(|| {
-            ProviderError::invalid_request("gemini: a data: image URL has no `,` before its data")
-        })?;
-        let media_type = header.strip_suffix(";base64").ok_or_else(|| {
-            ProviderError::invalid_request(
-                "gemini: only base64 data: image URLs (`data:image/png;base64,...`) can be sent",
-            )
-        })?;
-        // Parameters (`;charset=...`) are not part of the MIME type Gemini wants.
-        let mime = media_type.split(';').next().unwrap_or_default().trim();
-        if mime.is_empty() {
-            return Err(ProviderError::invalid_request(
-                "gemini: a data: image URL must name its media type (`data:image/png;base64,...`)",
-            ));
+    match request::image(url, "gemini")? {
+        Image::Base64 { media_type, data } => {
+            Ok(json!({ "inlineData": { "mimeType": media_type, "data": data } }))
         }
-        return Ok(json!({ "inlineData": { "mimeType": mime, "data": data } }));
+        Image::Url(url) => {
+            let path = url.split(['?', '#']).next().unwrap_or(url);
+            let last = path.rsplit('/').next().unwrap_or("");
+            let extension = last
+                .rsplit_once('.')
+                .map(|(_, e)| e.to_ascii_lowercase())
+                .unwrap_or_default();
+            match IMAGE_TYPES.iter().find(|(e, _)| *e == extension) {
+                Some((_, mime)) => Ok(json!({ "fileData": { "mimeType": mime, "fileUri": url } })),
+                None => Err(ProviderError::invalid_request(format!(
+                    "gemini: cannot tell the image type of `{url}`: Gemini needs a MIME type with \
+                     an image URL, and this plugin takes it from the extension (.png, .jpg, .jpeg, \
+                     .webp, .heic, .heif); send the image as a data: URL instead"
+                ))),
+            }
+        }
     }
-    if url.starts_with("https://") || url.starts_with("http://") {
-        let path = url.split(['?', '#']).next().unwrap_or(url);
-        let last = path.rsplit('/').next().unwrap_or("");
-        let extension = last
-            .rsplit_once('.')
-            .map(|(_, e)| e.to_ascii_lowercase())
-            .unwrap_or_default();
-        return match IMAGE_TYPES.iter().find(|(e, _)| *e == extension) {
-            Some((_, mime)) => Ok(json!({ "fileData": { "mimeType": mime, "fileUri": url } })),
-            None => Err(ProviderError::invalid_request(format!(
-                "gemini: cannot tell the image type of `{url}`: Gemini needs a MIME type with \
-                 an image URL, and this plugin takes it from the extension (.png, .jpg, .jpeg, \
-                 .webp, .heic, .heif); send the image as a data: URL instead"
-            ))),
-        };
-    }
-    let scheme = url.split(':').next().unwrap_or(url);
-    Err(ProviderError::invalid_request(format!(
-        "gemini: image URLs must be https:// or data: URLs, not `{scheme}:`"
-    )))
 }
 
 /// The assistant's tool calls as `functionCall` parts, with the turn's Gemini thought

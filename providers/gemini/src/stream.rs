@@ -13,46 +13,58 @@
 //! `[DONE]`: a body that ends before any chunk gave a finish reason was cut, which is a
 //! `connection` error. A `data: {"error": ...}` event is classified like an error response.
 
-use provider_sdk::{
-    serde_json, sse::SseParser, ErrorKind, FinishReason, ProviderError, StreamDecoder, StreamEvent,
-    Usage,
-};
+use provider_kit::sse::{JsonEvents, JsonSseDecoder};
+use provider_sdk::{serde_json, ErrorKind, FinishReason, ProviderError, StreamEvent, Usage};
 use serde_json::Value;
 
 use crate::error;
 use crate::response::{final_reason, finish_reason, signature_detail, GenerateContentResponse};
 
 /// Decodes one Gemini SSE stream, fed in pieces that may end anywhere.
+pub type GeminiDecoder = JsonSseDecoder<GeminiChunks>;
+
+/// The Gemini side of [`GeminiDecoder`]: what the chunks so far said.
 #[derive(Debug, Default)]
-pub struct GeminiDecoder {
-    sse: SseParser,
+pub struct GeminiChunks {
     started: bool,
     tool_calls: u32,
     finish: Option<FinishReason>,
     usage: Option<Usage>,
 }
 
-impl GeminiDecoder {
-    /// A decoder at the start of a stream.
-    pub fn new() -> Self {
-        Self::default()
+impl JsonEvents for GeminiChunks {
+    const UPSTREAM: &'static str = "Gemini";
+
+    fn event(
+        &mut self,
+        _name: Option<&str>,
+        value: Value,
+        events: &mut Vec<StreamEvent>,
+    ) -> Result<(), ProviderError> {
+        self.chunk(value, events)
     }
 
-    /// Decodes one event's data.
-    fn chunk(&mut self, data: &str, events: &mut Vec<StreamEvent>) -> Result<(), ProviderError> {
-        let data = data.trim();
-        if data.is_empty() {
-            return Ok(());
+    fn error_event(&self, _name: Option<&str>, value: &Value) -> Option<ProviderError> {
+        value.get("error").map(|e| error::from_body(None, e))
+    }
+
+    fn end(&mut self, _done: bool, events: &mut Vec<StreamEvent>) -> Result<(), ProviderError> {
+        let Some(reason) = self.finish else {
+            return Err(Self::cut("before a chunk gave a finishReason"));
+        };
+        if let Some(usage) = self.usage {
+            events.push(StreamEvent::Usage { usage });
         }
-        let value: Value = serde_json::from_str(data).map_err(|e| {
-            ProviderError::new(
-                ErrorKind::ProviderService,
-                format!("Gemini sent a stream event that is not JSON: {e}"),
-            )
-        })?;
-        if let Some(error) = value.get("error") {
-            return Err(error::from_body(None, error));
-        }
+        events.push(StreamEvent::Finish {
+            reason: final_reason(reason, self.tool_calls > 0),
+        });
+        Ok(())
+    }
+}
+
+impl GeminiChunks {
+    /// Decodes one event's chunk.
+    fn chunk(&mut self, value: Value, events: &mut Vec<StreamEvent>) -> Result<(), ProviderError> {
         let chunk: GenerateContentResponse = serde_json::from_value(value).map_err(|e| {
             ProviderError::new(
                 ErrorKind::ProviderService,
@@ -106,48 +118,6 @@ impl GeminiDecoder {
         if let Some(reason) = &candidate.finish_reason {
             self.finish = Some(finish_reason(reason));
         }
-        Ok(())
-    }
-}
-
-impl StreamDecoder for GeminiDecoder {
-    fn feed(&mut self, bytes: &[u8], events: &mut Vec<StreamEvent>) -> Result<(), ProviderError> {
-        let mut data = Vec::new();
-        self.sse.feed(bytes, |event| data.push(event.data));
-        for data in data {
-            self.chunk(&data, events)?;
-        }
-        Ok(())
-    }
-
-    fn finish(&mut self, events: &mut Vec<StreamEvent>) -> Result<(), ProviderError> {
-        let mut last = None;
-        self.sse.finish(|event| last = Some(event.data));
-        if let Some(data) = last {
-            // An event without its closing blank line: the body ended inside it.
-            self.chunk(&data, events).map_err(|e| {
-                if e.kind == ErrorKind::ProviderService {
-                    ProviderError::new(
-                        ErrorKind::Connection,
-                        format!("the Gemini stream was cut inside an event: {}", e.message),
-                    )
-                } else {
-                    e
-                }
-            })?;
-        }
-        let Some(reason) = self.finish else {
-            return Err(ProviderError::new(
-                ErrorKind::Connection,
-                "the Gemini stream ended before a chunk gave a finishReason: the body was cut",
-            ));
-        };
-        if let Some(usage) = self.usage {
-            events.push(StreamEvent::Usage { usage });
-        }
-        events.push(StreamEvent::Finish {
-            reason: final_reason(reason, self.tool_calls > 0),
-        });
         Ok(())
     }
 }

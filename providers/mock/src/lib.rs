@@ -23,12 +23,17 @@
 //!
 //! Tokens are counted as whitespace-separated words (for token-array inputs, the ids).
 
+use provider_kit::{
+    fixtures,
+    manifest::{manifest, Model},
+    request,
+    sse::{JsonEvents, JsonSseDecoder},
+};
 use provider_sdk::{
-    export_provider, serde_json, sse::SseParser, AssistantMessage, AuthScheme, CannedError,
-    Capabilities, ChatRequest, ChatResponse, Conformance, Defaults, EmbeddingInput,
-    EmbeddingRequest, EmbeddingResponse, EmbeddingUsage, ErrorKind, FinishReason, HttpResponse,
-    LocalResponse, Manifest, Message, ModelInfo, Outbound, Pricing, Provider, ProviderConfig,
-    ProviderError, StreamDecoder, StreamEvent, ToolCall, Usage,
+    export_provider, serde_json, AssistantMessage, Capabilities, ChatRequest, ChatResponse,
+    Conformance, EmbeddingInput, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage, ErrorKind,
+    FinishReason, HttpResponse, LocalResponse, Manifest, Message, Outbound, Provider,
+    ProviderConfig, ProviderError, StreamEvent, ToolCall, Usage,
 };
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -61,51 +66,42 @@ pub const MAX_DIMENSIONS: u32 = 4096;
 /// The most words `long` generates, whatever `max_tokens` asks.
 const LONG_MAX_WORDS: usize = 4096;
 
+/// The chat models cost the same (the figures are only there to exercise cost
+/// accounting); `embed` is priced like a small embedding model.
+const MODELS: &[Model] = &[
+    Model::new("echo", 32_768)
+        .max_output(4_096)
+        .price(1.0, 2.0)
+        .cached(0.5),
+    Model::new("tool", 32_768)
+        .max_output(4_096)
+        .price(1.0, 2.0)
+        .cached(0.5),
+    Model::new("long", 32_768)
+        .max_output(4_096)
+        .price(1.0, 2.0)
+        .cached(0.5),
+    Model::new("fail", 32_768)
+        .max_output(4_096)
+        .price(1.0, 2.0)
+        .cached(0.5),
+    Model::new(EMBED_MODEL, 8_192).price(0.02, 0.0),
+];
+
 impl Provider for Mock {
     type Decoder = MockDecoder;
 
     fn manifest() -> Manifest {
-        let model = |id: &str| ModelInfo {
-            id: id.to_owned(),
-            context_window: Some(32_768),
-            max_output_tokens: Some(4_096),
-            pricing: Some(Pricing {
-                input_per_mtok: 1.0,
-                output_per_mtok: 2.0,
-                cached_input_per_mtok: Some(0.5),
-            }),
-        };
-        Manifest {
-            name: "mock".to_owned(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            description: "Deterministic answers, no network, no key".to_owned(),
-            capabilities: Capabilities {
+        manifest("mock", env!("CARGO_PKG_VERSION"))
+            .description("Deterministic answers, no network, no key")
+            .capabilities(Capabilities {
                 streaming: true,
                 tools: true,
                 embeddings: true,
                 ..Capabilities::default()
-            },
-            defaults: Defaults {
-                base_url: None,
-                api_key_env: None,
-                auth: AuthScheme::None,
-            },
-            models: ["echo", "tool", "long", "fail"]
-                .map(model)
-                .into_iter()
-                .chain([ModelInfo {
-                    id: EMBED_MODEL.to_owned(),
-                    context_window: Some(8_192),
-                    max_output_tokens: None,
-                    pricing: Some(Pricing {
-                        input_per_mtok: 0.02,
-                        output_per_mtok: 0.0,
-                        cached_input_per_mtok: None,
-                    }),
-                }])
-                .collect(),
-            ..Manifest::default()
-        }
+            })
+            .models(MODELS)
+            .build()
     }
 
     fn conformance() -> Conformance {
@@ -122,20 +118,14 @@ impl Provider for Mock {
             options: json!({}),
             response: local(provider_sdk::samples::chat_request("echo")),
             stream: local(provider_sdk::samples::stream_request("echo")),
-            error: Some(CannedError {
-                response: local(failing),
-                kind: ErrorKind::RateLimited,
-            }),
+            error: Some(fixtures::error(local(failing), ErrorKind::RateLimited)),
         }
     }
 
     fn new(config: ProviderConfig) -> Result<Self, ProviderError> {
-        let options = match config.options {
-            Value::Null => MockOptions::default(),
-            options => serde_json::from_value(options)
-                .map_err(|e| ProviderError::invalid_request(format!("mock options: {e}")))?,
-        };
-        Ok(Mock { options })
+        Ok(Mock {
+            options: request::options("mock", &config)?,
+        })
     }
 
     fn build_request(&self, request: &ChatRequest) -> Result<Outbound, ProviderError> {
@@ -150,7 +140,7 @@ impl Provider for Mock {
             "long" => {
                 // Capped: a client's `max_tokens` must not make the mock build an answer
                 // of any size it names.
-                let limit = request.max_completion_tokens.or(request.max_tokens);
+                let limit = request::token_limit(request);
                 let words = (limit.unwrap_or(256) as usize).min(LONG_MAX_WORDS);
                 let answer = (0..words).map(|i| format!("word{i}")).collect::<Vec<_>>();
                 (
@@ -201,12 +191,10 @@ impl Provider for Mock {
         Ok(Outbound::Local(if request.stream {
             stream_response(&response, interval_ms)
         } else {
-            LocalResponse {
-                status: 200,
-                headers: vec![("content-type".to_owned(), "application/json".to_owned())],
-                chunks: vec![serde_json::to_vec(&response).expect("serializable")],
-                interval_ms: 0,
-            }
+            fixtures::json(
+                200,
+                &serde_json::to_string(&response).expect("serializable"),
+            )
         }))
     }
 
@@ -470,52 +458,37 @@ fn stream_response(response: &ChatResponse, interval_ms: u32) -> LocalResponse {
 }
 
 /// Decodes the mock's SSE stream.
-#[derive(Default)]
-pub struct MockDecoder {
-    sse: SseParser,
-    done: bool,
-}
+pub type MockDecoder = JsonSseDecoder<MockEvents>;
 
-impl MockDecoder {
-    fn decode(
-        data: &str,
-        done: &mut bool,
+/// The mock's stream events: each `data:` is a canonical event, then `data: [DONE]`.
+#[derive(Default)]
+pub struct MockEvents;
+
+impl JsonEvents for MockEvents {
+    const UPSTREAM: &'static str = "mock";
+    const DONE: Option<&'static str> = Some("[DONE]");
+
+    fn event(
+        &mut self,
+        _name: Option<&str>,
+        data: Value,
         events: &mut Vec<StreamEvent>,
     ) -> Result<(), ProviderError> {
-        if data == "[DONE]" {
-            *done = true;
-            return Ok(());
-        }
-        let event = serde_json::from_str(data).map_err(|e| {
-            ProviderError::plugin_fault(format!("mock sent a malformed stream event: {e}"))
-        })?;
+        let event = serde_json::from_value(data).map_err(|e| self.malformed(&e.to_string()))?;
         events.push(event);
         Ok(())
     }
-}
 
-impl StreamDecoder for MockDecoder {
-    fn feed(&mut self, bytes: &[u8], events: &mut Vec<StreamEvent>) -> Result<(), ProviderError> {
-        let mut result = Ok(());
-        let done = &mut self.done;
-        self.sse.feed(bytes, |e| {
-            if result.is_ok() {
-                result = Self::decode(&e.data, done, events);
-            }
-        });
-        result
+    fn error_event(&self, _name: Option<&str>, _data: &Value) -> Option<ProviderError> {
+        None
     }
 
-    fn finish(&mut self, events: &mut Vec<StreamEvent>) -> Result<(), ProviderError> {
-        let mut result = Ok(());
-        let done = &mut self.done;
-        self.sse.finish(|e| {
-            if result.is_ok() {
-                result = Self::decode(&e.data, done, events);
-            }
-        });
-        result?;
-        if !self.done {
+    fn malformed(&self, detail: &str) -> ProviderError {
+        ProviderError::plugin_fault(format!("mock sent a malformed stream event: {detail}"))
+    }
+
+    fn end(&mut self, done: bool, _events: &mut Vec<StreamEvent>) -> Result<(), ProviderError> {
+        if !done {
             return Err(ProviderError::new(
                 ErrorKind::Connection,
                 "the stream ended before [DONE]",
@@ -591,6 +564,7 @@ export_provider!(Mock);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use provider_sdk::StreamDecoder;
 
     fn mock() -> Mock {
         Mock::new(ProviderConfig::default()).unwrap()

@@ -1,138 +1,48 @@
 //! The OpenAI provider: chat completions for OpenAI, Azure OpenAI and the servers that
-//! speak the same protocol.
-//!
-//! Like every provider it only translates ([`provider_sdk`]'s sans-IO contract): a
-//! canonical request becomes `POST {base_url}/chat/completions`, and the upstream's
-//! `chat.completion` body or SSE stream becomes a canonical answer or events.
+//! speak the same protocol, all of it from [`provider_kit::openai`].
 //!
 //! Options of a config entry (all optional; anything else is refused):
 //! - `preset`: `openai` (default), `openrouter`, `groq`, `together`, `deepseek`,
-//!   `mistral`, `fireworks`, `vllm`, `ollama`, `lmstudio`, `llamacpp`. A preset gives
-//!   the default base URL and the server's quirks (see [`presets`]).
+//!   `mistral`, `fireworks`, `vllm`, `ollama`, `lmstudio`, `llamacpp`, `portkey`,
+//!   `litellm`. A preset gives the default base URL and the server's quirks (see
+//!   [`provider_kit::openai::presets`]).
 //! - `referer`, `title`: OpenRouter's `HTTP-Referer` and `X-Title` headers.
+//! - `provider`, `virtual_key`, `config`: Portkey's `x-portkey-provider`,
+//!   `x-portkey-virtual-key` and `x-portkey-config` headers (one is required).
 //! - `azure`: `{"api_version": "2024-10-21"}` switches to Azure OpenAI: the request's
 //!   model is the deployment, the key goes in an `api-key` header, and the entry's
 //!   `base_url` (the resource endpoint) is required.
+//! - `headers`: extra headers for every request, `{"name": "value"}`.
 //!
 //! Embeddings (`POST {base_url}/embeddings`) are served for every preset whose server
-//! has them, and Azure (see [`embeddings`]); the `groq` and `deepseek` presets refuse
-//! them with an error that says so.
+//! has them, and Azure; the `groq` and `deepseek` presets refuse them with an error that
+//! says so.
 
-pub mod conformance;
-pub mod embeddings;
-pub mod error;
-pub mod presets;
-pub mod request;
-pub mod response;
-pub mod stream;
+use provider_kit::openai::{presets, Compatible, OpenAiCompatible, Preset};
 
-use provider_sdk::{
-    export_provider, AuthScheme, ChatRequest, ChatResponse, Conformance, EmbeddingRequest,
-    EmbeddingResponse, HttpResponse, Manifest, NativeRequest, Outbound, Protocol, Provider,
-    ProviderConfig, ProviderError,
-};
+/// The `openai` plugin's presets: OpenAI first, then every compatible server.
+pub struct OpenAiFamily;
 
-pub use presets::{Preset, Settings};
-pub use stream::OpenAiDecoder;
-
-/// One configured OpenAI-protocol upstream.
-pub struct OpenAi {
-    settings: Settings,
+impl Compatible for OpenAiFamily {
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const PRESETS: &'static [Preset] = presets::ALL_PRESETS;
+    const DESCRIPTION: Option<&'static str> = Some(
+        "OpenAI chat completions; Azure OpenAI and OpenAI-compatible servers via options (preset, azure)",
+    );
 }
 
-impl OpenAi {
-    /// The settings this instance was built with.
-    pub fn settings(&self) -> &Settings {
-        &self.settings
-    }
-}
+/// The provider.
+pub type OpenAi = OpenAiCompatible<OpenAiFamily>;
 
-impl Provider for OpenAi {
-    type Decoder = OpenAiDecoder;
-
-    fn manifest() -> Manifest {
-        conformance::manifest()
-    }
-
-    fn conformance() -> Conformance {
-        conformance::conformance()
-    }
-
-    fn new(config: ProviderConfig) -> Result<Self, ProviderError> {
-        Ok(OpenAi {
-            settings: Settings::from_config(&config)?,
-        })
-    }
-
-    fn auth(&self) -> AuthScheme {
-        match self.settings.azure {
-            // learn.microsoft.com/azure/ai-services/openai/reference#authentication:
-            // "API key authentication: ... the API key must be included in the api-key
-            // HTTP header".
-            Some(_) => AuthScheme::Header {
-                name: "api-key".to_owned(),
-            },
-            None => AuthScheme::Bearer,
-        }
-    }
-
-    fn build_request(&self, request: &ChatRequest) -> Result<Outbound, ProviderError> {
-        request::build(&self.settings, request).map(Outbound::Http)
-    }
-
-    fn parse_response(&self, response: &HttpResponse<'_>) -> Result<ChatResponse, ProviderError> {
-        response::parse(response)
-    }
-
-    fn stream_decoder(&self) -> OpenAiDecoder {
-        OpenAiDecoder::default()
-    }
-
-    fn classify_error(&self, response: &HttpResponse<'_>) -> ProviderError {
-        error::classify(response)
-    }
-
-    fn health_request(&self) -> Result<Option<Outbound>, ProviderError> {
-        Ok(Some(Outbound::Http(request::list_models(&self.settings))))
-    }
-
-    fn native_request(
-        &self,
-        protocol: Protocol,
-        model: &str,
-        stream: bool,
-    ) -> Result<Option<NativeRequest>, ProviderError> {
-        if !self.settings.preset.passes_through() {
-            return Ok(None);
-        }
-        Ok(match protocol {
-            Protocol::OpenAiChat => Some(request::native(&self.settings, model, stream)),
-            Protocol::OpenAiEmbeddings => Some(embeddings::native(&self.settings, model)),
-            _ => None,
-        })
-    }
-
-    fn build_embedding_request(
-        &self,
-        request: &EmbeddingRequest,
-    ) -> Result<Outbound, ProviderError> {
-        embeddings::build(&self.settings, request).map(Outbound::Http)
-    }
-
-    fn parse_embedding_response(
-        &self,
-        response: &HttpResponse<'_>,
-    ) -> Result<EmbeddingResponse, ProviderError> {
-        embeddings::parse(response)
-    }
-}
-
-export_provider!(OpenAi);
+provider_sdk::export_provider!(OpenAi);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use provider_sdk::{ErrorKind, Header, StreamDecoder, StreamEvent};
+    use provider_sdk::{
+        AuthScheme, ErrorKind, Header, HttpResponse, Outbound, Provider, ProviderConfig,
+        StreamDecoder, StreamEvent,
+    };
     use serde_json::{json, Value};
 
     fn provider(base_url: Option<&str>, options: Value) -> OpenAi {
@@ -140,6 +50,7 @@ mod tests {
             name: "openai".into(),
             base_url: base_url.map(str::to_owned),
             options,
+            resolved_base_url: None,
         })
         .unwrap()
     }
@@ -297,6 +208,7 @@ mod tests {
             name: "x".into(),
             base_url: None,
             options: json!({"preset": "nope"}),
+            resolved_base_url: None,
         })
         .err()
         .unwrap();

@@ -69,6 +69,7 @@ static PLUGIN: LazyLock<PluginProvider> = LazyLock::new(|| {
             name: "openai".into(),
             base_url: Some("http://127.0.0.1:9/v1".into()),
             options: serde_json::json!({}),
+            resolved_base_url: None,
         })
         .expect("the openai plugin constructs")
 });

@@ -97,6 +97,7 @@ fn the_entry_base_url_replaces_the_default_and_a_models_prefix_is_not_doubled() 
         name: "gemini-eu".to_owned(),
         base_url: Some("http://127.0.0.1:9000/v1beta/".to_owned()),
         options: Value::Null,
+        resolved_base_url: None,
     })
     .unwrap();
     let request = ChatRequest::new("models/gemini-2.0-flash", vec![Message::user("hi")]);

@@ -21,7 +21,7 @@ pub fn parse(response: &HttpResponse<'_>) -> Result<ChatResponse, ProviderError>
         serde_json::from_slice(response.body).map_err(|e| malformed("a response", e))?;
     if body.get("error").is_some_and(|e| !e.is_null()) && body.get("choices").is_none() {
         // Some servers answer 200 with an error body.
-        return Err(crate::error::from_event(&body));
+        return Err(super::error::from_event(&body));
     }
     let choice = body
         .get("choices")
@@ -206,7 +206,7 @@ pub fn usage(body: &Value) -> Option<Usage> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conformance;
+    use crate::openai::conformance;
     use provider_sdk::Header;
 
     fn parse_str(body: &str) -> Result<ChatResponse, ProviderError> {

@@ -13,17 +13,14 @@ use provider_sdk::{
 };
 use serde_json::{json, Map, Value};
 
-use crate::{
-    presets::{Preset, Settings},
-    request::encode_component,
-};
+use super::{preset::Settings, request::encode_component};
 
 /// Whether the entry's server has an OpenAI-style embeddings endpoint. From each
 /// server's API reference: OpenAI, Azure OpenAI, OpenRouter (`/api/v1/embeddings`),
 /// Together, Mistral, Fireworks, and the local servers (vLLM, Ollama, LM Studio and
 /// llama.cpp's `llama-server` serve `/v1/embeddings`). Groq and DeepSeek have none.
 pub fn available(settings: &Settings) -> bool {
-    settings.azure.is_some() || !matches!(settings.preset, Preset::Groq | Preset::DeepSeek)
+    settings.azure.is_some() || settings.preset.capabilities.embeddings
 }
 
 /// The embeddings URL for `model` (Azure: the deployment).
@@ -45,7 +42,7 @@ pub fn url(settings: &Settings, model: &str) -> String {
 fn unavailable(settings: &Settings) -> ProviderError {
     ProviderError::invalid_request(format!(
         "the `{}` preset's server has no embeddings endpoint: route embeddings to another provider",
-        settings.preset.name()
+        settings.preset.name
     ))
 }
 
@@ -68,13 +65,7 @@ pub fn build(
     };
     body.insert("input".into(), input);
     if let Some(dimensions) = request.dimensions {
-        // docs.mistral.ai (embeddings): Mistral names it `output_dimension` and refuses
-        // fields it does not know.
-        let field = match settings.preset {
-            Preset::Mistral if settings.azure.is_none() => "output_dimension",
-            _ => "dimensions",
-        };
-        body.insert(field.into(), json!(dimensions));
+        body.insert(settings.quirks.dimensions_field.into(), json!(dimensions));
     }
     if let Some(user) = request.user.as_ref().filter(|_| settings.quirks.send_user) {
         body.insert("user".into(), json!(user));
@@ -112,7 +103,7 @@ pub fn parse(response: &HttpResponse<'_>) -> Result<EmbeddingResponse, ProviderE
     let body: Value = serde_json::from_slice(response.body).map_err(malformed)?;
     if body.get("error").is_some_and(|e| !e.is_null()) && body.get("data").is_none() {
         // Some servers answer 200 with an error body.
-        return Err(crate::error::from_event(&body));
+        return Err(super::error::from_event(&body));
     }
     let data = body
         .get("data")
@@ -144,7 +135,7 @@ pub fn parse(response: &HttpResponse<'_>) -> Result<EmbeddingResponse, ProviderE
         .and_then(Value::as_u64)
         .map(|prompt_tokens| EmbeddingUsage { prompt_tokens });
     Ok(EmbeddingResponse {
-        model: crate::response::non_empty(body.get("model")).unwrap_or_default(),
+        model: super::response::non_empty(body.get("model")).unwrap_or_default(),
         embeddings: indexed.into_iter().map(|(_, v)| v).collect(),
         usage,
     })
@@ -172,11 +163,15 @@ mod tests {
     use provider_sdk::ProviderConfig;
 
     fn settings(base_url: Option<&str>, options: Value) -> Settings {
-        Settings::from_config(&ProviderConfig {
-            name: "e".into(),
-            base_url: base_url.map(str::to_owned),
-            options,
-        })
+        Settings::from_config(
+            super::super::presets::ALL_PRESETS,
+            &ProviderConfig {
+                name: "e".into(),
+                base_url: base_url.map(str::to_owned),
+                options,
+                resolved_base_url: None,
+            },
+        )
         .unwrap()
     }
 

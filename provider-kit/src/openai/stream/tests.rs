@@ -3,8 +3,9 @@
 //! decoded twice, whole and one byte at a time, and both must agree exactly.
 
 use super::*;
-use crate::conformance;
+use crate::openai::conformance;
 use provider_sdk::FinishReason;
+use provider_sdk::StreamDecoder;
 
 fn run(pieces: &[&[u8]]) -> Result<Vec<StreamEvent>, ProviderError> {
     let mut decoder = OpenAiDecoder::default();

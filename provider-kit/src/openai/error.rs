@@ -5,6 +5,8 @@
 //! same shape, sometimes with a numeric `code` (vLLM, OpenRouter) or only a `type`.
 
 use provider_sdk::{ErrorKind, Header, HttpResponse, ProviderError};
+
+use crate::errors::{ErrorRules, Rule, When};
 use serde_json::Value;
 
 /// Classifies a non-2xx response: the SDK's status-based default, refined by the body.
@@ -37,7 +39,7 @@ pub fn from_event(event: &Value) -> ProviderError {
 }
 
 /// OpenAI's billing errors: `type` is `insufficient_quota` whatever the `code`.
-const QUOTA_CODES: [&str; 5] = [
+const QUOTA_CODES: &[&str] = &[
     "insufficient_quota",
     "credit_balance_exhausted",
     "organization_spend_limit_exceeded",
@@ -45,43 +47,50 @@ const QUOTA_CODES: [&str; 5] = [
     "organization_usage_limit_exceeded",
 ];
 
-fn refine(mut error: ProviderError, body: &Value) -> ProviderError {
-    let detail = body.get("error").unwrap_or(body);
-    let text = |key: &str| detail.get(key).and_then(Value::as_str).map(str::to_owned);
-    let (code, kind) = (text("code"), text("type"));
-    if let Some(code) = code.clone().or_else(|| kind.clone()) {
-        error.provider_code = Some(code);
-    }
-    let is = |names: &[&str]| {
-        [code.as_deref(), kind.as_deref()]
-            .into_iter()
-            .flatten()
-            .any(|c| names.contains(&c))
-    };
-    let status = error.status.unwrap_or(0);
-    let refined = if is(&QUOTA_CODES) || status == 402 {
+/// What OpenAI's error codes and types mean (platform.openai.com/docs/guides/error-codes),
+/// and the codes compatible servers add.
+const RULES: ErrorRules = ErrorRules {
+    code_fields: &["code", "type"],
+    rules: &[
+        Rule::new(&[When::Code(QUOTA_CODES)], ErrorKind::QuotaExceeded),
         // 402 is OpenRouter's "insufficient credits" (openrouter.ai/docs/api/errors).
-        Some(ErrorKind::QuotaExceeded)
-    } else if is(&["context_length_exceeded"]) {
-        Some(ErrorKind::ContextWindowExceeded)
-    } else if is(&["model_not_found", "DeploymentNotFound"]) {
-        Some(ErrorKind::ModelNotFound)
-    } else if is(&[
-        "invalid_api_key",
-        "invalid_authentication",
-        "authentication_error",
-    ]) {
-        Some(ErrorKind::Authentication)
-    } else if is(&["rate_limit_exceeded", "requests", "tokens"]) && status == 429 {
-        Some(ErrorKind::RateLimited)
-    } else if is(&["server_error", "overloaded_error", "service_unavailable"]) {
-        Some(ErrorKind::ProviderService)
-    } else {
-        None
-    };
-    if let Some(kind) = refined {
-        error.kind = kind;
-    }
+        Rule::new(&[When::Status(402)], ErrorKind::QuotaExceeded),
+        Rule::new(
+            &[When::Code(&["context_length_exceeded"])],
+            ErrorKind::ContextWindowExceeded,
+        ),
+        Rule::new(
+            &[When::Code(&["model_not_found", "DeploymentNotFound"])],
+            ErrorKind::ModelNotFound,
+        ),
+        Rule::new(
+            &[When::Code(&[
+                "invalid_api_key",
+                "invalid_authentication",
+                "authentication_error",
+            ])],
+            ErrorKind::Authentication,
+        ),
+        Rule::new(
+            &[
+                When::Code(&["rate_limit_exceeded", "requests", "tokens"]),
+                When::Status(429),
+            ],
+            ErrorKind::RateLimited,
+        ),
+        Rule::new(
+            &[When::Code(&[
+                "server_error",
+                "overloaded_error",
+                "service_unavailable",
+            ])],
+            ErrorKind::ProviderService,
+        ),
+    ],
+};
+
+fn refine(error: ProviderError, body: &Value) -> ProviderError {
+    let mut error = RULES.refine(error, body);
     if error.kind == ErrorKind::RateLimited && error.retry_after_ms.is_none() {
         error.retry_after_ms = try_again_in_ms(&error.message);
     }

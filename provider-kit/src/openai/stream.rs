@@ -7,36 +7,25 @@
 //! any order or interleave them. The host sees each call's `ToolCallStart` exactly once,
 //! with indexes 0, 1, 2... in the order calls start, followed by its argument pieces.
 
-use provider_sdk::{
-    sse::{SseEvent, SseParser},
-    ErrorKind, FinishReason, ProviderError, ReasoningDetail, StreamDecoder, StreamEvent, Usage,
-};
+use provider_sdk::{ErrorKind, FinishReason, ProviderError, ReasoningDetail, StreamEvent, Usage};
 use serde_json::Value;
 
-use crate::response::{
+use super::response::{
     arguments_text, content_and_reasoning, finish_reason, malformed, non_empty, reasoning_field,
     usage, with_tool_calls,
 };
+use crate::sse::{JsonEvents, JsonSseDecoder};
 
 /// Decodes one streamed chat completion, fed in pieces split anywhere.
-#[derive(Default)]
-pub struct OpenAiDecoder {
-    sse: SseParser,
-    state: State,
-}
+pub type OpenAiDecoder = JsonSseDecoder<ChatChunks>;
 
+/// The chat-completions side of [`OpenAiDecoder`]: what the chunks so far said.
 #[derive(Default)]
-struct State {
+pub struct ChatChunks {
     /// `Start` was emitted.
     started: bool,
-    /// `data: [DONE]` arrived; anything after it is ignored.
-    done: bool,
     /// `Finish` was emitted.
     finished: bool,
-    /// The body has ended: what the SSE parser still held is being flushed.
-    ending: bool,
-    /// The stream failed; every later call returns this.
-    failed: Option<ProviderError>,
     calls: Vec<Call>,
     /// How many calls have started, i.e. the next canonical index.
     next_index: u32,
@@ -71,91 +60,62 @@ impl Call {
     }
 }
 
-impl StreamDecoder for OpenAiDecoder {
-    fn feed(&mut self, bytes: &[u8], events: &mut Vec<StreamEvent>) -> Result<(), ProviderError> {
-        if let Some(error) = &self.state.failed {
-            return Err(error.clone());
-        }
-        let state = &mut self.state;
-        self.sse.feed(bytes, |event| state.on_event(event, events));
-        match &state.failed {
-            Some(error) => Err(error.clone()),
-            None => Ok(()),
-        }
+impl JsonEvents for ChatChunks {
+    const UPSTREAM: &'static str = "chat-completions";
+    const DONE: Option<&'static str> = Some("[DONE]");
+
+    fn event(
+        &mut self,
+        _name: Option<&str>,
+        chunk: Value,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), ProviderError> {
+        self.chunk(&chunk, out);
+        Ok(())
     }
 
-    fn is_complete(&self) -> bool {
-        self.state.done && self.state.failed.is_none()
+    fn on_done(&mut self, out: &mut Vec<StreamEvent>) {
+        self.finish_once(None, out);
     }
 
-    fn finish(&mut self, events: &mut Vec<StreamEvent>) -> Result<(), ProviderError> {
-        if let Some(error) = &self.state.failed {
-            return Err(error.clone());
-        }
-        let state = &mut self.state;
-        state.ending = true;
-        self.sse.finish(|event| state.on_event(event, events));
-        if let Some(error) = &state.failed {
-            return Err(error.clone());
-        }
-        if !state.done && !state.finished {
+    fn end(&mut self, done: bool, out: &mut Vec<StreamEvent>) -> Result<(), ProviderError> {
+        if !done && !self.finished {
             return Err(ProviderError::new(
                 ErrorKind::Connection,
                 "stream ended early: the body ended before `data: [DONE]` and without a finish_reason",
             ));
         }
         // Servers that send finish_reason and no [DONE] (llama.cpp variants) are done.
-        state.flush_calls(events);
-        for (_, detail) in std::mem::take(&mut state.details) {
-            events.push(StreamEvent::ReasoningDetail { detail });
+        self.flush_calls(out);
+        for (_, detail) in std::mem::take(&mut self.details) {
+            out.push(StreamEvent::ReasoningDetail { detail });
         }
         Ok(())
     }
-}
 
-impl State {
-    fn on_event(&mut self, event: SseEvent, out: &mut Vec<StreamEvent>) {
-        if self.failed.is_some() || self.done {
-            return;
-        }
-        let data = event.data.trim();
-        if data.is_empty() {
-            return;
-        }
-        if data == "[DONE]" {
-            self.done = true;
-            self.finish_once(None, out);
-            return;
-        }
-        let is_error_event = event.event.as_deref() == Some("error");
-        let chunk: Value = match serde_json::from_str(data) {
-            Ok(chunk) => chunk,
-            Err(_) if is_error_event => {
-                self.failed = Some(crate::error::from_event(&Value::String(data.to_owned())));
-                return;
-            }
-            Err(_) if self.ending => {
-                // The body stopped in the middle of an event.
-                self.failed = Some(ProviderError::new(
-                    ErrorKind::Connection,
-                    "stream ended early: the body ended in the middle of an event",
-                ));
-                return;
-            }
-            Err(e) => {
-                self.failed = Some(malformed("a stream event", e));
-                return;
-            }
-        };
+    fn error_event(&self, name: Option<&str>, chunk: &Value) -> Option<ProviderError> {
         let has_error = chunk.get("error").is_some_and(|e| !e.is_null())
             || chunk.get("object").and_then(Value::as_str) == Some("error");
-        if is_error_event || has_error {
-            self.failed = Some(crate::error::from_event(&chunk));
-            return;
-        }
-        self.chunk(&chunk, out);
+        (name == Some("error") || has_error).then(|| super::error::from_event(chunk))
     }
 
+    fn error_text(&self, text: &str) -> ProviderError {
+        super::error::from_event(&Value::String(text.to_owned()))
+    }
+
+    fn malformed(&self, detail: &str) -> ProviderError {
+        malformed("a stream event", detail)
+    }
+
+    fn cut(where_: &str) -> ProviderError {
+        ProviderError::new(
+            ErrorKind::Connection,
+            format!("stream ended early: the body ended in the middle of an event ({where_})"),
+        )
+    }
+}
+
+impl ChatChunks {
     fn chunk(&mut self, chunk: &Value, out: &mut Vec<StreamEvent>) {
         let mut events = Vec::new();
         let mut finish = None;

@@ -3,7 +3,7 @@
 use provider_sdk::{ChatRequest, HttpRequest, Message, NativeRequest, ProviderError};
 use serde_json::{json, Map, Value};
 
-use crate::presets::{EffortField, Settings, TokenLimit};
+use super::preset::{EffortField, Settings, TokenLimit};
 
 /// The chat-completions URL for `model`.
 fn chat_url(settings: &Settings, model: &str) -> String {
@@ -223,11 +223,15 @@ mod tests {
     }
 
     fn settings_at(base_url: Option<&str>, options: Value) -> Settings {
-        Settings::from_config(&ProviderConfig {
-            name: "entry".into(),
-            base_url: base_url.map(str::to_owned),
-            options,
-        })
+        Settings::from_config(
+            super::super::presets::ALL_PRESETS,
+            &ProviderConfig {
+                name: "entry".into(),
+                base_url: base_url.map(str::to_owned),
+                options,
+                resolved_base_url: None,
+            },
+        )
         .unwrap()
     }
 
@@ -479,12 +483,13 @@ mod tests {
 
     #[test]
     fn each_preset_posts_to_its_own_chat_completions_url() {
-        for preset in crate::presets::Preset::ALL {
-            let http = build(&settings(json!({"preset": preset.name()})), &everything()).unwrap();
-            assert_eq!(
-                http.url,
-                format!("{}/chat/completions", preset.default_base_url())
-            );
+        for preset in super::super::presets::ALL_PRESETS {
+            let mut options = json!({"preset": preset.name});
+            if preset.requires_option_header {
+                options[preset.option_headers[0].option] = json!("x");
+            }
+            let http = build(&settings(options), &everything()).unwrap();
+            assert_eq!(http.url, format!("{}/chat/completions", preset.base_url));
         }
     }
 
