@@ -274,6 +274,7 @@ impl Host {
         };
         let mut pipeline =
             Pipeline::new(meter).with_shared_state(SharedState::from_config(&config.shared_state));
+        pipeline = pipeline.with_cache(&config.cache);
         if let Some(jitter) = hooks.jitter {
             pipeline = pipeline.with_jitter(jitter);
         }
@@ -323,6 +324,11 @@ impl Host {
         self.current.load().registry.clone()
     }
 
+    /// The response cache.
+    pub fn cache(&self) -> &crate::cache::ResponseCache {
+        self.pipeline.cache()
+    }
+
     /// The circuit breakers.
     pub fn breakers(&self) -> &Breakers {
         self.pipeline.breakers()
@@ -369,6 +375,7 @@ impl Host {
             .providers()
             .filter_map(|p| Some((p.name.clone(), p.ready.as_ref()?.faulted().is_some())))
             .collect();
+        self.pipeline.metrics().cache(&self.cache().status());
         self.pipeline.metrics().render(
             &breakers,
             loaded,
@@ -473,6 +480,12 @@ impl Host {
                 // The connection and every live counter hang on it: swapping it under
                 // requests in flight would split their windows between two stores.
                 tracing::warn!("shared_state changed in the config: the change takes effect at the next start; the host keeps using the state it started with");
+            }
+            let (cache, was) = (&config.cache, &latest.config.cache);
+            if (cache.max_bytes, cache.max_entry_bytes) != (was.max_bytes, was.max_entry_bytes) {
+                // The store is sized once; which models are cached, and for how long,
+                // follows every reload.
+                tracing::warn!("cache.max_bytes or cache.max_entry_bytes changed in the config: the change takes effect at the next start");
             }
             let generation = latest.generation + 1;
             let raw = raw_log(&config, &self.records);

@@ -15,6 +15,7 @@ use prometheus_client::{
 
 use crate::{
     breaker::BreakerStatus,
+    cache::CacheStatus,
     usage::{LedgerStatus, UsageRecord},
 };
 
@@ -52,6 +53,85 @@ pub struct Metrics {
     ledger_degraded: Gauge,
     ledger_lost: Counter,
     ledger_write_failures: Counter,
+    cache: CacheMetrics,
+}
+
+/// The response cache's figures, caught up with [`CacheStatus`] at each scrape.
+struct CacheMetrics {
+    hits: Counter,
+    misses: Counter,
+    evictions: Counter,
+    too_large: Counter,
+    entries: Gauge,
+    bytes: Gauge,
+    saved: Counter<f64, AtomicU64>,
+}
+
+impl CacheMetrics {
+    fn register(registry: &mut Registry) -> CacheMetrics {
+        let metrics = CacheMetrics {
+            hits: Counter::default(),
+            misses: Counter::default(),
+            evictions: Counter::default(),
+            too_large: Counter::default(),
+            entries: Gauge::default(),
+            bytes: Gauge::default(),
+            saved: Counter::default(),
+        };
+        let m = &metrics;
+        registry.register(
+            "cache_hits",
+            "Calls answered from the response cache",
+            m.hits.clone(),
+        );
+        registry.register(
+            "cache_misses",
+            "Cached models' calls not found in the response cache",
+            m.misses.clone(),
+        );
+        registry.register(
+            "cache_evictions",
+            "Cached answers evicted to stay under cache.max_bytes",
+            m.evictions.clone(),
+        );
+        registry.register(
+            "cache_too_large",
+            "Answers not cached for being over cache.max_entry_bytes",
+            m.too_large.clone(),
+        );
+        registry.register(
+            "cache_entries",
+            "Answers in the in-memory response cache",
+            m.entries.clone(),
+        );
+        registry.register(
+            "cache_bytes",
+            "Bytes held by the in-memory response cache",
+            m.bytes.clone(),
+        );
+        registry.register(
+            "cache_saved_usd",
+            "Dollars the response cache's hits saved",
+            m.saved.clone(),
+        );
+        metrics
+    }
+
+    fn catch_up(&self, status: &CacheStatus) {
+        let behind = |counter: &Counter, total: u64| {
+            counter.inc_by(total.saturating_sub(counter.get()));
+        };
+        behind(&self.hits, status.hits);
+        behind(&self.misses, status.misses);
+        behind(&self.evictions, status.evictions);
+        behind(&self.too_large, status.too_large);
+        self.entries.set(status.entries.unwrap_or(0) as i64);
+        self.bytes.set(status.bytes.unwrap_or(0) as i64);
+        let saved = status.saved_usd - self.saved.get();
+        if saved > 0.0 {
+            self.saved.inc_by(saved);
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -168,7 +248,9 @@ impl Metrics {
             "Failed writes to the usage ledger (each retried)",
             ledger_write_failures.clone(),
         );
+        let cache = CacheMetrics::register(&mut registry);
         Metrics {
+            cache,
             faulted,
             registry,
             ledger_pending,
@@ -238,6 +320,11 @@ impl Metrics {
     pub fn reloaded(&self, failures: u64) {
         self.reloads.inc();
         self.reload_failures.inc_by(failures);
+    }
+
+    /// Brings the response cache's figures up to `status`, before a render.
+    pub fn cache(&self, status: &CacheStatus) {
+        self.cache.catch_up(status);
     }
 
     /// The text exposition, with the gauges read now.

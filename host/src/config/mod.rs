@@ -4,10 +4,12 @@
 //! JSON path and the problem. `${VAR}` (or `${VAR:-default}`) inside any string value is
 //! replaced by the environment variable before the config is checked; `$$` is a `$`.
 
+mod cache;
 mod policy;
 mod shared_state;
 mod usage;
 
+pub use cache::{AliasCache, CacheConfig, CachePolicy};
 pub use policy::{BreakerPolicy, RawLogConfig, RetryPolicy};
 pub use shared_state::{RedisUrl, SharedStateConfig, UnavailablePolicy};
 pub use usage::{Budget, ClientKeySpec, NamedKey, Period, PriceOverrides, UsageConfig};
@@ -124,6 +126,9 @@ pub struct Config {
     /// Where live counters are kept when several hosts must agree (Redis), or memory.
     #[serde(default)]
     pub shared_state: SharedStateConfig,
+    /// The response cache: its bounds, and whether every model is cached by default.
+    #[serde(default)]
+    pub cache: CacheConfig,
 }
 
 /// Where and under which limits plugin files are validated before the host loads them
@@ -373,11 +378,14 @@ pub struct ProviderEntry {
 }
 
 /// A model alias and its targets, tried in order: a fallback chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Alias {
     /// `provider/model` targets, first preferred.
     pub targets: Vec<TargetSpec>,
+    /// How the alias's answers are cached; the global `cache` section when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<AliasCache>,
 }
 
 /// One target of an alias: `"provider/model"`, or `{"target": "provider/model",
@@ -631,6 +639,12 @@ impl Config {
                 "server.max_connections".to_owned(),
                 "must be at least 1".to_owned(),
             ));
+        }
+        self.cache.check()?;
+        for (name, alias) in &self.models {
+            if let Some(cache) = &alias.cache {
+                cache.check(&format!("models.{name}"))?;
+            }
         }
         if let Some(redis) = &self.shared_state.redis {
             redis

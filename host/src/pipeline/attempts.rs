@@ -40,6 +40,8 @@ pub struct Route {
     pub upstream_wait: Duration,
     /// The backoff waited before each retry, in order.
     pub backoffs: Vec<Duration>,
+    /// How the call met the response cache, when its model is cached.
+    pub cache: Option<crate::cache::Outcome>,
 }
 
 /// Accumulates time spent waiting on upstreams across attempts.
@@ -297,6 +299,7 @@ where
                         attempts,
                         upstream_wait: waited.total(),
                         backoffs,
+                        cache: None,
                     };
                     return Ok((value, route));
                 }

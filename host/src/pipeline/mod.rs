@@ -12,6 +12,7 @@
 //! ```
 
 mod attempts;
+mod cache;
 mod capabilities;
 mod embeddings;
 mod error;
@@ -29,7 +30,8 @@ use provider_sdk::{ChatRequest, ChatResponse, ErrorKind, ProviderError};
 
 use crate::{
     breaker::Breakers,
-    config::{BreakerPolicy, Budget},
+    cache::{Directive, ResponseCache},
+    config::{BreakerPolicy, Budget, CacheConfig},
     metrics::Metrics,
     registry::Target,
     shared_state::SharedState,
@@ -37,6 +39,7 @@ use crate::{
     usage::{Meter, UsageRecord},
 };
 pub use attempts::Route;
+use cache::{Found, Replay};
 pub use embeddings::{Embedded, EmbeddingCall};
 pub use error::DispatchError;
 pub use events::{EventStream, RawStream, Streamed};
@@ -82,6 +85,8 @@ pub struct Caller {
     pub request_id: String,
     /// When the request arrived, so latency counts the time spent reading it.
     pub received: Instant,
+    /// What the request asks of the response cache (`Cache-Control`).
+    pub cache: Directive,
 }
 
 impl Default for Caller {
@@ -90,6 +95,7 @@ impl Default for Caller {
             client: "anonymous".to_owned(),
             request_id: String::new(),
             received: Instant::now(),
+            cache: Directive::default(),
         }
     }
 }
@@ -139,6 +145,7 @@ pub struct Pipeline {
     metrics: Metrics,
     jitter: Option<JitterSource>,
     shared: Arc<SharedState>,
+    cache: Arc<ResponseCache>,
 }
 
 impl Pipeline {
@@ -150,13 +157,30 @@ impl Pipeline {
             metrics: Metrics::new(),
             jitter: None,
             shared: Arc::new(SharedState::local()),
+            cache: Arc::new(ResponseCache::new(
+                &CacheConfig::default(),
+                Arc::new(SharedState::local()),
+            )),
         }
     }
 
     /// Keeps live counters in `shared` (a fleet's Redis) instead of this host's memory.
+    /// Call [`Pipeline::with_cache`] after it for the cache to be shared too.
     pub fn with_shared_state(mut self, shared: SharedState) -> Pipeline {
         self.shared = Arc::new(shared);
         self
+    }
+
+    /// Caches answers as `config` bounds them, in the shared state's Redis when it has
+    /// one, else in this host's memory.
+    pub fn with_cache(mut self, config: &CacheConfig) -> Pipeline {
+        self.cache = Arc::new(ResponseCache::new(config, self.shared.clone()));
+        self
+    }
+
+    /// The response cache.
+    pub fn cache(&self) -> &ResponseCache {
+        &self.cache
     }
 
     /// Where live counters are kept.
@@ -212,15 +236,29 @@ impl Pipeline {
         snapshot: Arc<Snapshot>,
         call: Call,
     ) -> Result<Completion, DispatchError> {
+        let plan = cache::plan(&self.cache, &snapshot, &call, self.meter.now());
         let mut recorder = Recorder::new(self.clone(), snapshot.clone(), call.caller, false);
+        if let Some(Found::Whole(done, saved)) = match &plan {
+            Some(plan) => plan.lookup(false).await,
+            None => None,
+        } {
+            recorder.routed(&done.route);
+            recorder.cache_hit(saved);
+            recorder.finish(false);
+            return Ok(*done);
+        }
         let request = ChatRequest {
             stream: false,
             ..call.request
         };
         let client = recorder.client().to_owned();
-        let answered = self
+        let mut answered = self
             .answer(&snapshot, &client, request, call.native.as_ref())
             .await;
+        if let (Some(plan), Ok(done)) = (&plan, &mut answered) {
+            plan.missed(&mut done.route);
+            plan.keep_whole(&snapshot, done).await;
+        }
         match &answered {
             Ok(done) => {
                 recorder.routed(&done.route);
@@ -240,17 +278,44 @@ impl Pipeline {
         snapshot: Arc<Snapshot>,
         call: Call,
     ) -> Result<Streamed, DispatchError> {
+        let plan = cache::plan(&self.cache, &snapshot, &call, self.meter.now());
         let mut recorder = Recorder::new(self.clone(), snapshot.clone(), call.caller, true);
+        if let Some(Found::Stream(route, replay, saved)) = match &plan {
+            Some(plan) => plan.lookup(true).await,
+            None => None,
+        } {
+            recorder.routed(&route);
+            recorder.cache_hit(saved);
+            let target = route.target.clone();
+            return Ok(match replay {
+                Replay::Events(inner) => Streamed::Events(EventStream {
+                    target,
+                    route,
+                    inner,
+                    recorder,
+                }),
+                Replay::Native(inner) => Streamed::Native(RawStream {
+                    target,
+                    route,
+                    inner,
+                    recorder,
+                }),
+            });
+        }
         let request = ChatRequest {
             stream: true,
             ..call.request
         };
         let client = recorder.client().to_owned();
         match self
-            .open_stream(snapshot, &client, request, call.native.as_ref())
+            .open_stream(snapshot.clone(), &client, request, call.native.as_ref())
             .await
         {
-            Ok((route, Opened::Events(inner))) => {
+            Ok((mut route, Opened::Events(mut inner))) => {
+                if let Some(plan) = plan {
+                    plan.missed(&mut route);
+                    inner = plan.keep_events(snapshot, route.target.clone(), inner);
+                }
                 recorder.routed(&route);
                 Ok(Streamed::Events(EventStream {
                     target: route.target.clone(),
@@ -259,7 +324,11 @@ impl Pipeline {
                     recorder,
                 }))
             }
-            Ok((route, Opened::Native(inner))) => {
+            Ok((mut route, Opened::Native(mut inner))) => {
+                if let Some(plan) = plan {
+                    plan.missed(&mut route);
+                    inner = plan.keep_native(snapshot, route.target.clone(), inner);
+                }
                 recorder.routed(&route);
                 Ok(Streamed::Native(RawStream {
                     target: route.target.clone(),
