@@ -59,6 +59,7 @@ pub struct Metrics {
 /// The response cache's figures, caught up with [`CacheStatus`] at each scrape.
 struct CacheMetrics {
     hits: Counter,
+    semantic_hits: Counter,
     misses: Counter,
     evictions: Counter,
     too_large: Counter,
@@ -71,6 +72,7 @@ impl CacheMetrics {
     fn register(registry: &mut Registry) -> CacheMetrics {
         let metrics = CacheMetrics {
             hits: Counter::default(),
+            semantic_hits: Counter::default(),
             misses: Counter::default(),
             evictions: Counter::default(),
             too_large: Counter::default(),
@@ -83,6 +85,11 @@ impl CacheMetrics {
             "cache_hits",
             "Calls answered from the response cache",
             m.hits.clone(),
+        );
+        registry.register(
+            "cache_semantic_hits",
+            "Of the cache hits, those answered by the semantic cache",
+            m.semantic_hits.clone(),
         );
         registry.register(
             "cache_misses",
@@ -122,6 +129,7 @@ impl CacheMetrics {
             counter.inc_by(total.saturating_sub(counter.get()));
         };
         behind(&self.hits, status.hits);
+        behind(&self.semantic_hits, status.semantic_hits);
         behind(&self.misses, status.misses);
         behind(&self.evictions, status.evictions);
         behind(&self.too_large, status.too_large);

@@ -632,3 +632,109 @@ async fn the_official_openai_sdk_reads_cached_answers_whole_and_streamed() {
     assert_eq!((status.hits, status.misses), (2, 2), "{status:?}");
     server.stop().await;
 }
+
+/// The mock's embedding of `text` (`mock/embed`, a deterministic unit vector per input).
+async fn mock_embedding(server: &Server, text: &str) -> Vec<f64> {
+    let body = json!({"model": "mock/embed", "input": text}).to_string();
+    let answer = post(server, "/v1/embeddings", None, &[], &body).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    answer.json()["data"][0]["embedding"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+fn cosine(a: &[f64], b: &[f64]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    dot / (norm(a) * norm(b))
+}
+
+fn question(model: &str, text: &str) -> String {
+    json!({"model": model, "messages": [{"role": "user", "content": text}]}).to_string()
+}
+
+#[tokio::test]
+async fn a_prompt_near_a_kept_one_is_a_semantic_hit_above_the_threshold_and_a_miss_below() {
+    // The semantic cache embeds `role: text` lines, lower-cased, spaces collapsed. With
+    // the mock's embeddings, find a second prompt at a middling similarity to the first,
+    // then put one alias's threshold just under it and another's just over it.
+    let first = "What is the capital of France?";
+    let probe = Scratch::new();
+    let embedder = mock_server(&probe, json!({})).await;
+    let base = mock_embedding(&embedder, "user: what is the capital of france?").await;
+    let mut near = None;
+    for i in 0..64 {
+        let text = format!("Which city is the capital of France, take {i}?");
+        let line = format!("user: {}", text.to_lowercase());
+        let similarity = cosine(&base, &mock_embedding(&embedder, &line).await);
+        if (0.3..0.9).contains(&similarity) {
+            near = Some((text, similarity));
+            break;
+        }
+    }
+    embedder.stop().await;
+    let (second, similarity) = near.expect("a prompt at a similarity between 0.3 and 0.9");
+
+    let scratch = Scratch::new();
+    let semantic = |threshold: f64| json!({"targets": ["mock/echo"], "cache": {"ttl": 60, "semantic": {"embedding_model": "mock/embed", "threshold": threshold}}});
+    let server = mock_server(
+        &scratch,
+        json!({"models": {"loose": semantic(similarity - 0.05), "strict": semantic(similarity + 0.05)}}),
+    )
+    .await;
+
+    let kept = chat(&server, &question("loose", first)).await;
+    assert_eq!((kept.status, kept.cache.as_deref()), (200, Some("miss")));
+    let respelled = chat(
+        &server,
+        &question("loose", "what is  the capital of FRANCE?"),
+    )
+    .await;
+    assert_eq!(respelled.cache.as_deref(), Some("semantic-hit"));
+    assert_eq!(
+        respelled.json()["choices"][0]["message"]["content"],
+        first,
+        "the kept answer (the echo of the first prompt)"
+    );
+    let near_hit = chat(&server, &question("loose", &second)).await;
+    assert_eq!(
+        near_hit.cache.as_deref(),
+        Some("semantic-hit"),
+        "similarity {similarity} is above {}",
+        similarity - 0.05
+    );
+    assert_eq!(near_hit.json()["choices"][0]["message"]["content"], first);
+
+    assert_eq!(
+        chat(&server, &question("strict", first))
+            .await
+            .cache
+            .as_deref(),
+        Some("miss")
+    );
+    let below = chat(&server, &question("strict", &second)).await;
+    assert_eq!(
+        below.cache.as_deref(),
+        Some("miss"),
+        "similarity {similarity} is below {}",
+        similarity + 0.05
+    );
+    assert_eq!(
+        below.json()["choices"][0]["message"]["content"],
+        second.as_str()
+    );
+
+    // Other sampling settings are another space: never served across.
+    let warmer = json!({"model": "loose", "temperature": 1.5, "messages": [{"role": "user", "content": first}]});
+    assert_eq!(
+        chat(&server, &warmer.to_string()).await.cache.as_deref(),
+        Some("miss")
+    );
+
+    let status = server.host.cache().status();
+    assert_eq!((status.hits, status.semantic_hits), (2, 2), "{status:?}");
+    server.stop().await;
+}

@@ -13,6 +13,7 @@ mod directive;
 mod entry;
 mod key;
 mod memory;
+mod semantic;
 
 use std::sync::{
     atomic::{AtomicU64, Ordering},
@@ -24,6 +25,7 @@ use serde::Serialize;
 pub use directive::Directive;
 pub use entry::{assemble, Answer, Entry};
 pub use key::{key, KeyParts};
+pub use semantic::SemanticIndex;
 
 use crate::{
     config::CacheConfig,
@@ -38,6 +40,9 @@ pub enum Outcome {
     Hit,
     /// Not in the cache: answered upstream (and kept, if it may be).
     Miss,
+    /// Answered from the cache with the answer to a prompt that means the same (the
+    /// alias's semantic cache).
+    SemanticHit,
 }
 
 impl Outcome {
@@ -46,6 +51,7 @@ impl Outcome {
         match self {
             Outcome::Hit => "hit",
             Outcome::Miss => "miss",
+            Outcome::SemanticHit => "semantic-hit",
         }
     }
 }
@@ -58,6 +64,7 @@ pub struct ResponseCache {
     store: Store,
     max_entry_bytes: u64,
     figures: Figures,
+    semantic: SemanticIndex,
 }
 
 enum Store {
@@ -77,6 +84,7 @@ impl Store {
 #[derive(Default)]
 struct Figures {
     hits: AtomicU64,
+    semantic_hits: AtomicU64,
     misses: AtomicU64,
     stored: AtomicU64,
     too_large: AtomicU64,
@@ -99,8 +107,12 @@ pub struct CacheStatus {
     pub max_bytes: u64,
     /// The largest entry kept.
     pub max_entry_bytes: u64,
-    /// Calls answered from the cache.
+    /// Calls answered from the cache (semantic hits included).
     pub hits: u64,
+    /// Of the hits, those answered by the semantic cache.
+    pub semantic_hits: u64,
+    /// Prompt embeddings in the semantic index (this host's).
+    pub semantic_entries: u64,
     /// Calls looked up and not found.
     pub misses: u64,
     /// hits / (hits + misses), 0 before any lookup.
@@ -128,6 +140,7 @@ impl ResponseCache {
             store,
             max_entry_bytes: config.max_entry_bytes.min(config.max_bytes),
             figures: Figures::default(),
+            semantic: SemanticIndex::new(config.semantic_max_entries),
         }
     }
 
@@ -166,9 +179,17 @@ impl ResponseCache {
         self.figures.misses.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Counts a hit that saved `cost_usd`.
-    pub fn hit(&self, cost_usd: Option<f64>) {
+    /// The semantic cache's index of prompts.
+    pub fn semantic(&self) -> &SemanticIndex {
+        &self.semantic
+    }
+
+    /// Counts a hit (`semantic` or exact) that saved `cost_usd`.
+    pub fn hit(&self, cost_usd: Option<f64>, semantic: bool) {
         self.figures.hits.fetch_add(1, Ordering::Relaxed);
+        if semantic {
+            self.figures.semantic_hits.fetch_add(1, Ordering::Relaxed);
+        }
         if let Some(cost) = cost_usd.filter(|c| c.is_finite() && *c > 0.0) {
             self.figures
                 .saved_micro_usd
@@ -226,6 +247,7 @@ impl ResponseCache {
     /// Drops every entry (in Redis, every key under this fleet's cache prefix);
     /// returns how many.
     pub async fn purge(&self) -> Result<u64, crate::shared_state::Unavailable> {
+        self.semantic.clear();
         match &self.store {
             Store::Memory(lru) => Ok(lru.lock().expect("cache lock").clear()),
             Store::Redis(shared) => {
@@ -291,6 +313,8 @@ impl ResponseCache {
             max_bytes,
             max_entry_bytes: self.max_entry_bytes,
             hits,
+            semantic_hits: f.semantic_hits.load(Ordering::Relaxed),
+            semantic_entries: self.semantic.len() as u64,
             misses,
             hit_ratio: if hits + misses == 0 {
                 0.0

@@ -20,6 +20,9 @@ pub struct CacheConfig {
     pub max_bytes: u64,
     /// Answers larger than this (in bytes, as stored) are not cached.
     pub max_entry_bytes: u64,
+    /// The most prompt embeddings the semantic cache indexes (every alias and client
+    /// together); past it the index starts over.
+    pub semantic_max_entries: usize,
 }
 
 impl Default for CacheConfig {
@@ -30,13 +33,14 @@ impl Default for CacheConfig {
             shared: false,
             max_bytes: 64 << 20,
             max_entry_bytes: 1 << 20,
+            semantic_max_entries: 10_000,
         }
     }
 }
 
 /// An alias's own `cache`: `{"ttl": 3600}` turns caching on for it, `{"enabled": false}`
 /// off whatever the global section says.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AliasCache {
     /// Whether the alias is cached (default `true` once the object is given).
@@ -48,6 +52,21 @@ pub struct AliasCache {
     /// Share answers between client keys; the global `cache.shared` when absent.
     #[serde(default)]
     pub shared: Option<bool>,
+    /// Also answer prompts that mean the same as a kept one (opt-in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub semantic: Option<SemanticCache>,
+}
+
+/// An alias's semantic cache: `{"embedding_model": "openai/text-embedding-3-small",
+/// "threshold": 0.95}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SemanticCache {
+    /// The model (`provider/model` or alias) that embeds prompts; it must offer
+    /// embeddings. Each lookup is one embeddings call, counted in usage like any.
+    pub embedding_model: String,
+    /// The least cosine similarity (0 to 1) at which a kept answer serves a new prompt.
+    pub threshold: f32,
 }
 
 fn enabled_by_default() -> bool {
@@ -55,12 +74,14 @@ fn enabled_by_default() -> bool {
 }
 
 /// How one model is cached, resolved from its alias and the global section.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CachePolicy {
     /// Seconds an answer is served.
     pub ttl: u64,
     /// Answers are shared between client keys.
     pub shared: bool,
+    /// The alias's semantic cache, if it has one.
+    pub semantic: Option<SemanticCache>,
 }
 
 impl CacheConfig {
@@ -74,6 +95,7 @@ impl CacheConfig {
         enabled.then(|| CachePolicy {
             ttl: alias.and_then(|a| a.ttl).unwrap_or(self.ttl),
             shared: alias.and_then(|a| a.shared).unwrap_or(self.shared),
+            semantic: alias.and_then(|a| a.semantic.clone()),
         })
     }
 
@@ -108,6 +130,23 @@ impl AliasCache {
                     .to_owned(),
             ));
         }
+        if let Some(semantic) = &self.semantic {
+            if !(semantic.threshold > 0.0 && semantic.threshold <= 1.0) {
+                return Err((
+                    format!("{at}.cache.semantic.threshold"),
+                    format!(
+                        "{} is not a cosine similarity in (0, 1]: 0.95 serves only close paraphrases",
+                        semantic.threshold
+                    ),
+                ));
+            }
+            if semantic.embedding_model.is_empty() {
+                return Err((
+                    format!("{at}.cache.semantic.embedding_model"),
+                    "is empty: name a `provider/model` (or alias) with embeddings".to_owned(),
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -124,25 +163,29 @@ mod tests {
             global.policy(None, true),
             Some(CachePolicy {
                 ttl: 3600,
-                shared: false
+                shared: false,
+                semantic: None,
             })
         );
         let own = AliasCache {
             enabled: true,
             ttl: Some(60),
             shared: Some(true),
+            semantic: None,
         };
         assert_eq!(
             global.policy(Some(&own), false),
             Some(CachePolicy {
                 ttl: 60,
-                shared: true
+                shared: true,
+                semantic: None,
             })
         );
         let off = AliasCache {
             enabled: false,
             ttl: None,
             shared: None,
+            semantic: None,
         };
         let on = CacheConfig {
             enabled: true,

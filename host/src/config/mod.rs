@@ -9,7 +9,7 @@ mod policy;
 mod shared_state;
 mod usage;
 
-pub use cache::{AliasCache, CacheConfig, CachePolicy};
+pub use cache::{AliasCache, CacheConfig, CachePolicy, SemanticCache};
 pub use policy::{BreakerPolicy, RawLogConfig, RetryPolicy};
 pub use shared_state::{RedisUrl, SharedStateConfig, UnavailablePolicy};
 pub use usage::{Budget, ClientKeySpec, NamedKey, Period, PriceOverrides, UsageConfig};

@@ -14,11 +14,11 @@ use serde_json::Value;
 use super::{
     attempts::Route,
     events::{Inner, RawInner},
-    Call, Completion,
+    Call, Caller, Completion, EmbeddingCall, Pipeline,
 };
 use crate::{
     cache::{self, Answer, Entry, KeyParts, Outcome, ResponseCache},
-    config::CachePolicy,
+    config::{CachePolicy, SemanticCache},
     registry::Target,
     snapshot::Snapshot,
 };
@@ -32,7 +32,22 @@ pub(super) struct Plan {
     store: bool,
     now: f64,
     max_entry_bytes: u64,
+    semantic: Option<Semantic>,
 }
+
+/// The semantic side of a plan: the prompt, its space, and once looked up its vector
+/// (indexed when the answer is kept).
+struct Semantic {
+    config: SemanticCache,
+    space: String,
+    prompt: String,
+    vector: Option<Vec<f32>>,
+}
+
+/// Members that hold the conversation itself: what the semantic cache compares by
+/// meaning. The rest of a request (sampling, tools, format) must match exactly, so it
+/// names the space the prompt is looked up in.
+const CONVERSATION_MEMBERS: [&str; 4] = ["messages", "system", "instructions", "input"];
 
 /// The plan for `call`, when its model is cached and the request allows it.
 pub(super) fn plan(
@@ -68,14 +83,23 @@ pub(super) fn plan(
         }
     }
     let partition = (!policy.shared).then_some(call.caller.client.as_str());
-    let key = cache::key(
-        KeyParts {
-            protocol,
-            model: &call.request.model,
-            partition,
-        },
-        &question,
-    );
+    let parts = KeyParts {
+        protocol,
+        model: &call.request.model,
+        partition,
+    };
+    let key = cache::key(parts, &question);
+    let semantic = policy.semantic.clone().map(|config| {
+        if let Value::Object(members) = &mut question {
+            members.retain(|name, _| !CONVERSATION_MEMBERS.contains(&name.as_str()));
+        }
+        Semantic {
+            config,
+            space: cache::key(parts, &question),
+            prompt: prompt_text(&call.request),
+            vector: None,
+        }
+    });
     Some(Plan {
         cache: cache.clone(),
         key,
@@ -84,11 +108,35 @@ pub(super) fn plan(
         store: directive.may_store(),
         now,
         max_entry_bytes: config.cache.max_entry_bytes,
+        semantic,
     })
 }
 
+/// The conversation as the semantic cache embeds it: one `role: text` line per
+/// message, lower-cased with runs of whitespace made one space, so that case and
+/// spacing never separate two prompts.
+pub(super) fn prompt_text(request: &provider_sdk::ChatRequest) -> String {
+    let messages = serde_json::to_value(&request.messages).unwrap_or_default();
+    let mut lines = Vec::new();
+    for message in messages.as_array().into_iter().flatten() {
+        let role = message["role"].as_str().unwrap_or("");
+        let text = match &message["content"] {
+            Value::String(text) => text.clone(),
+            Value::Array(parts) => parts
+                .iter()
+                .filter_map(|p| p["text"].as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            _ => String::new(),
+        };
+        let words: Vec<String> = text.split_whitespace().map(str::to_lowercase).collect();
+        lines.push(format!("{role}: {}", words.join(" ")));
+    }
+    lines.join("\n")
+}
+
 /// A hit's route: the target that gave the answer, no attempt made.
-fn hit_route(entry: &Entry) -> Route {
+fn hit_route(entry: &Entry, outcome: Outcome) -> Route {
     Route {
         target: Target {
             provider: entry.provider.clone(),
@@ -99,7 +147,7 @@ fn hit_route(entry: &Entry) -> Route {
         attempts: 0,
         upstream_wait: Default::default(),
         backoffs: Vec::new(),
-        cache: Some(Outcome::Hit),
+        cache: Some(outcome),
     }
 }
 
@@ -120,15 +168,85 @@ pub(super) enum Replay {
 }
 
 impl Plan {
-    /// The cached answer for a call that wants it `streamed` or whole, counted as a hit
-    /// (the cost it saves) or a miss.
-    pub(super) async fn lookup(&self, streamed: bool) -> Option<Found> {
+    /// The cached answer for a call that wants it `streamed` or whole: the exact
+    /// match, else (for an alias with a semantic cache) the answer to the nearest
+    /// prompt above the threshold; counted as a hit (the cost it saves) or a miss.
+    pub(super) async fn lookup(
+        &mut self,
+        pipeline: &Arc<Pipeline>,
+        snapshot: &Arc<Snapshot>,
+        caller: &Caller,
+        streamed: bool,
+    ) -> Option<Found> {
         if !self.read {
             return None;
         }
-        let entry = self.cache.get(&self.key, self.now).await;
-        let found = entry.and_then(|entry| {
-            let route = hit_route(&entry);
+        let mut found = self.found(&self.key, streamed, Outcome::Hit).await;
+        if found.is_none() && self.semantic.is_some() {
+            found = self
+                .semantic_lookup(pipeline, snapshot, caller, streamed)
+                .await;
+        }
+        match &found {
+            Some(Found::Whole(done, saved)) => self
+                .cache
+                .hit(*saved, done.route.cache == Some(Outcome::SemanticHit)),
+            Some(Found::Stream(route, _, saved)) => self
+                .cache
+                .hit(*saved, route.cache == Some(Outcome::SemanticHit)),
+            None => self.cache.miss(),
+        }
+        found
+    }
+
+    /// Embeds the prompt and looks for the nearest kept one in its space.
+    async fn semantic_lookup(
+        &mut self,
+        pipeline: &Arc<Pipeline>,
+        snapshot: &Arc<Snapshot>,
+        caller: &Caller,
+        streamed: bool,
+    ) -> Option<Found> {
+        let semantic = self.semantic.as_mut()?;
+        let request = provider_sdk::EmbeddingRequest::texts(
+            semantic.config.embedding_model.clone(),
+            vec![semantic.prompt.clone()],
+        );
+        let call = EmbeddingCall {
+            request,
+            caller: Caller {
+                client: caller.client.clone(),
+                request_id: caller.request_id.clone(),
+                received: std::time::Instant::now(),
+                cache: Default::default(),
+            },
+            native: None,
+        };
+        // The embedding is counted in usage like any call; its failure only costs the
+        // semantic lookup.
+        let vector = match pipeline.embed(snapshot.clone(), call).await {
+            Ok(embedded) => embedded.response.embeddings.into_iter().next()?,
+            Err(error) => {
+                tracing::warn!(model = %semantic.config.embedding_model, %error, "semantic cache: the prompt could not be embedded; looked up as a miss");
+                return None;
+            }
+        };
+        let nearest = self.cache.semantic().nearest(&semantic.space, &vector);
+        let threshold = semantic.config.threshold;
+        semantic.vector = Some(vector);
+        let (key, similarity) = nearest?;
+        if similarity < threshold {
+            return None;
+        }
+        tracing::debug!(similarity, threshold, "semantic cache hit");
+        self.found(&key, streamed, Outcome::SemanticHit).await
+    }
+
+    /// The entry under `key`, as a whole answer or a stream, if it can serve.
+    async fn found(&self, key: &str, streamed: bool, outcome: Outcome) -> Option<Found> {
+        let entry = self.cache.get(key, self.now).await;
+        entry.and_then(|entry| {
+            let route = hit_route(&entry, outcome);
             match (streamed, entry.answer) {
                 (false, Answer::Whole { response, native }) => Some(Found::Whole(
                     Box::new(completion(route, response, native)),
@@ -154,12 +272,24 @@ impl Plan {
                     Some(Found::Stream(route, replay, entry.cost_usd))
                 }
             }
-        });
-        match &found {
-            Some(Found::Whole(_, saved) | Found::Stream(_, _, saved)) => self.cache.hit(*saved),
-            None => self.cache.miss(),
+        })
+    }
+
+    /// Kept under the exact key: the prompt's vector joins the semantic index.
+    async fn put(&self, entry: &Entry) {
+        let kept = self.cache.put(&self.key, entry, self.policy.ttl).await;
+        if let Some(Semantic {
+            space,
+            vector: Some(vector),
+            ..
+        }) = &self.semantic
+        {
+            if kept {
+                self.cache
+                    .semantic()
+                    .insert(space, vector, self.key.clone());
+            }
         }
-        found
     }
 
     /// Marks a route that went upstream as a cache miss.
@@ -188,7 +318,7 @@ impl Plan {
                 native,
             },
         );
-        self.cache.put(&self.key, &entry, self.policy.ttl).await;
+        self.put(&entry).await;
     }
 
     fn entry(
@@ -399,9 +529,6 @@ impl Keeper {
                 native,
             },
         );
-        self.plan
-            .cache
-            .put(&self.plan.key, &entry, self.plan.policy.ttl)
-            .await;
+        self.plan.put(&entry).await;
     }
 }

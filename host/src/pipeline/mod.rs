@@ -236,17 +236,18 @@ impl Pipeline {
         snapshot: Arc<Snapshot>,
         call: Call,
     ) -> Result<Completion, DispatchError> {
-        let plan = cache::plan(&self.cache, &snapshot, &call, self.meter.now());
-        let mut recorder = Recorder::new(self.clone(), snapshot.clone(), call.caller, false);
-        if let Some(Found::Whole(done, saved)) = match &plan {
-            Some(plan) => plan.lookup(false).await,
+        let mut plan = cache::plan(&self.cache, &snapshot, &call, self.meter.now());
+        if let Some(Found::Whole(done, saved)) = match &mut plan {
+            Some(plan) => plan.lookup(self, &snapshot, &call.caller, false).await,
             None => None,
         } {
+            let mut recorder = Recorder::new(self.clone(), snapshot.clone(), call.caller, false);
             recorder.routed(&done.route);
             recorder.cache_hit(saved);
             recorder.finish(false);
             return Ok(*done);
         }
+        let mut recorder = Recorder::new(self.clone(), snapshot.clone(), call.caller, false);
         let request = ChatRequest {
             stream: false,
             ..call.request
@@ -278,12 +279,13 @@ impl Pipeline {
         snapshot: Arc<Snapshot>,
         call: Call,
     ) -> Result<Streamed, DispatchError> {
-        let plan = cache::plan(&self.cache, &snapshot, &call, self.meter.now());
-        let mut recorder = Recorder::new(self.clone(), snapshot.clone(), call.caller, true);
-        if let Some(Found::Stream(route, replay, saved)) = match &plan {
-            Some(plan) => plan.lookup(true).await,
+        let mut plan = cache::plan(&self.cache, &snapshot, &call, self.meter.now());
+        let found = match &mut plan {
+            Some(plan) => plan.lookup(self, &snapshot, &call.caller, true).await,
             None => None,
-        } {
+        };
+        let mut recorder = Recorder::new(self.clone(), snapshot.clone(), call.caller, true);
+        if let Some(Found::Stream(route, replay, saved)) = found {
             recorder.routed(&route);
             recorder.cache_hit(saved);
             let target = route.target.clone();

@@ -83,6 +83,9 @@ enum PathKind {
     /// An Anthropic Messages client to the same OpenAI upstream: translated across
     /// protocols both ways.
     Messages,
+    /// The host path through an alias whose response cache holds the answer: after the
+    /// first request every one is a hit served from memory, the upstream never called.
+    Cached,
 }
 
 impl PathKind {
@@ -93,6 +96,7 @@ impl PathKind {
             PathKind::Host => "host",
             PathKind::Translated => "translated",
             PathKind::Messages => "messages",
+            PathKind::Cached => "cached",
         }
     }
 }
@@ -386,7 +390,11 @@ fn setup(args: &RunArgs) -> anyhow::Result<Setup> {
             "api_key_env": "",
             "allow_private_network": true,
             "passthrough": false
-        }]
+        }],
+        "models": {"cached": {
+            "targets": [format!("openai/{}", workload::MODEL)],
+            "cache": {"ttl": 86400, "shared": true}
+        }}
     });
     let config_path = scratch.join("external_providers.json");
     fs::write(&config_path, serde_json::to_vec_pretty(&config)?)?;
@@ -464,6 +472,7 @@ fn target(setup: &Setup, path: PathKind, stream: bool) -> Target {
             (setup.host.addr, format!("openai/{}", workload::MODEL))
         }
         PathKind::Translated => (setup.host.addr, format!("translated/{}", workload::MODEL)),
+        PathKind::Cached => (setup.host.addr, "cached".to_owned()),
     };
     if path == PathKind::Messages {
         return Target {
