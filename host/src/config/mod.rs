@@ -971,6 +971,45 @@ mod tests {
     }
 
     #[test]
+    fn a_cache_on_an_alias_is_read_and_bad_values_are_named_with_what_to_write() {
+        let config = parse(
+            r#"{"providers": [{"name": "mock", "library": "m.so"}], "models": {"fast": {"targets": ["mock/echo"], "cache": {"ttl": 60, "semantic": {"embedding_model": "mock/embed", "threshold": 0.9}}}}}"#,
+        )
+        .unwrap();
+        let cache = config.models["fast"].cache.as_ref().unwrap();
+        assert_eq!(cache.ttl, Some(60));
+        assert_eq!(
+            cache.semantic.as_ref().unwrap().embedding_model,
+            "mock/embed"
+        );
+        assert!(!config.cache.enabled, "off by default");
+
+        let threshold = parse(
+            r#"{"providers": [{"name": "mock", "library": "m.so"}], "models": {"fast": {"targets": ["mock/echo"], "cache": {"semantic": {"embedding_model": "mock/embed", "threshold": 1.5}}}}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(threshold.location, "models.fast.cache.semantic.threshold");
+        assert!(
+            threshold.message.contains("cosine similarity"),
+            "{}",
+            threshold.message
+        );
+        let ttl = parse(r#"{"providers": [{"name": "mock", "library": "m.so"}], "models": {"fast": {"targets": ["mock/echo"], "cache": {"ttl": 0}}}}"#)
+            .unwrap_err();
+        assert_eq!(ttl.location, "models.fast.cache.ttl");
+        assert!(
+            ttl.message.contains("\"enabled\": false"),
+            "{}",
+            ttl.message
+        );
+        let entry =
+            parse(r#"{"cache": {"max_bytes": 1000, "max_entry_bytes": 2000}}"#).unwrap_err();
+        assert_eq!(entry.location, "cache.max_entry_bytes");
+        let unknown = parse(r#"{"cache": {"tll": 5}}"#).unwrap_err();
+        assert!(unknown.message.contains("tll"), "{}", unknown.message);
+    }
+
+    #[test]
     fn shared_state_names_a_redis_url_and_a_policy_or_says_what_to_write() {
         let config = parse(
             r#"{"shared_state": {"redis": "redis://:pw@127.0.0.1:6379/1", "on_unavailable": "fail_closed"}}"#,
