@@ -56,6 +56,10 @@ enum Command {
     Validate {
         /// The plugin (`.so`) to check.
         plugin: PathBuf,
+        /// Instead of a fresh fuzz pass, give the plugin this input a failed validation
+        /// saved (the path its report named).
+        #[arg(long, value_name = "INPUT")]
+        replay: Option<PathBuf>,
     },
     /// Validate one plugin file in this process and report each check as a JSON line
     /// on stdout: the sandbox child every new plugin file is checked in.
@@ -63,6 +67,18 @@ enum Command {
     ValidateChild {
         /// The plugin copy to check.
         plugin: PathBuf,
+        /// The fuzz pass's length in seconds.
+        #[arg(long, default_value_t = 0.0)]
+        fuzz_secs: f64,
+        /// The fuzz pass's seed.
+        #[arg(long, default_value_t = 0)]
+        fuzz_seed: u64,
+        /// Where each fuzz input is written before the plugin sees it.
+        #[arg(long)]
+        record: Option<PathBuf>,
+        /// A saved input to replay instead of fuzzing.
+        #[arg(long)]
+        replay: Option<PathBuf>,
     },
     /// List the providers the config loads, and the state of each.
     Providers {
@@ -126,9 +142,21 @@ fn main() -> ExitCode {
             listen,
             require_all,
         } => serve(&cli.config, listen, require_all),
-        Command::Validate { plugin } => validate(&cli.config, &plugin),
-        Command::ValidateChild { plugin } => {
-            return ExitCode::from(provider_host::sandbox::child_main(&plugin) as u8)
+        Command::Validate { plugin, replay } => validate(&cli.config, &plugin, replay),
+        Command::ValidateChild {
+            plugin,
+            fuzz_secs,
+            fuzz_seed,
+            record,
+            replay,
+        } => {
+            let options = provider_host::sandbox::ChildOptions {
+                fuzz_secs,
+                fuzz_seed,
+                record,
+                replay,
+            };
+            return ExitCode::from(provider_host::sandbox::child_main(&plugin, &options) as u8);
         }
         Command::Providers { check } => providers(&cli.config, check),
         Command::Chat {
@@ -221,7 +249,11 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing requests in flight");
 }
 
-fn validate(config_path: &Path, plugin: &Path) -> anyhow::Result<ExitCode> {
+fn validate(
+    config_path: &Path,
+    plugin: &Path,
+    replay: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
     // The config only chooses the cache folder; validating needs no config.
     // The config only chooses the cache folder and the sandbox; validating needs no
     // config. The file is checked in a child process and never loaded here.
@@ -235,8 +267,18 @@ fn validate(config_path: &Path, plugin: &Path) -> anyhow::Result<ExitCode> {
         .as_ref()
         .map(|c| c.sandbox.clone())
         .unwrap_or_default();
+    if let Some(input) = &replay {
+        // Read it here too, so a wrong path is one clear line before any plugin runs.
+        provider_host::fuzz::Input::decode_file(input)?;
+    }
+    let mut fuzz = provider_host::sandbox::FuzzOptions::from_config(&sandbox);
+    fuzz.replay = replay;
+    let sandbox = provider_host::sandbox::Sandbox::from_config(&sandbox, None);
+    if fuzz.replay.is_some() && sandbox.is_none() {
+        anyhow::bail!("--replay needs the validation sandbox (sandbox.enabled and a provider-host binary): a replayed crash would end this process");
+    }
     let loader = Loader::new(cache.unwrap_or_else(|| Loader::default_cache_dir(dir)))
-        .with_sandbox(provider_host::sandbox::Sandbox::from_config(&sandbox, None));
+        .with_sandbox(sandbox.map(|s| s.with_fuzz(fuzz)));
     let report = check_only(&loader, plugin);
     println!("{report}");
     if let Some(reason) = report.failure() {

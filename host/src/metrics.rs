@@ -19,7 +19,16 @@ use crate::{
     usage::{LedgerStatus, UsageRecord},
 };
 
+mod handles;
+
 type Labels = Vec<(String, String)>;
+
+fn target_labels(provider: &str, model: &str) -> Labels {
+    vec![
+        ("provider".to_owned(), provider.to_owned()),
+        ("model".to_owned(), model.to_owned()),
+    ]
+}
 type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -34,6 +43,9 @@ fn overhead_histogram() -> Histogram {
 
 /// Every metric the host exports.
 pub struct Metrics {
+    /// Per `provider/model` handles into the families below, so that counting a
+    /// request builds no label set and hashes none.
+    handles: handles::Handles,
     registry: Registry,
     requests: Family<Labels, Counter>,
     latency: HistogramFamily,
@@ -259,6 +271,7 @@ impl Metrics {
         let cache = CacheMetrics::register(&mut registry);
         Metrics {
             cache,
+            handles: handles::Handles::default(),
             faulted,
             registry,
             ledger_pending,
@@ -283,44 +296,60 @@ impl Metrics {
 
     /// Counts a finished request.
     pub fn observe(&self, r: &UsageRecord) {
-        let provider = r.provider.clone().unwrap_or_else(|| "none".to_owned());
-        let model = r.model.clone().unwrap_or_else(|| "none".to_owned());
-        let pm = vec![
-            ("provider".to_owned(), provider.clone()),
-            ("model".to_owned(), model.clone()),
-        ];
-        let mut with_status = pm.clone();
-        with_status.push(("status".to_owned(), r.status.to_string()));
-        self.requests.get_or_create(&with_status).inc();
-        self.latency
-            .get_or_create(&pm)
-            .observe(r.latency_ms / 1000.0);
+        let target = self.handles.get(
+            r.provider.as_deref().unwrap_or("none"),
+            r.model.as_deref().unwrap_or("none"),
+            |provider, model| self.resolve(provider, model),
+        );
+        target.requests(r.status, |status| {
+            let mut labels = target_labels(&target.provider, &target.model);
+            labels.push(("status".to_owned(), status.to_string()));
+            self.requests.get_or_create(&labels).clone()
+        });
+        target.latency.observe(r.latency_ms / 1000.0);
         if let Some(ttft) = r.ttft_ms {
-            self.ttft.get_or_create(&pm).observe(ttft / 1000.0);
+            target.ttft.observe(ttft / 1000.0);
         }
         self.overhead.observe(r.overhead_ms.max(0.0) / 1000.0);
         if let Some(u) = &r.usage {
-            for (kind, n) in [
-                ("prompt", u.prompt_tokens),
-                ("completion", u.completion_tokens),
-                ("cached_prompt", u.cached_prompt_tokens),
-                ("reasoning", u.reasoning_tokens),
-            ] {
-                let mut labels = pm.clone();
-                labels.push(("type".to_owned(), kind.to_owned()));
-                self.tokens.get_or_create(&labels).inc_by(n);
-            }
+            let [prompt, completion, cached, reasoning] = &target.tokens;
+            prompt.inc_by(u.prompt_tokens);
+            completion.inc_by(u.completion_tokens);
+            cached.inc_by(u.cached_prompt_tokens);
+            reasoning.inc_by(u.reasoning_tokens);
         }
         if let Some(cost) = r.cost_usd {
-            self.cost.get_or_create(&pm).inc_by(cost);
+            target.cost.inc_by(cost);
         }
         if r.attempts > 1 {
-            self.retries
-                .get_or_create(&vec![("provider".to_owned(), provider)])
-                .inc_by(u64::from(r.attempts - 1));
+            target.retries.inc_by(u64::from(r.attempts - 1));
         }
         if r.fallback_index.is_some_and(|i| i > 0) {
-            self.fallbacks.get_or_create(&pm).inc();
+            target.fallbacks.inc();
+        }
+    }
+
+    /// The metric handles of one `provider/model`, created in their families once.
+    fn resolve(&self, provider: &str, model: &str) -> handles::TargetMetrics {
+        let pm = target_labels(provider, model);
+        let tokens = ["prompt", "completion", "cached_prompt", "reasoning"].map(|kind| {
+            let mut labels = pm.clone();
+            labels.push(("type".to_owned(), kind.to_owned()));
+            self.tokens.get_or_create(&labels).clone()
+        });
+        handles::TargetMetrics {
+            provider: provider.to_owned(),
+            model: model.to_owned(),
+            statuses: Default::default(),
+            latency: self.latency.get_or_create(&pm).clone(),
+            ttft: self.ttft.get_or_create(&pm).clone(),
+            tokens,
+            cost: self.cost.get_or_create(&pm).clone(),
+            retries: self
+                .retries
+                .get_or_create(&vec![("provider".to_owned(), provider.to_owned())])
+                .clone(),
+            fallbacks: self.fallbacks.get_or_create(&pm).clone(),
         }
     }
 

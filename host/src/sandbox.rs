@@ -8,13 +8,19 @@
 //! file with the signal or the limit named in one line, and the host process never maps
 //! it. Only files that passed are loaded in-process. A pass is remembered by the file's
 //! SHA-256, so an unchanged file is not checked again on every reload.
+//!
+//! The child's last check is a fuzz pass ([`crate::fuzz`]): it writes each input to a
+//! recording file before the plugin sees it, so when the plugin panics, crashes or hangs
+//! on one, the parent keeps that file as `<cache>/fuzz-inputs/<plugin>-<sha>-<seed>.input`
+//! and names it in the refusal; `provider-host validate <plugin> --replay <input>` runs
+//! that input again.
 
 use std::{
     collections::HashMap,
     io::{BufRead, BufReader, Read},
     path::{Path, PathBuf},
     process::{Command, Stdio},
-    sync::{mpsc, Mutex},
+    sync::{atomic::AtomicU64, mpsc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -24,6 +30,13 @@ use crate::{
     config::SandboxConfig,
     validate::{Check, Outcome, CHECKS},
 };
+
+/// The folder of the plugin cache where inputs that broke a plugin are kept.
+pub const FUZZ_INPUTS_DIR: &str = "fuzz-inputs";
+
+/// How many saved inputs that folder keeps (the newest): each is at most a few MiB,
+/// and every refused file adds one.
+pub const KEEP_SAVED_INPUTS: usize = 32;
 
 /// The hidden subcommand that runs validation in the child.
 pub const CHILD_COMMAND: &str = "validate-child";
@@ -38,12 +51,45 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// The limits a config asks for.
+    /// The limits a config asks for (a child's fuzz pass gets its own time on top of
+    /// the wall-clock limit).
     pub fn from_config(config: &SandboxConfig) -> Limits {
         Limits {
             address_space: config.address_space_mb.saturating_mul(1024 * 1024),
             wall: Duration::from_secs_f64(config.timeout_secs.max(0.1)),
         }
+    }
+}
+
+/// The fuzz pass each validation child runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FuzzOptions {
+    /// How long it makes inputs.
+    pub duration: Duration,
+    /// Its seed; a fresh one for each child when `None`.
+    pub seed: Option<u64>,
+    /// Replay this saved input instead (for `provider-host validate --replay`).
+    pub replay: Option<PathBuf>,
+}
+
+impl FuzzOptions {
+    /// The fuzz pass a config asks for.
+    pub fn from_config(config: &SandboxConfig) -> FuzzOptions {
+        let secs = config.fuzz_secs;
+        FuzzOptions {
+            duration: match secs.is_finite() {
+                true => Duration::from_secs_f64(secs.clamp(0.0, crate::config::MAX_FUZZ_SECS)),
+                false => Duration::ZERO,
+            },
+            seed: config.fuzz_seed,
+            replay: None,
+        }
+    }
+}
+
+impl Default for FuzzOptions {
+    fn default() -> Self {
+        FuzzOptions::from_config(&SandboxConfig::default())
     }
 }
 
@@ -55,7 +101,9 @@ pub struct Sandbox {
     /// The checks of every file (by SHA-256) that passed.
     passed: Mutex<HashMap<String, Vec<Check>>>,
     /// Children started so far.
-    children: std::sync::atomic::AtomicU64,
+    children: AtomicU64,
+    /// The fuzz pass of each child.
+    fuzz: FuzzOptions,
 }
 
 /// One line of the child's protocol on stdout. Lines that are not JSON objects of this
@@ -86,8 +134,15 @@ impl Sandbox {
             binary,
             limits,
             passed: Mutex::new(HashMap::new()),
-            children: std::sync::atomic::AtomicU64::new(0),
+            children: AtomicU64::new(0),
+            fuzz: FuzzOptions::default(),
         }
+    }
+
+    /// Runs `fuzz` as each child's fuzz pass.
+    pub fn with_fuzz(mut self, fuzz: FuzzOptions) -> Sandbox {
+        self.fuzz = fuzz;
+        self
     }
 
     /// The sandbox a config asks for: its binary, else a `provider-host` beside this
@@ -107,7 +162,10 @@ impl Sandbox {
             None => locate_binary(),
         };
         match found {
-            Some(binary) => Some(Sandbox::new(binary, Limits::from_config(config))),
+            Some(binary) => Some(
+                Sandbox::new(binary, Limits::from_config(config))
+                    .with_fuzz(FuzzOptions::from_config(config)),
+            ),
             None => {
                 tracing::warn!("no provider-host binary found beside this program or on PATH (set sandbox.binary): plugins are validated in-process, the sandbox is off");
                 None
@@ -133,13 +191,46 @@ impl Sandbox {
     /// Validates the content-addressed copy `copy` (SHA-256 `sha256`) of the plugin
     /// `source` in a child; the checks from `load` on, each reason naming `source`.
     pub fn validate(&self, source: &Path, copy: &Path, sha256: &str) -> Vec<Check> {
+        let replay = self.fuzz.replay.is_some();
         if let Some(checks) = self.passed.lock().expect("sandbox lock").get(sha256) {
-            return checks.clone();
+            if !replay {
+                return checks.clone();
+            }
         }
-        let checks = self.run_child(source, copy);
+        let seed = self.fuzz.seed.unwrap_or_else(crate::fuzz::rng::fresh_seed);
+        let inputs = copy
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(FUZZ_INPUTS_DIR);
+        let stem = source
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "plugin".to_owned());
+        let name = format!("{stem}-{}", &sha256[..sha256.len().min(16)]);
+        let number = self.children_run();
+        let recording = (!replay)
+            .then(|| {
+                crate::load::create_private_dir(&inputs).ok()?;
+                Some(inputs.join(format!("{name}-{}-{number}.recording", std::process::id())))
+            })
+            .flatten();
+        let mut checks = self.run_child(source, copy, seed, recording.as_deref());
+        if let Some(recording) = &recording {
+            let saved = inputs.join(format!("{name}-{seed:016x}.input"));
+            keep_breaking_input(&mut checks, source, recording, &saved);
+            let _ = std::fs::remove_file(recording);
+        }
+        if let (Some(replayed), Some(reason)) = (&self.fuzz.replay, fuzz_failure(&mut checks)) {
+            if !reason.contains("fuzzed upstream bytes") {
+                on_what(
+                    reason,
+                    &format!("on the replayed input {}", replayed.display()),
+                );
+            }
+        }
         let passed = checks.len() + 1 == CHECKS.len()
             && checks.iter().all(|c| matches!(c.outcome, Outcome::Pass(_)));
-        if passed {
+        if passed && !replay {
             self.passed
                 .lock()
                 .expect("sandbox lock")
@@ -148,17 +239,38 @@ impl Sandbox {
         checks
     }
 
-    fn run_child(&self, source: &Path, copy: &Path) -> Vec<Check> {
+    fn run_child(
+        &self,
+        source: &Path,
+        copy: &Path,
+        seed: u64,
+        recording: Option<&Path>,
+    ) -> Vec<Check> {
         let mut command = Command::new(&self.binary);
         command
             .arg(CHILD_COMMAND)
             .arg(copy)
+            .arg("--fuzz-secs")
+            .arg(self.fuzz.duration.as_secs_f64().to_string())
+            .arg("--fuzz-seed")
+            .arg(seed.to_string());
+        if let Some(recording) = recording {
+            command.arg("--record").arg(recording);
+        }
+        if let Some(replay) = &self.fuzz.replay {
+            command.arg("--replay").arg(replay);
+        }
+        command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .env("RUST_LOG", "off")
             .env_remove("RUST_BACKTRACE");
-        limit_child(&mut command, self.limits);
+        let limits = Limits {
+            wall: self.limits.wall + self.fuzz.duration,
+            ..self.limits
+        };
+        limit_child(&mut command, limits);
         self.children
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let started = Instant::now();
@@ -175,10 +287,21 @@ impl Sandbox {
                 )]
             }
         };
-        let lines = read_lines(child.stdout.take().expect("piped stdout"));
+        let incoming = read_lines(child.stdout.take().expect("piped stdout"));
         let stderr = read_tail(child.stderr.take().expect("piped stderr"));
-        let deadline = started + self.limits.wall;
+        // The fuzz pass gets its own time once it starts, so a hang before it is
+        // reported at the configured limit.
+        let mut wall = self.limits.wall;
+        let mut lines = Vec::new();
         let status = loop {
+            while let Ok(line) = incoming.try_recv() {
+                if matches!(serde_json::from_str(&line), Ok(Line::Start { check }) if check == "fuzz")
+                {
+                    wall = limits.wall;
+                }
+                lines.push(line);
+            }
+            let deadline = started + wall;
             match child.try_wait() {
                 Ok(Some(status)) => break Some(status),
                 Ok(None) if Instant::now() >= deadline => break None,
@@ -193,9 +316,12 @@ impl Sandbox {
         let status = status.or_else(|| child.wait().ok());
         kill_group(child.id());
         // A grandchild may hold the pipes open; never wait on it for long.
-        let lines = lines
-            .recv_timeout(Duration::from_secs(1))
-            .unwrap_or_default();
+        let drained = Instant::now() + Duration::from_secs(1);
+        while let Ok(line) =
+            incoming.recv_timeout(drained.saturating_duration_since(Instant::now()))
+        {
+            lines.push(line);
+        }
         let stderr = stderr
             .recv_timeout(Duration::from_secs(1))
             .unwrap_or_default();
@@ -207,10 +333,10 @@ impl Sandbox {
         let death = if timed_out {
             format!(
                 "did not finish within {} s in the validation sandbox and was killed (SIGKILL): it hangs",
-                self.limits.wall.as_secs_f64()
+                wall.as_secs_f64()
             )
         } else {
-            describe_exit(status, &stderr, self.limits)
+            describe_exit(status, &stderr, Limits { wall, ..limits })
         };
         let check = running.unwrap_or("load");
         let reason = if check == "load" {
@@ -220,6 +346,72 @@ impl Sandbox {
         };
         checks.push(fail(check, reason));
         checks
+    }
+}
+
+/// When the fuzz check failed and the recording holds the input it was on, keeps it as
+/// `saved` and names it in the failure.
+fn keep_breaking_input(checks: &mut [Check], source: &Path, recording: &Path, saved: &Path) {
+    let Some(reason) = fuzz_failure(checks) else {
+        return;
+    };
+    let recorded = std::fs::read(recording).unwrap_or_default();
+    if recorded.is_empty() || std::fs::rename(recording, saved).is_err() {
+        return;
+    }
+    if let Some(folder) = saved.parent() {
+        prune_saved_inputs(folder, KEEP_SAVED_INPUTS);
+    }
+    if !reason.contains("fuzzed upstream bytes") {
+        // The child died or hung, and could not say on what: the recording can.
+        let call = String::from_utf8_lossy(&recorded[..recorded.len().min(200)])
+            .lines()
+            .find_map(|l| l.strip_prefix("call: ").map(str::to_owned))
+            .unwrap_or_default();
+        on_what(reason, &format!("on fuzzed upstream bytes given to {call}"));
+    }
+    reason.push_str(&format!(
+        "; the input is saved in {} (replay it: provider-host validate {} --replay {})",
+        saved.display(),
+        source.display(),
+        saved.display()
+    ));
+}
+
+/// Deletes all but the newest `keep` saved inputs in `folder`.
+fn prune_saved_inputs(folder: &Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return;
+    };
+    let mut saved: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "input"))
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .collect();
+    saved.sort_unstable_by_key(|(modified, _)| std::cmp::Reverse(*modified));
+    for (_, old) in saved.into_iter().skip(keep) {
+        let _ = std::fs::remove_file(old);
+    }
+}
+
+/// The reason of a failed fuzz check, when that is how the checks ended.
+fn fuzz_failure(checks: &mut [Check]) -> Option<&mut String> {
+    match checks.last_mut() {
+        Some(Check {
+            name: "fuzz",
+            outcome: Outcome::Fail(reason),
+        }) => Some(reason),
+        _ => None,
+    }
+}
+
+/// Puts `what` after the first clause of a death's description (`crashed in the
+/// validation sandbox with SIGSEGV (segmentation fault)`, `... it hangs`).
+fn on_what(reason: &mut String, what: &str) {
+    match reason.find(';') {
+        Some(at) => reason.insert_str(at, &format!(" {what}")),
+        None => reason.push_str(&format!(" {what}")),
     }
 }
 
@@ -283,17 +475,21 @@ fn kill_group(pid: u32) {
     let _ = pid;
 }
 
-/// Reads the child's stdout lines (bounded) on a thread of its own.
-fn read_lines(stdout: impl Read + Send + 'static) -> mpsc::Receiver<Vec<String>> {
+/// Reads the child's protocol lines on stdout (at most 10,000 lines are read) on a
+/// thread of its own, passing each on as it arrives.
+fn read_lines(stdout: impl Read + Send + 'static) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let lines = BufReader::new(stdout)
             .lines()
             .take(10_000)
             .map_while(Result::ok)
-            .filter(|l| l.starts_with("{\"sandbox\""))
-            .collect();
-        let _ = tx.send(lines);
+            .filter(|l| l.starts_with("{\"sandbox\""));
+        for line in lines {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
     });
     rx
 }
@@ -417,10 +613,23 @@ pub fn signal_name(signal: i32) -> String {
     format!("signal {signal}")
 }
 
+/// What the parent asks of a child besides the file.
+#[derive(Debug, Clone, Default)]
+pub struct ChildOptions {
+    /// The fuzz pass's length.
+    pub fuzz_secs: f64,
+    /// Its seed.
+    pub fuzz_seed: u64,
+    /// The file each fuzz input is written to before the plugin sees it.
+    pub record: Option<PathBuf>,
+    /// A saved input to replay instead of fuzzing.
+    pub replay: Option<PathBuf>,
+}
+
 /// The child's side: validates the library at `file` in this process, reporting each
 /// check on stdout as a [`Line`]; returns the process exit code (0 when every check
-/// ran, whatever the verdict).
-pub fn child_main(file: &Path) -> i32 {
+/// ran, whatever the verdict; 2 when the options are unusable).
+pub fn child_main(file: &Path, options: &ChildOptions) -> i32 {
     use std::io::Write;
     let emit = |line: &Line| {
         let mut out = std::io::stdout().lock();
@@ -429,7 +638,37 @@ pub fn child_main(file: &Path) -> i32 {
         let _ = writeln!(out, "{}", serde_json::to_string(line).unwrap_or_default());
         let _ = out.flush();
     };
-    crate::validate::validate_library_at(file, &mut |event| match event {
+    let replay = match options
+        .replay
+        .as_deref()
+        .map(crate::fuzz::Input::decode_file)
+        .transpose()
+    {
+        Ok(replay) => replay,
+        Err(e) => {
+            eprintln!("{e}");
+            return 2;
+        }
+    };
+    // Without a recording the pass still runs: only a crash's input would not be saved.
+    let recorder = options
+        .record
+        .as_deref()
+        .and_then(|path| crate::fuzz::Recorder::create(path).ok());
+    let mut fuzz = crate::validate::Fuzz {
+        settings: crate::fuzz::Settings {
+            duration: match options.fuzz_secs.is_finite() {
+                true => Duration::from_secs_f64(
+                    options.fuzz_secs.clamp(0.0, crate::config::MAX_FUZZ_SECS),
+                ),
+                false => Duration::ZERO,
+            },
+            seed: options.fuzz_seed,
+            replay,
+        },
+        recorder,
+    };
+    crate::validate::validate_library_at(file, &mut fuzz, &mut |event| match event {
         crate::validate::Progress::Start(check) => emit(&Line::Start {
             check: check.to_owned(),
         }),
@@ -440,4 +679,34 @@ pub fn child_main(file: &Path) -> i32 {
     });
     emit(&Line::End);
     0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_newest_saved_inputs_are_kept() {
+        let folder = tempfile::tempdir().unwrap();
+        let start = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        for i in 0..5u64 {
+            let file = folder.path().join(format!("p-{i}.input"));
+            std::fs::write(&file, b"x").unwrap();
+            let when = start + Duration::from_secs(i);
+            std::fs::File::options()
+                .write(true)
+                .open(&file)
+                .unwrap()
+                .set_modified(when)
+                .unwrap();
+        }
+        std::fs::write(folder.path().join("p-9.recording"), b"x").unwrap();
+        prune_saved_inputs(folder.path(), 2);
+        let mut left: Vec<String> = std::fs::read_dir(folder.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["p-3.input", "p-4.input", "p-9.recording"]);
+    }
 }

@@ -3,13 +3,16 @@
 //! Checks run in order and stop at the first failure: the file, the ABI (load), the
 //! manifest, construction, then a canned round trip through `build_request`,
 //! `parse_response`, the stream decoder (fed whole and one byte at a time: the events
-//! must agree) and `classify_error`, using the material the plugin ships.
+//! must agree) and `classify_error`, using the material the plugin ships; then harder:
+//! a tool-call stream and streams cut short ([`crate::stream_checks`]), and a bounded
+//! fuzz pass over the calls that read upstream bytes ([`crate::fuzz`], in the sandbox).
 
 use std::{fmt, path::Path};
 
 use crate::{
     config::check_name,
     load::{LoadError, LoadedLibrary, Loader},
+    stream_checks,
 };
 use provider_sdk::{
     abi::load::{PanicStrategy, PluginLibrary, PluginProvider},
@@ -38,7 +41,7 @@ pub struct Check {
 }
 
 /// The checks, in the order they run.
-pub const CHECKS: [&str; 8] = [
+pub const CHECKS: [&str; 11] = [
     "file",
     "load",
     "manifest",
@@ -47,6 +50,9 @@ pub const CHECKS: [&str; 8] = [
     "parse_response",
     "stream",
     "classify_error",
+    "tool_stream",
+    "cut_stream",
+    "fuzz",
 ];
 
 /// Everything a validation found; the plugin is usable when [`Report::passed`].
@@ -153,7 +159,8 @@ fn validate(loader: &Loader, path: &Path, pinned_sha256: Option<&str>, open: boo
                     loader.load(path, pinned_sha256).map_err(|e| e.to_string())
                 });
                 if let Some(loaded) = &library {
-                    manifest = library_checks(&mut run, &loaded.library);
+                    // No fuzz pass here: a crash on a fuzzed input would end this process.
+                    manifest = library_checks(&mut run, &loaded.library, None);
                 }
             }
         }
@@ -184,7 +191,7 @@ pub enum Progress<'a> {
 
 /// Every check from `load` on, in this process, on the library at `file` opened as it
 /// is (the sandbox child's job: `file` is already the host's private copy).
-pub fn validate_library_at(file: &Path, progress: &mut dyn FnMut(Progress<'_>)) {
+pub fn validate_library_at(file: &Path, fuzz: &mut Fuzz, progress: &mut dyn FnMut(Progress<'_>)) {
     let mut run = Run {
         checks: Vec::new(),
         progress: Some(progress),
@@ -197,15 +204,19 @@ pub fn validate_library_at(file: &Path, progress: &mut dyn FnMut(Progress<'_>)) 
             .map_err(|e| e.to_string())
     });
     if let Some(LibraryNote(library)) = library {
-        library_checks(&mut run, &library);
+        library_checks(&mut run, &library, Some(fuzz));
     }
 }
 
 /// The manifest and the round trip; the manifest when it was sane.
-fn library_checks(run: &mut Run<'_>, library: &PluginLibrary) -> Option<Manifest> {
+fn library_checks(
+    run: &mut Run<'_>,
+    library: &PluginLibrary,
+    fuzz: Option<&mut Fuzz>,
+) -> Option<Manifest> {
     let manifest = run.check("manifest", || check_manifest(library));
     if let Some(manifest) = &manifest {
-        round_trip(run, library, manifest);
+        round_trip(run, library, manifest, fuzz);
     }
     manifest
 }
@@ -394,7 +405,21 @@ fn is_semver(v: &str) -> bool {
             .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
-fn round_trip(run: &mut Run<'_>, library: &PluginLibrary, manifest: &Manifest) {
+/// The fuzz pass a validation runs: its settings, and where each input is recorded.
+#[derive(Debug)]
+pub struct Fuzz {
+    /// Duration, seed, or an input to replay.
+    pub settings: crate::fuzz::Settings,
+    /// Where each input is written before the plugin sees it.
+    pub recorder: Option<crate::fuzz::Recorder>,
+}
+
+fn round_trip(
+    run: &mut Run<'_>,
+    library: &PluginLibrary,
+    manifest: &Manifest,
+    fuzz: Option<&mut Fuzz>,
+) {
     let Some((provider, conformance)) = run.check("construct", || {
         let conformance = library.conformance().map_err(|e| e.to_string())?;
         let config = ProviderConfig {
@@ -465,6 +490,99 @@ fn round_trip(run: &mut Run<'_>, library: &PluginLibrary, manifest: &Manifest) {
             canned.response.status, error.kind
         ))
     });
+    let sample = conformance.stream.chunks.concat();
+    run.check("tool_stream", || {
+        let events = stream_checks::decode(&provider, [sample.as_slice()].into_iter())
+            .map_err(|e| e.to_string())?;
+        match stream_checks::tool_stream(
+            &provider,
+            model,
+            manifest.capabilities.tools,
+            &events,
+            &sample,
+        ) {
+            Err(why) => Ok(format!("none checked: {why}")),
+            Ok((body, from, expect_weather)) => {
+                let calls = stream_checks::check_tool_stream(&provider, &body, expect_weather)
+                    .map_err(|e| format!("{from}: {e}"))?;
+                Ok(format!(
+                    "{from}: {calls} tool call(s), same when split at every byte"
+                ))
+            }
+        }
+    });
+    run.check("cut_stream", || {
+        let mut cuts = stream_checks::check_cuts(&provider, &sample)
+            .map_err(|e| format!("the sample stream: {e}"))?;
+        if let Some(body) = tool_body(&provider, model, manifest, &sample) {
+            cuts += stream_checks::check_cuts(&provider, &body)
+                .map_err(|e| format!("the tool-call stream: {e}"))?;
+        }
+        Ok(format!(
+            "{cuts} cuts, each reported by the decoder or losing nothing"
+        ))
+    });
+    run.check("fuzz", || {
+        let Some(fuzz) = fuzz else {
+            return Ok("not run: the fuzz pass runs only in the validation sandbox".to_owned());
+        };
+        let mut samples = vec![
+            sample_of(crate::fuzz::Call::ParseResponse, &conformance.response),
+            sample_of(crate::fuzz::Call::Stream, &conformance.stream),
+        ];
+        if let Some(canned) = &conformance.error {
+            samples.push(sample_of(
+                crate::fuzz::Call::ClassifyError,
+                &canned.response,
+            ));
+        }
+        if let Some(body) = tool_body(&provider, model, manifest, &sample) {
+            samples.push(crate::fuzz::Sample {
+                body,
+                ..sample_of(crate::fuzz::Call::Stream, &conformance.stream)
+            });
+        }
+        let passed = crate::fuzz::run(&provider, &samples, &fuzz.settings, fuzz.recorder.as_mut())
+            .map_err(|e| e.to_string())?;
+        Ok(match fuzz.settings.replay {
+            Some(_) => "the replayed input passed: an answer or an error, no panic".to_owned(),
+            None if fuzz.settings.duration.is_zero() => "off (sandbox.fuzz_secs is 0)".to_owned(),
+            None => format!(
+                "{} fuzzed upstream answers in {:.2} s (seed {:#018x}): no crash, hang or panic",
+                passed.inputs,
+                passed.elapsed.as_secs_f64(),
+                fuzz.settings.seed
+            ),
+        })
+    });
+}
+
+/// The tool-call stream the `tool_stream` check used, when it used one.
+fn tool_body(
+    provider: &PluginProvider,
+    model: &str,
+    manifest: &Manifest,
+    sample: &[u8],
+) -> Option<Vec<u8>> {
+    let events = stream_checks::decode(provider, [sample].into_iter()).ok()?;
+    stream_checks::tool_stream(
+        provider,
+        model,
+        manifest.capabilities.tools,
+        &events,
+        sample,
+    )
+    .ok()
+    .map(|(body, _, _)| body)
+}
+
+fn sample_of(call: crate::fuzz::Call, response: &LocalResponse) -> crate::fuzz::Sample {
+    crate::fuzz::Sample {
+        call,
+        status: response.status,
+        headers: response.headers.clone(),
+        body: response.chunks.concat(),
+    }
 }
 
 fn check_outbound(provider: &PluginProvider, request: &ChatRequest) -> Result<(), String> {

@@ -5,7 +5,8 @@
 //! every answer with, so tests can tell versions apart) and `NAME` (the manifest name).
 //!
 //! Its wire format is plain text: a whole answer is the body; a stream is one line per
-//! text delta, `STREAM_LINES` lines `STREAM_INTERVAL_MS` apart (options override both).
+//! text delta, `STREAM_LINES` lines `STREAM_INTERVAL_MS` apart (options override both),
+//! then an empty line that ends it (so the decoder can tell a stream cut short).
 
 use provider_sdk::{
     AssistantMessage, CannedError, ChatRequest, ChatResponse, Conformance, ErrorKind, FinishReason,
@@ -74,7 +75,7 @@ impl Provider for Minimal {
         Conformance {
             options: Default::default(),
             response: canned(200, vec!["hello".to_owned()], 0),
-            stream: canned(200, vec!["hel\nlo\n".to_owned()], 0),
+            stream: canned(200, vec!["hel\nlo\n\n".to_owned()], 0),
             error: Some(CannedError {
                 response: canned(500, vec!["down".to_owned()], 0),
                 kind: ErrorKind::ProviderService,
@@ -103,6 +104,7 @@ impl Provider for Minimal {
         Ok(Outbound::Local(if request.stream {
             let lines = (0..self.options.stream_lines)
                 .map(|i| format!("{} {i}\n", crate::ANSWER))
+                .chain(["\n".to_owned()])
                 .collect();
             canned(200, lines, self.options.stream_interval_ms)
         } else {
@@ -127,10 +129,11 @@ impl Provider for Minimal {
     }
 }
 
-/// Each line of the body is a text delta (newline included).
+/// Each line of the body is a text delta (newline included); an empty line ends it.
 #[derive(Default)]
 pub struct LineDecoder {
     buffer: Vec<u8>,
+    ended: bool,
 }
 
 impl StreamDecoder for LineDecoder {
@@ -138,6 +141,13 @@ impl StreamDecoder for LineDecoder {
         self.buffer.extend_from_slice(bytes);
         while let Some(end) = self.buffer.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.buffer.drain(..=end).collect();
+            if self.ended {
+                continue;
+            }
+            if line == b"\n" {
+                self.ended = true;
+                continue;
+            }
             events.push(StreamEvent::TextDelta {
                 text: String::from_utf8_lossy(&line).into_owned(),
             });
@@ -146,6 +156,12 @@ impl StreamDecoder for LineDecoder {
     }
 
     fn finish(&mut self, events: &mut Vec<StreamEvent>) -> Result<(), ProviderError> {
+        if !self.ended {
+            return Err(ProviderError::new(
+                ErrorKind::Connection,
+                "the stream ended before its closing empty line",
+            ));
+        }
         events.push(StreamEvent::Finish {
             reason: FinishReason::Stop,
         });

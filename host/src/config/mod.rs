@@ -144,9 +144,19 @@ pub struct SandboxConfig {
     pub binary: Option<PathBuf>,
     /// The child's address-space limit, in MiB.
     pub address_space_mb: u64,
-    /// The child's wall-clock limit, in seconds.
+    /// The child's wall-clock limit, in seconds (the fuzz pass's time is added).
     pub timeout_secs: f64,
+    /// How long the fuzz pass of validation makes inputs, in seconds (0 turns it off,
+    /// at most [`MAX_FUZZ_SECS`]).
+    pub fuzz_secs: f64,
+    /// The fuzz pass's seed, to replay a pass exactly; a fresh one each run by default
+    /// (every report names the seed it used).
+    pub fuzz_seed: Option<u64>,
 }
+
+/// The longest fuzz pass `sandbox.fuzz_secs` may ask for: validation runs at every
+/// start and reload for each new plugin file.
+pub const MAX_FUZZ_SECS: f64 = 60.0;
 
 impl Default for SandboxConfig {
     fn default() -> Self {
@@ -155,6 +165,8 @@ impl Default for SandboxConfig {
             binary: None,
             address_space_mb: 4096,
             timeout_secs: 20.0,
+            fuzz_secs: 1.0,
+            fuzz_seed: None,
         }
     }
 }
@@ -528,6 +540,13 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), (String, String)> {
+        let fuzz = self.sandbox.fuzz_secs;
+        if !(0.0..=MAX_FUZZ_SECS).contains(&fuzz) {
+            return Err((
+                "sandbox.fuzz_secs".to_owned(),
+                format!("is {fuzz}: give the fuzz pass's seconds, from 0 (off) to {MAX_FUZZ_SECS}"),
+            ));
+        }
         let mut names = HashSet::new();
         for (i, entry) in self.providers.iter().enumerate() {
             if let Err(why) = check_name(&entry.name) {

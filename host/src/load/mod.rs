@@ -425,7 +425,7 @@ fn not_a_library(bytes: &[u8]) -> Option<String> {
     None
 }
 
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     fs::create_dir_all(dir)?;
     #[cfg(unix)]
     {

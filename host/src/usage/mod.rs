@@ -1,19 +1,21 @@
 //! Usage and cost: one record per request, aggregates per provider, model and client,
 //! spend per budget period, and a ledger that keeps them across restarts.
 //!
-//! Recording never waits on storage: records go to a writer thread that appends them
-//! to the ledger in batches.
+//! Recording never waits on storage, and costs no wake-up: records are appended to an
+//! in-memory queue that a writer thread drains into the ledger in batches
+//! (see `writer.rs`).
 
 pub mod cost;
 mod ledger;
 pub mod period;
 mod postgres;
+mod writer;
 
 use std::{
-    collections::{BTreeMap, HashMap, VecDeque},
+    collections::{BTreeMap, HashMap},
     sync::{
         atomic::{AtomicU64, Ordering},
-        mpsc, Arc, Mutex,
+        Arc, Mutex,
     },
     time::{SystemTime, UNIX_EPOCH},
 };
@@ -23,6 +25,7 @@ use serde::Serialize;
 
 use crate::config::{Budget, Period, UsageConfig};
 pub use ledger::Ledger;
+use writer::WriterHandle;
 
 /// What one request did and cost.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -231,14 +234,6 @@ pub struct BudgetSpent {
     pub spent: f64,
 }
 
-// Records are nearly every message: boxing them would cost an allocation each.
-#[allow(clippy::large_enum_variant)]
-enum Message {
-    Record(UsageRecord),
-    Flush(mpsc::Sender<()>),
-    Reset(f64, mpsc::Sender<()>),
-}
-
 /// Where the meter reads the time, in Unix seconds: the system clock, or a clock a
 /// test moves across a period boundary without waiting for it.
 pub type Clock = Arc<dyn Fn() -> f64 + Send + Sync>;
@@ -248,7 +243,7 @@ pub struct Meter {
     summary: Mutex<Summary>,
     /// Spend per scope and period: (period start, dollars).
     spend: Mutex<HashMap<(Scope, Period), (f64, f64)>>,
-    writer: Option<Mutex<mpsc::Sender<Message>>>,
+    writer: Option<WriterHandle>,
     enabled: bool,
     clock: Clock,
     /// `None` when no ledger is written.
@@ -326,21 +321,11 @@ impl Meter {
                 )
             }
         };
-        let (tx, rx) = mpsc::channel();
-        let writer = Writer {
-            ledger,
-            config: config.clone(),
-            health: health.clone(),
-            pending: VecDeque::new(),
-        };
-        std::thread::Builder::new()
-            .name("usage-ledger".into())
-            .spawn(move || write_loop(writer, rx))
-            .expect("spawn the usage writer");
+        let writer = WriterHandle::spawn(ledger, config.clone(), health.clone());
         Meter {
             summary: Mutex::new(summary),
             spend: Mutex::new(spend),
-            writer: Some(Mutex::new(tx)),
+            writer: Some(writer),
             enabled: true,
             clock,
             health: Some(health),
@@ -388,10 +373,7 @@ impl Meter {
             }
         }
         if let Some(writer) = &self.writer {
-            let _ = writer
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .send(Message::Record(record));
+            writer.record(record);
         }
     }
 
@@ -449,24 +431,14 @@ impl Meter {
             ..Summary::default()
         };
         if let Some(writer) = &self.writer {
-            let (ack, done) = mpsc::channel();
-            let _ = writer
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .send(Message::Reset(now, ack));
-            let _ = done.recv();
+            writer.reset(now);
         }
     }
 
     /// Waits until every record so far is in the ledger.
     pub fn flush(&self) {
         if let Some(writer) = &self.writer {
-            let (ack, done) = mpsc::channel();
-            let _ = writer
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .send(Message::Flush(ack));
-            let _ = done.recv();
+            writer.flush();
         }
     }
 }
@@ -512,147 +484,5 @@ fn add_spend(spend: &mut HashMap<(Scope, Period), (f64, f64)>, record: &UsageRec
                 entry.1 += cost;
             }
         }
-    }
-}
-
-/// How long the writer gathers records before a commit.
-const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(100);
-
-/// How often writes are retried while records wait and nothing new arrives.
-const RETRY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// The writer thread's side: the ledger (once it could be opened), and the records
-/// that wait for it.
-struct Writer {
-    ledger: Option<Ledger>,
-    config: UsageConfig,
-    health: Arc<Health>,
-    pending: VecDeque<UsageRecord>,
-}
-
-impl Writer {
-    /// Queues `record`, giving up the oldest past `usage.max_pending` (at the default
-    /// 100,000, some 30 MB).
-    fn push(&mut self, record: UsageRecord) {
-        if self.pending.len() >= self.config.max_pending.max(1) {
-            self.pending.pop_front();
-            let lost = self.health.lost.fetch_add(1, Ordering::Relaxed) + 1;
-            if lost.is_power_of_two() {
-                tracing::error!(lost, max_pending = self.config.max_pending, "usage records lost: the ledger stayed unwritable for more than usage.max_pending records");
-            }
-        }
-        self.pending.push_back(record);
-        self.health
-            .pending
-            .store(self.pending.len() as u64, Ordering::Relaxed);
-    }
-
-    /// Writes what waits, in one transaction; on failure it keeps waiting.
-    fn write(&mut self) {
-        if self.pending.is_empty() && self.ledger.is_some() {
-            return;
-        }
-        let ledger = match &mut self.ledger {
-            Some(ledger) => ledger,
-            None => match Ledger::open(&self.config) {
-                Ok(ledger) => {
-                    tracing::info!("the usage ledger is open for writing again");
-                    self.ledger.insert(ledger)
-                }
-                Err(e) => return self.health.failed(e),
-            },
-        };
-        if self.pending.is_empty() {
-            return self.health.wrote();
-        }
-        let batch = self.pending.make_contiguous();
-        match ledger.append(batch, &self.config) {
-            Ok(()) => {
-                if self
-                    .health
-                    .failing
-                    .lock()
-                    .map(|f| f.is_some())
-                    .unwrap_or(false)
-                {
-                    tracing::info!(
-                        records = batch.len(),
-                        "usage records written after an earlier failure"
-                    );
-                }
-                self.pending.clear();
-                self.health.pending.store(0, Ordering::Relaxed);
-                self.health.wrote();
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, records = batch.len(), "cannot write usage records; they wait and are retried");
-                self.health.failed(e);
-            }
-        }
-    }
-}
-
-/// Appends records in batches of what arrives within [`BATCH_WINDOW`] (or 1,000).
-/// Records whose write fails wait (up to `usage.max_pending`) and go with the next batch,
-/// or within [`RETRY_EVERY`] when nothing new comes.
-fn write_loop(mut writer: Writer, rx: mpsc::Receiver<Message>) {
-    loop {
-        let first = if writer.pending.is_empty() && writer.ledger.is_some() {
-            rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected)
-        } else {
-            rx.recv_timeout(RETRY_EVERY)
-        };
-        let first = match first {
-            Ok(message) => Some(message),
-            Err(mpsc::RecvTimeoutError::Timeout) => None,
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-        };
-        let mut acks = Vec::new();
-        let mut resets = Vec::new();
-        let mut next = first;
-        let mut gathered = 0;
-        // Gather a batch: at request rates records arrive one by one, and a commit per
-        // record would cost more than the request itself. A flush or reset ends the wait.
-        let until = std::time::Instant::now() + BATCH_WINDOW;
-        while let Some(message) = next.take() {
-            match message {
-                Message::Record(r) => {
-                    writer.push(r);
-                    gathered += 1;
-                }
-                Message::Flush(ack) => acks.push(ack),
-                Message::Reset(at, ack) => resets.push((at, ack)),
-            }
-            if gathered >= 1_000 || !acks.is_empty() || !resets.is_empty() {
-                break;
-            }
-            let left = until.saturating_duration_since(std::time::Instant::now());
-            next = rx.recv_timeout(left).ok();
-        }
-        writer.write();
-        for (at, ack) in resets {
-            match &mut writer.ledger {
-                Some(ledger) => {
-                    if let Err(e) = ledger.reset(at) {
-                        tracing::warn!(error = %e, "cannot record the usage reset");
-                    }
-                }
-                None => tracing::warn!("cannot record the usage reset: the ledger is not writable"),
-            }
-            let _ = ack.send(());
-        }
-        for ack in acks {
-            let _ = ack.send(());
-        }
-    }
-    // The host is going away: one last try for what is still queued.
-    writer.write();
-    let left = writer.pending.len();
-    if left > 0 {
-        writer.health.lost.fetch_add(left as u64, Ordering::Relaxed);
-        tracing::error!(
-            records = left,
-            "usage records lost at exit: the ledger is not writable"
-        );
     }
 }
