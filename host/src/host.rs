@@ -312,6 +312,7 @@ impl Host {
         };
         let mut pipeline =
             Pipeline::new(meter).with_shared_state(SharedState::from_config(&config.shared_state));
+        pipeline = pipeline.with_cache(&config.cache);
         if let Some(jitter) = hooks.jitter {
             pipeline = pipeline.with_jitter(jitter);
         }
@@ -361,6 +362,11 @@ impl Host {
     /// The current registry.
     pub fn registry(&self) -> Arc<Registry> {
         self.current.load().registry.clone()
+    }
+
+    /// The response cache.
+    pub fn cache(&self) -> &crate::cache::ResponseCache {
+        self.pipeline.cache()
     }
 
     /// The circuit breakers.
@@ -428,6 +434,7 @@ impl Host {
             })
             .collect();
         self.pipeline.metrics().set_workers(&workers);
+        self.pipeline.metrics().cache(&self.cache().status());
         self.pipeline.metrics().render(
             &breakers,
             loaded,
@@ -549,6 +556,12 @@ impl Host {
                 // The connection and every live counter hang on it: swapping it under
                 // requests in flight would split their windows between two stores.
                 tracing::warn!("shared_state changed in the config: the change takes effect at the next start; the host keeps using the state it started with");
+            }
+            let (cache, was) = (&config.cache, &latest.config.cache);
+            if (cache.max_bytes, cache.max_entry_bytes) != (was.max_bytes, was.max_entry_bytes) {
+                // The store is sized once; which models are cached, and for how long,
+                // follows every reload.
+                tracing::warn!("cache.max_bytes or cache.max_entry_bytes changed in the config: the change takes effect at the next start");
             }
             let generation = latest.generation + 1;
             let raw = raw_log(&config, &self.records);

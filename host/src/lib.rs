@@ -11,6 +11,7 @@
 //! [`Host`] ties them together for embedders and for the binary.
 
 pub mod breaker;
+pub mod cache;
 pub mod clients;
 pub mod config;
 pub mod fuzz;

@@ -15,6 +15,7 @@ use prometheus_client::{
 
 use crate::{
     breaker::BreakerStatus,
+    cache::CacheStatus,
     limits::LimitsReport,
     usage::{LedgerStatus, UsageRecord},
 };
@@ -73,6 +74,93 @@ pub struct Metrics {
     shared_outages: Counter,
     shared_failed_commands: Counter,
     shared_fallbacks: Counter,
+    cache: CacheMetrics,
+}
+
+/// The response cache's figures, caught up with [`CacheStatus`] at each scrape.
+struct CacheMetrics {
+    hits: Counter,
+    semantic_hits: Counter,
+    misses: Counter,
+    evictions: Counter,
+    too_large: Counter,
+    entries: Gauge,
+    bytes: Gauge,
+    saved: Counter<f64, AtomicU64>,
+}
+
+impl CacheMetrics {
+    fn register(registry: &mut Registry) -> CacheMetrics {
+        let metrics = CacheMetrics {
+            hits: Counter::default(),
+            semantic_hits: Counter::default(),
+            misses: Counter::default(),
+            evictions: Counter::default(),
+            too_large: Counter::default(),
+            entries: Gauge::default(),
+            bytes: Gauge::default(),
+            saved: Counter::default(),
+        };
+        let m = &metrics;
+        registry.register(
+            "cache_hits",
+            "Calls answered from the response cache",
+            m.hits.clone(),
+        );
+        registry.register(
+            "cache_semantic_hits",
+            "Of the cache hits, those answered by the semantic cache",
+            m.semantic_hits.clone(),
+        );
+        registry.register(
+            "cache_misses",
+            "Cached models' calls not found in the response cache",
+            m.misses.clone(),
+        );
+        registry.register(
+            "cache_evictions",
+            "Cached answers evicted to stay under cache.max_bytes",
+            m.evictions.clone(),
+        );
+        registry.register(
+            "cache_too_large",
+            "Answers not cached for being over cache.max_entry_bytes",
+            m.too_large.clone(),
+        );
+        registry.register(
+            "cache_entries",
+            "Answers in the in-memory response cache",
+            m.entries.clone(),
+        );
+        registry.register(
+            "cache_bytes",
+            "Bytes held by the in-memory response cache",
+            m.bytes.clone(),
+        );
+        registry.register(
+            "cache_saved_usd",
+            "Dollars the response cache's hits saved",
+            m.saved.clone(),
+        );
+        metrics
+    }
+
+    fn catch_up(&self, status: &CacheStatus) {
+        let behind = |counter: &Counter, total: u64| {
+            counter.inc_by(total.saturating_sub(counter.get()));
+        };
+        behind(&self.hits, status.hits);
+        behind(&self.semantic_hits, status.semantic_hits);
+        behind(&self.misses, status.misses);
+        behind(&self.evictions, status.evictions);
+        behind(&self.too_large, status.too_large);
+        self.entries.set(status.entries.unwrap_or(0) as i64);
+        self.bytes.set(status.bytes.unwrap_or(0) as i64);
+        let saved = status.saved_usd - self.saved.get();
+        if saved > 0.0 {
+            self.saved.inc_by(saved);
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -237,7 +325,9 @@ impl Metrics {
             "Limit checks counted in this host's memory because Redis was unreachable (fail_open)",
             shared_fallbacks.clone(),
         );
+        let cache = CacheMetrics::register(&mut registry);
         Metrics {
+            cache,
             handles: handles::Handles::default(),
             limit,
             limit_used,
@@ -388,6 +478,11 @@ impl Metrics {
                 .get_or_create(&labels)
                 .set(*restarts as i64);
         }
+    }
+
+    /// Brings the response cache's figures up to `status`, before a render.
+    pub fn cache(&self, status: &CacheStatus) {
+        self.cache.catch_up(status);
     }
 
     /// The text exposition, with the gauges read now.

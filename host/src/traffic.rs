@@ -340,6 +340,8 @@ mod tests {
             overhead_ms: latency_ms / 10.0,
             usage: None,
             cost_usd: None,
+            cache_hit: false,
+            saved_usd: None,
         }
     }
 

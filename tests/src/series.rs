@@ -46,6 +46,8 @@ fn record(
             ..Usage::default()
         }),
         cost_usd: cost,
+        cache_hit: false,
+        saved_usd: None,
     }
 }
 

@@ -32,6 +32,7 @@ fn call_as(client: &str, model: &str, text: &str) -> Call {
             client: client.to_owned(),
             request_id: format!("req-{client}"),
             received: Instant::now(),
+            cache: Default::default(),
         },
         native: None,
     }

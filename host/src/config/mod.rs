@@ -4,11 +4,13 @@
 //! JSON path and the problem. `${VAR}` (or `${VAR:-default}`) inside any string value is
 //! replaced by the environment variable before the config is checked; `$$` is a `$`.
 
+mod cache;
 mod limits;
 mod policy;
 mod shared_state;
 mod usage;
 
+pub use cache::{AliasCache, CacheConfig, CachePolicy, SemanticCache};
 pub use limits::{Limit, LimitScope, WINDOW_SECS};
 pub use policy::{BreakerPolicy, RawLogConfig, RetryPolicy};
 pub use shared_state::{RedisUrl, SharedStateConfig, UnavailablePolicy};
@@ -129,6 +131,9 @@ pub struct Config {
     /// Where live counters are kept when several hosts must agree (Redis), or memory.
     #[serde(default)]
     pub shared_state: SharedStateConfig,
+    /// The response cache: its bounds, and whether every model is cached by default.
+    #[serde(default)]
+    pub cache: CacheConfig,
     /// Where every provider's plugin runs unless its entry says otherwise:
     /// `"in-process"` (the default, fastest) or `"process"` (worker processes).
     #[serde(default)]
@@ -457,11 +462,14 @@ impl ProviderEntry {
 }
 
 /// A model alias and its targets, tried in order: a fallback chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Alias {
     /// `provider/model` targets, first preferred.
     pub targets: Vec<TargetSpec>,
+    /// How the alias's answers are cached; the global `cache` section when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<AliasCache>,
 }
 
 /// One target of an alias: `"provider/model"`, or `{"target": "provider/model",
@@ -728,6 +736,12 @@ impl Config {
                 "server.max_connections".to_owned(),
                 "must be at least 1".to_owned(),
             ));
+        }
+        self.cache.check()?;
+        for (name, alias) in &self.models {
+            if let Some(cache) = &alias.cache {
+                cache.check(&format!("models.{name}"))?;
+            }
         }
         if let Some(redis) = &self.shared_state.redis {
             redis
@@ -1077,6 +1091,45 @@ mod tests {
         );
         let bad_port = resolve_listen("localhost:http").unwrap_err();
         assert!(bad_port.contains("no port"), "{bad_port}");
+    }
+
+    #[test]
+    fn a_cache_on_an_alias_is_read_and_bad_values_are_named_with_what_to_write() {
+        let config = parse(
+            r#"{"providers": [{"name": "mock", "library": "m.so"}], "models": {"fast": {"targets": ["mock/echo"], "cache": {"ttl": 60, "semantic": {"embedding_model": "mock/embed", "threshold": 0.9}}}}}"#,
+        )
+        .unwrap();
+        let cache = config.models["fast"].cache.as_ref().unwrap();
+        assert_eq!(cache.ttl, Some(60));
+        assert_eq!(
+            cache.semantic.as_ref().unwrap().embedding_model,
+            "mock/embed"
+        );
+        assert!(!config.cache.enabled, "off by default");
+
+        let threshold = parse(
+            r#"{"providers": [{"name": "mock", "library": "m.so"}], "models": {"fast": {"targets": ["mock/echo"], "cache": {"semantic": {"embedding_model": "mock/embed", "threshold": 1.5}}}}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(threshold.location, "models.fast.cache.semantic.threshold");
+        assert!(
+            threshold.message.contains("cosine similarity"),
+            "{}",
+            threshold.message
+        );
+        let ttl = parse(r#"{"providers": [{"name": "mock", "library": "m.so"}], "models": {"fast": {"targets": ["mock/echo"], "cache": {"ttl": 0}}}}"#)
+            .unwrap_err();
+        assert_eq!(ttl.location, "models.fast.cache.ttl");
+        assert!(
+            ttl.message.contains("\"enabled\": false"),
+            "{}",
+            ttl.message
+        );
+        let entry =
+            parse(r#"{"cache": {"max_bytes": 1000, "max_entry_bytes": 2000}}"#).unwrap_err();
+        assert_eq!(entry.location, "cache.max_entry_bytes");
+        let unknown = parse(r#"{"cache": {"tll": 5}}"#).unwrap_err();
+        assert!(unknown.message.contains("tll"), "{}", unknown.message);
     }
 
     #[test]

@@ -43,6 +43,8 @@ pub struct Route {
     pub backoffs: Vec<Duration>,
     /// The tightest rate limits that applied, for the `x-ratelimit-*` headers.
     pub rate_limits: crate::limits::RateLimits,
+    /// How the call met the response cache, when its model is cached.
+    pub cache: Option<crate::cache::Outcome>,
 }
 
 /// Accumulates time spent waiting on upstreams across attempts.
@@ -341,6 +343,7 @@ where
                         upstream_wait: waited.total(),
                         backoffs,
                         rate_limits: admission.quotas(),
+                        cache: None,
                     };
                     return Ok((value, route));
                 }

@@ -15,6 +15,7 @@
 
 mod admission;
 mod attempts;
+mod cache;
 mod capabilities;
 mod embeddings;
 mod error;
@@ -32,7 +33,8 @@ use provider_sdk::{ChatRequest, ChatResponse, ErrorKind, ProviderError};
 
 use crate::{
     breaker::Breakers,
-    config::{BreakerPolicy, Budget},
+    cache::{Directive, ResponseCache},
+    config::{BreakerPolicy, Budget, CacheConfig},
     last_errors::LastErrors,
     limits::{Limiter, LimitsReport, SpendAdd},
     metrics::Metrics,
@@ -43,6 +45,7 @@ use crate::{
     usage::{Meter, UsageRecord},
 };
 pub use attempts::Route;
+use cache::{Found, Replay};
 pub use embeddings::{Embedded, EmbeddingCall};
 pub use error::DispatchError;
 pub use events::{EventStream, RawStream, Streamed};
@@ -88,6 +91,8 @@ pub struct Caller {
     pub request_id: String,
     /// When the request arrived, so latency counts the time spent reading it.
     pub received: Instant,
+    /// What the request asks of the response cache (`Cache-Control`).
+    pub cache: Directive,
 }
 
 impl Default for Caller {
@@ -96,6 +101,7 @@ impl Default for Caller {
             client: "anonymous".to_owned(),
             request_id: String::new(),
             received: Instant::now(),
+            cache: Directive::default(),
         }
     }
 }
@@ -148,6 +154,7 @@ pub struct Pipeline {
     jitter: Option<JitterSource>,
     shared: Arc<SharedState>,
     limiter: Arc<Limiter>,
+    cache: Arc<ResponseCache>,
 }
 
 impl Pipeline {
@@ -162,11 +169,13 @@ impl Pipeline {
             last_errors: LastErrors::default(),
             jitter: None,
             limiter: Arc::new(Limiter::new(shared.clone())),
+            cache: Arc::new(ResponseCache::new(&CacheConfig::default(), shared.clone())),
             shared,
         }
     }
 
     /// Keeps live counters in `shared` (a fleet's Redis) instead of this host's memory.
+    /// Call [`Pipeline::with_cache`] after it for the cache to be shared too.
     pub fn with_shared_state(mut self, shared: SharedState) -> Pipeline {
         self.shared = Arc::new(shared);
         self.limiter = Arc::new(Limiter::new(self.shared.clone()));
@@ -219,6 +228,18 @@ impl Pipeline {
             admission::spawn(self.limiter.settle(Vec::new(), None, String::new(), spends));
         }
         self.count(record, budgets);
+    }
+
+    /// Caches answers as `config` bounds them, in the shared state's Redis when it has
+    /// one, else in this host's memory.
+    pub fn with_cache(mut self, config: &CacheConfig) -> Pipeline {
+        self.cache = Arc::new(ResponseCache::new(config, self.shared.clone()));
+        self
+    }
+
+    /// The response cache.
+    pub fn cache(&self) -> &ResponseCache {
+        &self.cache
     }
 
     /// Where live counters are kept.
@@ -285,6 +306,17 @@ impl Pipeline {
         snapshot: Arc<Snapshot>,
         call: Call,
     ) -> Result<Completion, DispatchError> {
+        let mut plan = cache::plan(&self.cache, &snapshot, &call, self.meter.now());
+        if let Some(Found::Whole(done, saved)) = match &mut plan {
+            Some(plan) => plan.lookup(self, &snapshot, &call.caller, false).await,
+            None => None,
+        } {
+            let mut recorder = Recorder::new(self.clone(), snapshot.clone(), call.caller, false);
+            recorder.routed(&done.route);
+            recorder.cache_hit(saved);
+            recorder.finish(false);
+            return Ok(*done);
+        }
         let mut recorder = Recorder::new(self.clone(), snapshot.clone(), call.caller, false);
         let request = ChatRequest {
             stream: false,
@@ -293,9 +325,13 @@ impl Pipeline {
         let client = recorder.client().to_owned();
         let reserve = admission::chat_reserve(&request, call.native.as_ref().map(|n| n.body.len()));
         let admission = recorder.admission(reserve, true);
-        let answered = self
+        let mut answered = self
             .answer(&snapshot, &client, request, call.native.as_ref(), admission)
             .await;
+        if let (Some(plan), Ok(done)) = (&plan, &mut answered) {
+            plan.missed(&mut done.route);
+            plan.keep_whole(&snapshot, done).await;
+        }
         match &answered {
             Ok(done) => {
                 recorder.routed(&done.route);
@@ -316,7 +352,31 @@ impl Pipeline {
         snapshot: Arc<Snapshot>,
         call: Call,
     ) -> Result<Streamed, DispatchError> {
+        let mut plan = cache::plan(&self.cache, &snapshot, &call, self.meter.now());
+        let found = match &mut plan {
+            Some(plan) => plan.lookup(self, &snapshot, &call.caller, true).await,
+            None => None,
+        };
         let mut recorder = Recorder::new(self.clone(), snapshot.clone(), call.caller, true);
+        if let Some(Found::Stream(route, replay, saved)) = found {
+            recorder.routed(&route);
+            recorder.cache_hit(saved);
+            let target = route.target.clone();
+            return Ok(match replay {
+                Replay::Events(inner) => Streamed::Events(EventStream {
+                    target,
+                    route,
+                    inner,
+                    recorder,
+                }),
+                Replay::Native(inner) => Streamed::Native(RawStream {
+                    target,
+                    route,
+                    inner,
+                    recorder,
+                }),
+            });
+        }
         let request = ChatRequest {
             stream: true,
             ..call.request
@@ -325,10 +385,20 @@ impl Pipeline {
         let reserve = admission::chat_reserve(&request, call.native.as_ref().map(|n| n.body.len()));
         let admission = recorder.admission(reserve, true);
         match self
-            .open_stream(snapshot, &client, request, call.native.as_ref(), admission)
+            .open_stream(
+                snapshot.clone(),
+                &client,
+                request,
+                call.native.as_ref(),
+                admission,
+            )
             .await
         {
-            Ok((route, Opened::Events(inner))) => {
+            Ok((mut route, Opened::Events(mut inner))) => {
+                if let Some(plan) = plan {
+                    plan.missed(&mut route);
+                    inner = plan.keep_events(snapshot, route.target.clone(), inner);
+                }
                 recorder.routed(&route);
                 Ok(Streamed::Events(EventStream {
                     target: route.target.clone(),
@@ -337,7 +407,11 @@ impl Pipeline {
                     recorder,
                 }))
             }
-            Ok((route, Opened::Native(inner))) => {
+            Ok((mut route, Opened::Native(mut inner))) => {
+                if let Some(plan) = plan {
+                    plan.missed(&mut route);
+                    inner = plan.keep_native(snapshot, route.target.clone(), inner);
+                }
                 recorder.routed(&route);
                 Ok(Streamed::Native(RawStream {
                     target: route.target.clone(),

@@ -31,6 +31,8 @@ pub(super) struct Recorder {
     error_kind: Option<ErrorKind>,
     first_event: Option<Duration>,
     usage: Option<Usage>,
+    /// Answered from the cache: no upstream tokens, and what the answer saved.
+    cache_hit: Option<Option<f64>>,
     done: bool,
     /// What the call holds of the limits, settled when it is counted.
     admission: Option<Admission>,
@@ -61,6 +63,7 @@ impl Recorder {
             error_kind: None,
             first_event: None,
             usage: None,
+            cache_hit: None,
             done: false,
             admission: None,
             pending: None,
@@ -112,13 +115,22 @@ impl Recorder {
         self.usage = usage;
     }
 
+    /// The call was answered from the cache, saving `saved_usd`: it counts no
+    /// upstream tokens, whatever the replayed answer reports.
+    pub(super) fn cache_hit(&mut self, saved_usd: Option<f64>) {
+        self.cache_hit = Some(saved_usd);
+        self.usage = Some(Usage::default());
+    }
+
     /// An event reached the caller.
     pub(super) fn saw(&mut self, event: &StreamEvent) {
         if self.first_event.is_none() {
             self.first_event = Some(self.started.elapsed());
         }
         if let StreamEvent::Usage { usage } = event {
-            self.usage = Some(*usage);
+            if self.cache_hit.is_none() {
+                self.usage = Some(*usage);
+            }
         }
     }
 
@@ -202,6 +214,8 @@ impl Recorder {
             overhead_ms: host_time.saturating_sub(waited).as_secs_f64() * 1000.0,
             usage: self.usage,
             cost_usd: cost,
+            cache_hit: self.cache_hit.is_some(),
+            saved_usd: self.cache_hit.flatten(),
         };
         // Debug, not info: at thousands of requests a second an access line per request
         // costs more than the request; usage and metrics already count every one.

@@ -31,9 +31,10 @@ pub async fn completions(
     State(host): State<Arc<Host>>,
     client: Option<Extension<ClientName>>,
     id: Option<Extension<RequestId>>,
+    headers: axum::http::HeaderMap,
     body: Body,
 ) -> Response {
-    let caller = ingress::caller(client, id);
+    let caller = ingress::caller(client, id, &headers);
     let read = match super::body::read(&host, body).await {
         Err(error) => Err(ApiError::from_body(&error)),
         Ok(bytes) => super::body::parse(&bytes, parse)

@@ -42,9 +42,10 @@ pub async fn embeddings(
     State(host): State<Arc<Host>>,
     client: Option<Extension<ClientName>>,
     id: Option<Extension<RequestId>>,
+    headers: axum::http::HeaderMap,
     body: Body,
 ) -> Response {
-    let caller = super::ingress::caller(client, id);
+    let caller = super::ingress::caller(client, id, &headers);
     let read = match super::body::read(&host, body).await {
         Err(error) => Err(ApiError::from_body(&error)),
         Ok(bytes) => parse(&bytes).map(|parsed| (parsed, bytes)),

@@ -3,16 +3,20 @@
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use axum::extract::Extension;
+use axum::{
+    extract::Extension,
+    http::{header, HeaderMap},
+};
 
 use super::{auth::ClientName, RequestId};
-use crate::pipeline::Caller;
+use crate::{cache::Directive, pipeline::Caller};
 
 /// The caller of a request, from what the auth and request-id layers put in its
-/// extensions, arriving now.
+/// extensions and the cache directives of its headers, arriving now.
 pub(super) fn caller(
     client: Option<Extension<ClientName>>,
     id: Option<Extension<RequestId>>,
+    headers: &HeaderMap,
 ) -> Caller {
     Caller {
         client: client
@@ -20,6 +24,13 @@ pub(super) fn caller(
             .unwrap_or_else(|| "anonymous".to_owned()),
         request_id: id.map(|i| i.0 .0).unwrap_or_default(),
         received: Instant::now(),
+        cache: Directive::parse(
+            headers
+                .get_all(header::CACHE_CONTROL)
+                .iter()
+                .chain(headers.get_all("x-cache-control"))
+                .filter_map(|v| v.to_str().ok()),
+        ),
     }
 }
 

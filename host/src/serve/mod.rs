@@ -6,6 +6,7 @@
 mod admin;
 mod auth;
 pub mod body;
+mod cache_admin;
 mod chat;
 mod console;
 mod embeddings;
@@ -79,6 +80,11 @@ pub fn router(host: Arc<Host>) -> Router {
         .route("/admin/reloads", get(admin::reloads))
         .route("/admin/traffic", get(admin::traffic))
         .route("/admin/budgets", get(admin::budgets))
+        .route(
+            "/admin/cache",
+            get(cache_admin::status).delete(cache_admin::purge),
+        )
+        .route("/admin/cache/purge", post(cache_admin::purge))
         .layer(middleware::from_fn_with_state(
             host.clone(),
             auth::require_admin,
@@ -319,6 +325,9 @@ pub(crate) fn annotate(response: &mut Response, route: &Route) {
     }
     headers.insert("x-fallback-index", HeaderValue::from(route.fallback_index));
     headers.insert("x-attempts", HeaderValue::from(route.attempts));
+    if let Some(outcome) = route.cache {
+        headers.insert("x-cache", HeaderValue::from_static(outcome.as_str()));
+    }
     headers
         .entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-cache"));

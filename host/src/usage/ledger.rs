@@ -146,14 +146,39 @@ CREATE TABLE IF NOT EXISTS usage_records (
     cached_prompt_tokens INTEGER,
     cache_write_tokens INTEGER,
     reasoning_tokens INTEGER,
-    cost_usd REAL
+    cost_usd REAL,
+    cache_hit INTEGER NOT NULL DEFAULT 0,
+    saved_usd REAL
 );
 CREATE INDEX IF NOT EXISTS usage_records_at ON usage_records (at);
 CREATE TABLE IF NOT EXISTS usage_meta (key TEXT PRIMARY KEY, value REAL NOT NULL);
 ";
 
 /// The record columns, in the order both ledgers write and read them.
-pub(super) const COLUMNS: &str = "at, request_id, client, provider, model, fallback_index, attempts, status, error_kind, stream, cancelled, latency_ms, ttft_ms, overhead_ms, prompt_tokens, completion_tokens, cached_prompt_tokens, cache_write_tokens, reasoning_tokens, cost_usd";
+pub(super) const COLUMNS: &str = "at, request_id, client, provider, model, fallback_index, attempts, status, error_kind, stream, cancelled, latency_ms, ttft_ms, overhead_ms, prompt_tokens, completion_tokens, cached_prompt_tokens, cache_write_tokens, reasoning_tokens, cost_usd, cache_hit, saved_usd";
+
+/// Columns added after the first schema, with their definitions: a ledger written by
+/// an older host gains them at open (its rows read as not cached, nothing saved).
+const ADDED_COLUMNS: [(&str, &str); 2] = [
+    ("cache_hit", "INTEGER NOT NULL DEFAULT 0"),
+    ("saved_usd", "REAL"),
+];
+
+/// Adds the [`ADDED_COLUMNS`] a ledger file from an older host lacks.
+fn add_columns(db: &Connection) -> rusqlite::Result<()> {
+    let mut query = db.prepare("SELECT name FROM pragma_table_info('usage_records')")?;
+    let present: Vec<String> = query
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    for (name, definition) in ADDED_COLUMNS {
+        if !present.iter().any(|p| p == name) {
+            db.execute_batch(&format!(
+                "ALTER TABLE usage_records ADD COLUMN {name} {definition}"
+            ))?;
+        }
+    }
+    Ok(())
+}
 
 impl SqliteLedger {
     /// Opens (creating if needed) the SQLite file the config names.
@@ -171,6 +196,7 @@ impl SqliteLedger {
             .map_err(|e| e.to_string())?;
         db.execute_batch(SCHEMA)
             .map_err(|e| format!("{}: {e}", path.display()))?;
+        add_columns(&db).map_err(|e| format!("{}: {e}", path.display()))?;
         db.execute(
             "INSERT OR IGNORE INTO usage_meta (key, value) VALUES ('reset_at', ?1)",
             params![super::now_unix()],
@@ -192,7 +218,7 @@ impl SqliteLedger {
     fn append(&mut self, records: &[UsageRecord]) -> Result<(), String> {
         let tx = self.db.transaction().map_err(|e| e.to_string())?;
         {
-            let sql = format!("INSERT INTO usage_records ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)");
+            let sql = format!("INSERT INTO usage_records ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)");
             let mut insert = tx.prepare_cached(&sql).map_err(|e| e.to_string())?;
             for r in records {
                 let u = r.usage.as_ref();
@@ -218,6 +244,8 @@ impl SqliteLedger {
                         u.map(|u| u.cache_write_tokens as i64),
                         u.map(|u| u.reasoning_tokens as i64),
                         r.cost_usd,
+                        r.cache_hit,
+                        r.saved_usd,
                     ])
                     .map_err(|e| e.to_string())?;
             }
@@ -312,9 +340,63 @@ impl SqliteLedger {
                     overhead_ms: row.get(13)?,
                     usage,
                     cost_usd: row.get(19)?,
+                    cache_hit: row.get(20)?,
+                    saved_usd: row.get(21)?,
                 })
             })
             .map_err(|e| e.to_string())?;
         rows.collect::<Result<_, _>>().map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ledger_written_before_the_cache_columns_gains_them_and_keeps_its_rows() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("usage.sqlite3");
+        {
+            // The first schema, as hosts before the response cache wrote it.
+            let old = SCHEMA.replace(
+                ",\n    cache_hit INTEGER NOT NULL DEFAULT 0,\n    saved_usd REAL",
+                "",
+            );
+            assert!(!old.contains("cache_hit"), "{old}");
+            let db = Connection::open(&path).unwrap();
+            db.execute_batch(&old).unwrap();
+            db.execute(
+                "INSERT INTO usage_records (at, request_id, client, attempts, status, stream, cancelled, latency_ms, overhead_ms) VALUES (5.0, 'old', 'team-a', 1, 200, 0, 0, 1.0, 0.5)",
+                [],
+            )
+            .unwrap();
+            db.execute(
+                "INSERT INTO usage_meta (key, value) VALUES ('reset_at', 0.0)",
+                [],
+            )
+            .unwrap();
+        }
+        let config = UsageConfig {
+            database: path,
+            ..UsageConfig::default()
+        };
+        let mut ledger = Ledger::open(&config).expect("the old file opens");
+        let loaded = ledger.load(0.0).unwrap();
+        assert_eq!(loaded.since_reset.len(), 1);
+        let old = &loaded.since_reset[0];
+        assert_eq!(old.request_id, "old");
+        assert!(!old.cache_hit && old.saved_usd.is_none());
+
+        let hit = UsageRecord {
+            request_id: "hit".into(),
+            cache_hit: true,
+            saved_usd: Some(0.25),
+            ..old.clone()
+        };
+        ledger.append(&[hit], &config).unwrap();
+        let loaded = ledger.load(0.0).unwrap();
+        let hit = &loaded.since_reset[1];
+        assert_eq!((hit.cache_hit, hit.saved_usd), (true, Some(0.25)));
     }
 }

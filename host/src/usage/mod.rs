@@ -64,6 +64,10 @@ pub struct UsageRecord {
     pub usage: Option<Usage>,
     /// Dollars, when both usage and prices are known.
     pub cost_usd: Option<f64>,
+    /// Answered from the response cache (no upstream tokens).
+    pub cache_hit: bool,
+    /// For a cache hit, what its answer cost upstream when it was kept: the saving.
+    pub saved_usd: Option<f64>,
 }
 
 /// Counts and sums over a set of records.
@@ -89,11 +93,19 @@ pub struct Totals {
     pub calls_without_usage: u64,
     /// Requests with usage but no known price.
     pub calls_without_price: u64,
+    /// Requests answered from the response cache.
+    pub cache_hits: u64,
+    /// Dollars the response cache saved (what its answers cost upstream).
+    pub saved_usd: f64,
 }
 
 impl Totals {
     fn add(&mut self, r: &UsageRecord) {
         self.calls += 1;
+        if r.cache_hit {
+            self.cache_hits += 1;
+            self.saved_usd += r.saved_usd.unwrap_or(0.0);
+        }
         if let Some(kind) = r.error_kind {
             self.errors += 1;
             *self

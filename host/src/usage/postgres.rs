@@ -46,8 +46,12 @@ CREATE TABLE IF NOT EXISTS usage_records (
     cached_prompt_tokens BIGINT,
     cache_write_tokens BIGINT,
     reasoning_tokens BIGINT,
-    cost_usd DOUBLE PRECISION
+    cost_usd DOUBLE PRECISION,
+    cache_hit BOOLEAN NOT NULL DEFAULT false,
+    saved_usd DOUBLE PRECISION
 );
+ALTER TABLE usage_records ADD COLUMN IF NOT EXISTS cache_hit BOOLEAN NOT NULL DEFAULT false;
+ALTER TABLE usage_records ADD COLUMN IF NOT EXISTS saved_usd DOUBLE PRECISION;
 CREATE INDEX IF NOT EXISTS usage_records_at ON usage_records (at);
 CREATE TABLE IF NOT EXISTS usage_meta (key TEXT PRIMARY KEY, value DOUBLE PRECISION NOT NULL);
 ";
@@ -61,7 +65,8 @@ const SCHEMA_LOCK: i64 = 0x7573_6167_655f_6c67; // "usage_lg"
 fn insert_sql() -> String {
     let types = [
         "float8", "text", "text", "text", "text", "int8", "int8", "int8", "text", "bool", "bool",
-        "float8", "float8", "float8", "int8", "int8", "int8", "int8", "int8", "float8",
+        "float8", "float8", "float8", "int8", "int8", "int8", "int8", "int8", "float8", "bool",
+        "float8",
     ];
     let arrays: Vec<String> = types
         .iter()
@@ -269,6 +274,8 @@ fn append(client: &mut Client, records: &[UsageRecord]) -> Result<(), postgres::
     let cache_write = tokens(|u| u.cache_write_tokens);
     let reasoning = tokens(|u| u.reasoning_tokens);
     let cost_usd = column(records, |r| r.cost_usd);
+    let cache_hit = column(records, |r| r.cache_hit);
+    let saved_usd = column(records, |r| r.saved_usd);
     client
         .execute(
             &insert_sql(),
@@ -293,6 +300,8 @@ fn append(client: &mut Client, records: &[UsageRecord]) -> Result<(), postgres::
                 &cache_write,
                 &reasoning,
                 &cost_usd,
+                &cache_hit,
+                &saved_usd,
             ],
         )
         .map(drop)
@@ -351,6 +360,8 @@ fn record(row: &Row) -> Result<UsageRecord, postgres::Error> {
         overhead_ms: row.try_get(13)?,
         usage,
         cost_usd: row.try_get(19)?,
+        cache_hit: row.try_get(20)?,
+        saved_usd: row.try_get(21)?,
     })
 }
 
@@ -518,9 +529,9 @@ mod tests {
     fn the_batch_insert_names_every_column_once() {
         let sql = insert_sql();
         assert!(
-            sql.contains("$20::float8[]") && !sql.contains("$21"),
+            sql.contains("$22::float8[]") && !sql.contains("$23"),
             "{sql}"
         );
-        assert_eq!(COLUMNS.split(", ").count(), 20);
+        assert_eq!(COLUMNS.split(", ").count(), 22);
     }
 }

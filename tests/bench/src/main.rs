@@ -86,6 +86,9 @@ enum PathKind {
     /// The `host` path through an entry with `"isolation": "process"`: the plugin runs
     /// in the host's worker processes, called over a Unix socket.
     Isolated,
+    /// The host path through an alias whose response cache holds the answer: after the
+    /// first request every one is a hit served from memory, the upstream never called.
+    Cached,
 }
 
 impl PathKind {
@@ -97,6 +100,7 @@ impl PathKind {
             PathKind::Translated => "translated",
             PathKind::Messages => "messages",
             PathKind::Isolated => "isolated",
+            PathKind::Cached => "cached",
         }
     }
 }
@@ -397,7 +401,11 @@ fn setup(args: &RunArgs) -> anyhow::Result<Setup> {
             "api_key_env": "",
             "allow_private_network": true,
             "isolation": "process"
-        }]
+        }],
+        "models": {"cached": {
+            "targets": [format!("openai/{}", workload::MODEL)],
+            "cache": {"ttl": 86400, "shared": true}
+        }}
     });
     let config_path = scratch.join("external_providers.json");
     fs::write(&config_path, serde_json::to_vec_pretty(&config)?)?;
@@ -476,6 +484,7 @@ fn target(setup: &Setup, path: PathKind, stream: bool) -> Target {
         }
         PathKind::Translated => (setup.host.addr, format!("translated/{}", workload::MODEL)),
         PathKind::Isolated => (setup.host.addr, format!("isolated/{}", workload::MODEL)),
+        PathKind::Cached => (setup.host.addr, "cached".to_owned()),
     };
     if path == PathKind::Messages {
         return Target {

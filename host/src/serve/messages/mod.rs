@@ -41,7 +41,7 @@ pub async fn messages(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let caller = ingress::caller(client, id);
+    let caller = ingress::caller(client, id, &headers);
     let request_id = caller.request_id.clone();
     let read = read(&host, body).await.and_then(|(request, bytes)| {
         let translated = request
@@ -164,7 +164,7 @@ pub async fn count_tokens(
     };
     let call = Call {
         request: request.clone(),
-        caller: ingress::caller(client, id),
+        caller: ingress::caller(client, id, &headers),
         native: Some(NativeBody {
             protocol: Protocol::AnthropicCountTokens,
             body: bytes,

@@ -39,9 +39,10 @@ pub async fn create(
     State(host): State<Arc<Host>>,
     client: Option<Extension<ClientName>>,
     id: Option<Extension<RequestId>>,
+    headers: axum::http::HeaderMap,
     body: Body,
 ) -> Response {
-    let caller = super::ingress::caller(client, id);
+    let caller = super::ingress::caller(client, id, &headers);
     let prepared = prepare(&host, body).await;
     let (request, canonical, conversation) = match prepared {
         Ok(prepared) => prepared,
