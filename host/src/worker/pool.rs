@@ -432,10 +432,18 @@ impl Conn {
         let _guard = InFlight::new(self, id);
         let limit = shared.settings.call_timeout;
         let deadline = Instant::now() + limit;
-        self.send(kind, id, payload, deadline).await.map_err(|()| {
-            self.kill(format!("its socket stopped taking a {what} call"));
-            self.died(what)
-        })?;
+        match self.send(kind, id, payload, deadline).await {
+            Ok(()) => {}
+            // The worker closed its end: it is dying by itself (a crash), and its
+            // supervisor fails this call, saying how it died, once it reaps it.
+            // Killing it here would record the host's SIGKILL instead of its own
+            // signal.
+            Err(SendFailure::Broken) => {}
+            Err(SendFailure::Overdue) => {
+                self.kill(format!("its socket stopped taking a {what} call"));
+                return Err(self.died(what));
+            }
+        }
         match tokio::time::timeout_at(deadline.into(), rx).await {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(_)) => Err(self.died(what)),
@@ -454,11 +462,19 @@ impl Conn {
     /// blocking the thread: a full socket (the worker is busy with a large backlog)
     /// is retried after a millisecond, until the deadline. `Err` when the socket is
     /// broken or the deadline passed.
-    async fn send(&self, kind: Kind, id: u64, payload: &[u8], deadline: Instant) -> Result<(), ()> {
+    async fn send(
+        &self,
+        kind: Kind,
+        id: u64,
+        payload: &[u8],
+        deadline: Instant,
+    ) -> Result<(), SendFailure> {
         let end = {
-            let mut outbox = self.outbox.lock().map_err(drop)?;
+            let mut outbox = self.outbox.lock().map_err(|_| SendFailure::Broken)?;
             let end = outbox.push(kind, id, payload);
-            outbox.flush(&self.socket)?;
+            outbox
+                .flush(&self.socket)
+                .map_err(|()| SendFailure::Broken)?;
             if outbox.written >= end {
                 return Ok(());
             }
@@ -466,11 +482,13 @@ impl Conn {
         };
         loop {
             if Instant::now() >= deadline {
-                return Err(());
+                return Err(SendFailure::Overdue);
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
-            let mut outbox = self.outbox.lock().map_err(drop)?;
-            outbox.flush(&self.socket)?;
+            let mut outbox = self.outbox.lock().map_err(|_| SendFailure::Broken)?;
+            outbox
+                .flush(&self.socket)
+                .map_err(|()| SendFailure::Broken)?;
             if outbox.written >= end {
                 return Ok(());
             }
@@ -497,6 +515,14 @@ impl Conn {
             "the plugin's worker process {how} during {what}; it is being replaced"
         ))
     }
+}
+
+/// Why a frame did not reach a worker's socket.
+enum SendFailure {
+    /// The socket is broken: the worker closed its end (it is exiting or crashed).
+    Broken,
+    /// The socket stayed full until the call's deadline: the worker stopped reading.
+    Overdue,
 }
 
 /// A `plugin_fault` marked as a worker's death (see [`super::WORKER_DIED`]).
