@@ -12,37 +12,17 @@ use std::{
 
 use serde_json::Value;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_owned()
-}
-
 /// Runs `.ci/install-browser` once per process and returns the folder whose
 /// `node_modules` holds playwright-core.
 pub fn tools() -> &'static Path {
     static TOOLS: OnceLock<PathBuf> = OnceLock::new();
     TOOLS.get_or_init(|| {
-        let root = repo_root();
         let started = Instant::now();
-        let output = Command::new("bash")
-            .arg(root.join(".ci/install-browser"))
-            .current_dir(&root)
-            .stdin(Stdio::null())
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run bash");
-        assert!(
-            output.status.success(),
-            ".ci/install-browser failed ({}); its output is above",
-            output.status
-        );
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let dir = PathBuf::from(stdout.lines().last().unwrap_or_default().trim());
+        let dir = crate::run_setup_script(".ci/install-browser", &[]);
         assert!(
             dir.join("node_modules/playwright-core").is_dir(),
-            ".ci/install-browser printed `{stdout}`, not a folder with playwright-core"
+            ".ci/install-browser printed `{}`, not a folder with playwright-core",
+            dir.display()
         );
         eprintln!("browser: ready in {:.1?}", started.elapsed());
         dir

@@ -18,6 +18,36 @@ pub mod series;
 
 pub use tempfile::TempDir;
 
+/// The repository's root folder.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_owned()
+}
+
+/// Runs one of the `.ci/` set-up scripts from the repository's root (its progress on
+/// the test's stderr) and returns the last line it printed: the path it set up.
+/// Fails the test, naming the script, when it fails.
+pub fn run_setup_script(script: &str, envs: &[(&str, &std::ffi::OsStr)]) -> PathBuf {
+    let root = repo_root();
+    let output = Command::new("bash")
+        .arg(root.join(script))
+        .current_dir(&root)
+        .envs(envs.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("run bash");
+    assert!(
+        output.status.success(),
+        "{script} failed ({}); its output is above",
+        output.status
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    PathBuf::from(stdout.lines().last().unwrap_or_default().trim())
+}
+
 /// The cargo profile folder the test binary was built into (`target/debug`).
 pub fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");

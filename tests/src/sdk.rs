@@ -14,42 +14,24 @@ use std::{
 
 use serde_json::Value;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_owned()
-}
-
 /// Runs `.ci/install-client-sdks` once per process (it changes nothing when the venv has
 /// the pinned versions) and returns the venv's python.
 pub fn python() -> &'static Path {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON.get_or_init(|| {
-        let root = repo_root();
-        let venv = root.join(
+        let venv = crate::repo_root().join(
             std::env::var_os("CLIENT_SDKS_VENV")
                 .unwrap_or_else(|| "target/client-sdks-venv".into()),
         );
         let started = Instant::now();
-        let output = Command::new("bash")
-            .arg(root.join(".ci/install-client-sdks"))
-            .current_dir(&root)
-            .env("CLIENT_SDKS_VENV", &venv)
-            .stdin(Stdio::null())
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run bash");
-        assert!(
-            output.status.success(),
-            ".ci/install-client-sdks failed ({}); its output is above",
-            output.status
+        let path = crate::run_setup_script(
+            ".ci/install-client-sdks",
+            &[("CLIENT_SDKS_VENV", venv.as_os_str())],
         );
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let path = PathBuf::from(stdout.lines().last().unwrap_or_default().trim());
         assert!(
             path.is_file(),
-            ".ci/install-client-sdks printed `{stdout}`, not the path of a python"
+            ".ci/install-client-sdks printed `{}`, not the path of a python",
+            path.display()
         );
         eprintln!(
             "client SDKs: venv ready in {:.1?}: {}",
