@@ -7,6 +7,14 @@ use std::{
 };
 
 use anyhow::Context;
+
+// mimalloc over glibc's malloc: a request allocates and frees a few hundred small
+// buffers (headers, JSON values, strings), and glibc's malloc/free were ~10% of the
+// host's CPU per request in the profile (tests/bench/docs/benchmarks.md). Plugins keep
+// their own allocator: abi_stable frees what crosses the boundary through the vtable of
+// the side that allocated it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Parser, Subcommand};
 use futures_util::StreamExt;
 use provider_host::{

@@ -278,7 +278,6 @@ impl Plugin {
             Err(CallError::NoAnswer) => Err(ProviderError::plugin_fault(format!(
                 "the plugin's {what} ended without an answer"
             ))),
-            Err(e @ CallError::ThreadsGone) => Err(ProviderError::plugin_fault(e.to_string())),
         }
     }
 }

@@ -845,6 +845,60 @@ async fn an_openai_client_to_openai_is_passed_through_byte_for_byte() {
     server.stop().await;
 }
 
+/// DeepSeek's answer (api-docs.deepseek.com, "Create Chat Completion"): OpenAI's shape
+/// with cache counters of its own beside the usage OpenAI defines.
+const DEEPSEEK_COMPLETION: &str = r#"{"id":"930c60df-bf64-41c9-a88e-3ec75f81e00e","object":"chat.completion","created":1705651092,"model":"deepseek-chat","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":16,"completion_tokens":10,"total_tokens":26,"prompt_cache_hit_tokens":3,"prompt_cache_miss_tokens":13}}"#;
+
+#[tokio::test]
+async fn a_passed_through_answer_is_counted_whether_the_host_or_the_plugin_reads_it() {
+    // The host reads a plain answer's usage itself (no plugin call); an answer with usage
+    // fields of the provider's own goes to the plugin, which knows them; a 200 that
+    // carries an error is the plugin's to classify, and is not relayed as an answer.
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    fake.script([
+        Reply::json(&completion_with_cached_prompt()),
+        Reply::json(DEEPSEEK_COMPLETION),
+        Reply::json(r#"{"error":{"message":"The server is overloaded","type":"server_error"}}"#),
+    ]);
+    let server = passthrough_host(&fake, &scratch).await;
+    let request =
+        json!({"model": "openai/gpt-4.1", "messages": [{"role": "user", "content": "Hello!"}]});
+    for expected in [
+        completion_with_cached_prompt(),
+        DEEPSEEK_COMPLETION.to_owned(),
+    ] {
+        let response = send_chat(&server, &request).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.text().await.unwrap(), expected, "relayed as sent");
+    }
+    let failed = send_chat(&server, &request).await;
+    assert!(!failed.status().is_success(), "{}", failed.status());
+    let error: Value = failed.json().await.unwrap();
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("overloaded"),
+        "{error}"
+    );
+
+    let usage: Value = reqwest::get(format!("{}/admin/usage", server.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let totals = &usage["totals"];
+    assert_eq!(totals["prompt_tokens"], 2006 + 16, "{usage}");
+    assert_eq!(totals["completion_tokens"], 300 + 10, "{usage}");
+    assert_eq!(
+        totals["cached_prompt_tokens"],
+        1920 + 3,
+        "OpenAI's cached tokens read by the host, DeepSeek's by the plugin: {usage}"
+    );
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn a_passed_through_stream_asks_for_usage_relays_the_chunks_and_counts_the_tokens() {
     let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);

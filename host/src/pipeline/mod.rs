@@ -21,6 +21,7 @@ mod embeddings;
 mod error;
 mod events;
 pub mod native;
+mod native_answer;
 mod policy;
 mod record;
 mod upstream;
@@ -140,7 +141,9 @@ pub struct Completion {
     /// The answer.
     pub response: ChatResponse,
     /// The upstream's own body, when the target spoke the client's protocol: the
-    /// ingress relays it as it is (`response` is the plugin's reading of it).
+    /// ingress relays it as it is. `response` is then what was read of it for usage: a
+    /// plain success answer is read by the host (id, model, finish reason and usage; the
+    /// message stays in these bytes), any other by the plugin.
     pub native: Option<Bytes>,
 }
 
@@ -489,6 +492,7 @@ impl Pipeline {
         let transport = &snapshot.transport;
         let clock = attempts::WaitClock::default();
         let waited = &clock;
+        let protocol = native.map(|n| n.protocol);
         let ((response, body), route) = attempts::run(
             snapshot,
             attempts::Learned {
@@ -504,7 +508,8 @@ impl Pipeline {
                 let answer = async {
                     let response =
                         upstream::send(transport, &provider, &prepared, deadline).await?;
-                    let (parsed, body) = upstream::read_answer(&provider, response).await?;
+                    let native = protocol.filter(|_| prepared.is_native());
+                    let (parsed, body) = upstream::read_answer(&provider, response, native).await?;
                     Ok((parsed, prepared.is_native().then_some(body)))
                 }
                 .await;

@@ -6,7 +6,8 @@ use std::{collections::VecDeque, sync::Arc, time::Instant};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use provider_sdk::{
-    ChatResponse, EmbeddingResponse, ErrorKind, HttpRequest, Outbound, ProviderError, StreamEvent,
+    ChatResponse, EmbeddingResponse, ErrorKind, HttpRequest, Outbound, Protocol, ProviderError,
+    StreamEvent,
 };
 
 use crate::{
@@ -61,10 +62,13 @@ pub(super) async fn send(
 }
 
 /// Reads a whole answer (up to [`RESPONSE_BODY_CAP`]) and lets the plugin parse it;
-/// the bytes come back too, for a caller that speaks the upstream's protocol.
+/// the bytes come back too, for a caller that speaks the upstream's protocol. An answer
+/// in the client's own `native` protocol that the host can read itself skips the plugin
+/// (see [`super::native_answer`]).
 pub(super) async fn read_answer(
     provider: &Arc<ReadyProvider>,
     response: UpstreamResponse,
+    native: Option<Protocol>,
 ) -> Result<(ChatResponse, Bytes), ProviderError> {
     let (body, cut) = transport::read_capped(response.body, RESPONSE_BODY_CAP).await?;
     if cut {
@@ -72,6 +76,9 @@ pub(super) async fn read_answer(
             ErrorKind::ProviderService,
             format!("the upstream answer is larger than {RESPONSE_BODY_CAP} bytes"),
         ));
+    }
+    if let Some(read) = native.and_then(|protocol| super::native_answer::read(protocol, &body)) {
+        return Ok((read, Bytes::from(body)));
     }
     let (parsed, body) = provider
         .plugin
@@ -132,6 +139,9 @@ struct Sizes {
 
 impl Sizes {
     /// Takes in `bytes`; names the cap they break, if any. A line of only `\r` is blank.
+    ///
+    /// Line by line rather than byte by byte: this runs over every byte of every stream,
+    /// and a branch per byte was ~1% of the host's CPU per stream.
     fn take(&mut self, bytes: &[u8], limits: &StreamLimits) -> Option<String> {
         self.total += bytes.len() as u64;
         if self.total > limits.max_stream_bytes {
@@ -140,16 +150,16 @@ impl Sizes {
                 limits.max_stream_bytes
             ));
         }
-        for &b in bytes {
-            match b {
-                b'\n' if self.line == 0 => self.event = 0,
-                b'\n' => self.line = 0,
-                b'\r' => {}
-                _ => {
-                    self.line += 1;
-                    self.event += 1;
-                }
-            }
+        let mut rest = bytes;
+        loop {
+            let (text, ended) = match rest.iter().position(|&b| b == b'\n') {
+                Some(at) => (&rest[..at], Some(at)),
+                None => (rest, None),
+            };
+            // `\r` counts for nothing: a line of only `\r` is blank.
+            let counted = text.len() - text.iter().filter(|&&b| b == b'\r').count();
+            self.line += counted;
+            self.event += counted;
             if self.line > limits.max_line_bytes {
                 return Some(format!(
                     "a line of the stream is longer than {} bytes (stream_limits.max_line_bytes)",
@@ -162,8 +172,14 @@ impl Sizes {
                     limits.max_event_bytes
                 ));
             }
+            let at = ended?;
+            // A blank line ends the event; any other line only itself.
+            match self.line {
+                0 => self.event = 0,
+                _ => self.line = 0,
+            }
+            rest = &rest[at + 1..];
         }
-        None
     }
 }
 
@@ -325,4 +341,49 @@ impl Decoding {
 pub(super) fn redact(mut error: ProviderError, provider: &ReadyProvider) -> ProviderError {
     error.message = transport::redactor_for(provider).redact(&error.message);
     error
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(line: usize, event: usize) -> StreamLimits {
+        StreamLimits {
+            max_line_bytes: line,
+            max_event_bytes: event,
+            ..StreamLimits::default()
+        }
+    }
+
+    /// Feeds `pieces` in order; the piece index at which a cap broke, if one did.
+    fn broken_at(pieces: &[&[u8]], limits: &StreamLimits) -> Option<(usize, String)> {
+        let mut sizes = Sizes::default();
+        pieces
+            .iter()
+            .enumerate()
+            .find_map(|(i, piece)| sizes.take(piece, limits).map(|why| (i, why)))
+    }
+
+    #[test]
+    fn a_line_is_measured_across_pieces_and_crlf_and_blank_lines_count_nothing() {
+        let caps = limits(10, 100);
+        assert_eq!(broken_at(&[b"data: 1234", b"\r\n\r\n"], &caps), None);
+        let (at, why) = broken_at(&[b"data: 12", b"345\r\n"], &caps).unwrap();
+        assert_eq!(at, 1);
+        assert!(why.contains("max_line_bytes"), "{why}");
+    }
+
+    #[test]
+    fn an_event_is_its_lines_until_a_blank_one() {
+        let caps = limits(100, 20);
+        // 2 × 10 bytes, then a blank line: the next event starts from nothing.
+        let fits: &[&[u8]] = &[
+            b"data: 1234\ndata: 5678\n\n",
+            b"data: 1234\ndata: 5678\r\n\r\n",
+        ];
+        assert_eq!(broken_at(fits, &caps), None);
+        let (at, why) = broken_at(&[b"data: 1234\n", b"data: 5678\ndata: 9\n\n"], &caps).unwrap();
+        assert_eq!(at, 1);
+        assert!(why.contains("max_event_bytes"), "{why}");
+    }
 }

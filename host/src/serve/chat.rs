@@ -153,9 +153,8 @@ async fn answer(host: &Host, call: Call) -> Result<Response, DispatchError> {
 }
 
 fn parse(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
-    let mut json = serde_json::Deserializer::from_slice(bytes);
-    let request: ChatRequest = serde_path_to_error::deserialize(&mut json)
-        .map_err(|e| ApiError::bad_request(ingress::body_error(e)))?;
+    let request: ChatRequest =
+        ingress::deserialize(bytes).map_err(|e| ApiError::bad_request(ingress::body_error(e)))?;
     if request.model.is_empty() {
         return Err(ApiError::bad_request(
             "`model` is empty: name a `provider/model` or an alias",

@@ -262,9 +262,7 @@ async fn read_bytes(host: &Host, body: Body) -> Result<Bytes, AnthropicError> {
 async fn read(host: &Host, body: Body) -> Result<(MessagesRequest, Bytes), AnthropicError> {
     let bytes = read_bytes(host, body).await?;
     let request: MessagesRequest = super::body::parse(&bytes, |bytes| {
-        let mut json = serde_json::Deserializer::from_slice(bytes);
-        serde_path_to_error::deserialize(&mut json)
-            .map_err(|e| AnthropicError::bad_request(ingress::body_error(e)))
+        ingress::deserialize(bytes).map_err(|e| AnthropicError::bad_request(ingress::body_error(e)))
     })
     .await?;
     if request.model.is_empty() {

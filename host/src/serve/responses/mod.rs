@@ -76,8 +76,7 @@ async fn prepare(
         .await
         .map_err(|error| ApiError::from_body(&error))?;
     let request: ResponsesRequest = super::body::parse(&bytes, |bytes| {
-        let mut json = serde_json::Deserializer::from_slice(bytes);
-        serde_path_to_error::deserialize(&mut json).map_err(|e| {
+        super::ingress::deserialize(bytes).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
             if inner.is_syntax() || inner.is_eof() {
