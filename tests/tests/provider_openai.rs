@@ -951,3 +951,93 @@ async fn a_passed_through_stream_asks_for_usage_relays_the_chunks_and_counts_the
     }
     server.stop().await;
 }
+
+/// [`USAGE_STREAM`] with DeepSeek's usage in place of OpenAI's (api-docs.deepseek.com,
+/// "Create Chat Completion": cache counters of its own beside OpenAI's figures).
+fn deepseek_stream() -> Vec<String> {
+    let mut pieces: Vec<String> = USAGE_STREAM.iter().map(|p| p.to_string()).collect();
+    pieces[5] = pieces[5].replace(
+        "\"usage\":{\"prompt_tokens\":14,\"completion_tokens\":3,\"total_tokens\":17}",
+        "\"usage\":{\"prompt_tokens\":16,\"completion_tokens\":10,\"total_tokens\":26,\"prompt_cache_hit_tokens\":3,\"prompt_cache_miss_tokens\":13}",
+    );
+    assert_ne!(pieces[5], USAGE_STREAM[5]);
+    pieces
+}
+
+#[tokio::test]
+async fn a_passed_through_stream_is_read_by_the_host_and_by_the_plugin_where_the_host_cannot() {
+    // The host reads a plain passed-through stream itself; the plugin's decoder takes over
+    // at what the host does not read (DeepSeek's cache counters, an error mid-stream, a
+    // stream cut before its end) and past the bytes the host keeps for such a hand-over.
+    // Either way the client gets OpenAI's bytes and the tokens are counted.
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    let deepseek = deepseek_stream();
+    let text = &USAGE_STREAM[..4];
+    let overloaded =
+        "data: {\"error\":{\"message\":\"The server is overloaded\",\"type\":\"server_error\"}}\n\n";
+    let broken: Vec<&str> = text.iter().copied().chain([overloaded]).collect();
+    // ~190 KiB of text chunks: longer than the host reads itself (128 KiB).
+    let long: Vec<&str> = std::iter::repeat_n(USAGE_STREAM[1], 1000)
+        .chain(USAGE_STREAM[4..].iter().copied())
+        .collect();
+    let deepseek_pieces: Vec<&str> = deepseek.iter().map(String::as_str).collect();
+    fake.script([
+        Reply::sse(&USAGE_STREAM, Duration::ZERO),
+        Reply::sse(&deepseek_pieces, Duration::ZERO),
+        Reply::sse(&broken, Duration::ZERO),
+        Reply::sse(text, Duration::ZERO),
+        Reply::sse(&long, Duration::from_micros(10)),
+    ]);
+    let server = passthrough_host(&fake, &scratch).await;
+    let request = json!({
+        "model": "openai/gpt-4o",
+        "stream": true,
+        "stream_options": {"include_usage": true},
+        "messages": [{"role": "user", "content": "Hello!"}]
+    });
+    let body = |response: reqwest::Response| async move {
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    };
+    let plain = body(send_chat(&server, &request).await).await;
+    assert_eq!(plain, USAGE_STREAM.concat());
+    let read_by_plugin = body(send_chat(&server, &request).await).await;
+    assert_eq!(
+        read_by_plugin,
+        deepseek.concat(),
+        "relayed as DeepSeek sent it"
+    );
+
+    for (pieces, says) in [(&broken, "overloaded"), (&text.to_vec(), "ended early")] {
+        let failed = body(send_chat(&server, &request).await).await;
+        assert!(
+            failed.starts_with(&pieces.concat()),
+            "what arrived is relayed first: {failed}"
+        );
+        let events = e2e::sse_data(&failed);
+        assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+        let error: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
+        let message = error["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "the plugin's verdict: {error}");
+    }
+
+    let long_body = body(send_chat(&server, &request).await).await;
+    assert_eq!(long_body, long.concat());
+
+    let usage: Value = reqwest::get(format!("{}/admin/usage", server.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let totals = &usage["totals"];
+    assert_eq!(totals["calls"], 5, "{usage}");
+    assert_eq!(totals["errors"], 2, "the error and the cut stream: {usage}");
+    assert_eq!(totals["prompt_tokens"], 14 + 16 + 14, "{usage}");
+    assert_eq!(totals["completion_tokens"], 3 + 10 + 3, "{usage}");
+    assert_eq!(
+        totals["cached_prompt_tokens"], 3,
+        "DeepSeek's cache hits, read by the plugin: {usage}"
+    );
+    server.stop().await;
+}

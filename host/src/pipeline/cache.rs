@@ -378,6 +378,11 @@ impl Plan {
 
     /// The pieces of a passed-through stream, relayed as they come and kept (bytes and
     /// events) when it ends cleanly.
+    /// Whether the answer is to be kept (its every event, for a stream).
+    pub(super) fn stores(&self) -> bool {
+        self.store
+    }
+
     pub(super) fn keep_native(
         self,
         snapshot: Arc<Snapshot>,

@@ -22,6 +22,7 @@ mod error;
 mod events;
 pub mod native;
 mod native_answer;
+mod native_stream;
 mod policy;
 mod record;
 mod upstream;
@@ -51,6 +52,7 @@ pub use embeddings::{Embedded, EmbeddingCall};
 pub use error::DispatchError;
 pub use events::{EventStream, RawStream, Streamed};
 pub use native::NativeBody;
+use native_stream::Watch;
 pub use policy::{
     backoff, counts_against_target, fallback_worthy, retryable, Jitter, JitterSource,
 };
@@ -387,6 +389,8 @@ impl Pipeline {
         let client = recorder.client().to_owned();
         let reserve = admission::chat_reserve(&request, call.native.as_ref().map(|n| n.body.len()));
         let admission = recorder.admission(reserve, true);
+        // The cache keeps a stream's every event: the plugin decodes the streams it keeps.
+        let keeps_events = plan.as_ref().is_some_and(|plan| plan.stores());
         match self
             .open_stream(
                 snapshot.clone(),
@@ -394,6 +398,7 @@ impl Pipeline {
                 request,
                 call.native.as_ref(),
                 admission,
+                keeps_events,
             )
             .await
         {
@@ -533,10 +538,13 @@ impl Pipeline {
         request: ChatRequest,
         native: Option<&NativeBody>,
         admission: &mut admission::Admission,
+        keeps_events: bool,
     ) -> Result<(Route, Opened), DispatchError> {
         self.check_client_budget(&snapshot, client)?;
         let transport = &snapshot.transport;
         let limits = snapshot.config.stream_limits;
+        // A passed-through stream is read by the host unless every event is needed.
+        let watched = native.map(|n| n.protocol).filter(|_| !keeps_events);
         let clock = attempts::WaitClock::default();
         let waited = &clock;
         let ((decoding, held), route) = attempts::run(
@@ -554,7 +562,10 @@ impl Pipeline {
                 let first = async {
                     let response =
                         upstream::send(transport, &provider, &prepared, deadline).await?;
-                    let decoding = Decoding::start(provider, response, limits)?;
+                    let watch = watched
+                        .filter(|_| prepared.is_native())
+                        .and_then(Watch::for_protocol);
+                    let decoding = Decoding::start(provider, response, limits, watch)?;
                     first_event(decoding, &prepared).await
                 }
                 .await;

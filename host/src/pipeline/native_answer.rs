@@ -57,7 +57,7 @@ struct OpenAiMessage {
 /// are not counted; they are named so that `deny_unknown_fields` knows them.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct OpenAiUsage {
+pub(super) struct OpenAiUsage {
     prompt_tokens: u64,
     completion_tokens: u64,
     #[serde(default, rename = "total_tokens")]
@@ -92,6 +92,27 @@ struct CompletionDetails {
     _rejected_prediction_tokens: Option<IgnoredAny>,
 }
 
+impl OpenAiUsage {
+    /// The canonical figures, as the openai plugin counts them.
+    pub(super) fn counted(self) -> Usage {
+        let prompt = self.prompt_tokens_details.unwrap_or(PromptDetails {
+            cached_tokens: None,
+            cache_write_tokens: None,
+            _audio_tokens: None,
+        });
+        Usage {
+            prompt_tokens: self.prompt_tokens,
+            completion_tokens: self.completion_tokens,
+            cached_prompt_tokens: prompt.cached_tokens.unwrap_or(0),
+            cache_write_tokens: prompt.cache_write_tokens.unwrap_or(0),
+            reasoning_tokens: self
+                .completion_tokens_details
+                .and_then(|d| d.reasoning_tokens)
+                .unwrap_or(0),
+        }
+    }
+}
+
 fn openai_chat(body: &[u8]) -> Option<ChatResponse> {
     let answer: OpenAiAnswer = serde_json::from_slice(body).ok()?;
     if answer.error.is_some() {
@@ -105,27 +126,12 @@ fn openai_chat(body: &[u8]) -> Option<ChatResponse> {
         .is_some_and(|calls| !calls.is_empty())
         || choice.message.function_call.is_some();
     let finish = provider_kit::openai::response::finish_reason(choice.finish_reason.as_deref()?);
-    let usage = answer.usage;
-    let prompt = usage.prompt_tokens_details.unwrap_or(PromptDetails {
-        cached_tokens: None,
-        cache_write_tokens: None,
-        _audio_tokens: None,
-    });
     Some(ChatResponse {
         id: answer.id.filter(|id| !id.is_empty()),
         model: answer.model.unwrap_or_default(),
         message: AssistantMessage::default(),
         finish_reason: provider_kit::openai::response::with_tool_calls(finish, called_tools),
-        usage: Some(Usage {
-            prompt_tokens: usage.prompt_tokens,
-            completion_tokens: usage.completion_tokens,
-            cached_prompt_tokens: prompt.cached_tokens.unwrap_or(0),
-            cache_write_tokens: prompt.cache_write_tokens.unwrap_or(0),
-            reasoning_tokens: usage
-                .completion_tokens_details
-                .and_then(|d| d.reasoning_tokens)
-                .unwrap_or(0),
-        }),
+        usage: Some(answer.usage.counted()),
     })
 }
 

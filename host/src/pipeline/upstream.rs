@@ -10,6 +10,7 @@ use provider_sdk::{
     StreamEvent,
 };
 
+use super::native_stream::{Seen, Watch};
 use crate::{
     config::StreamLimits,
     plugin::Decoder,
@@ -107,13 +108,13 @@ pub(super) async fn read_embeddings(
     Ok((parsed, Bytes::from(body)))
 }
 
-/// An upstream body run through the plugin's stream decoder, event by event.
+/// An upstream body run through the plugin's stream decoder, event by event (or, for a
+/// passed-through stream, read by the host until something needs the plugin).
 pub(super) struct Decoding {
     /// The plugin version this stream started on, kept alive until it ends.
     provider: Arc<ReadyProvider>,
     body: BodyStream,
-    /// The plugin's decoder, in this process or in a worker.
-    decoder: Option<Decoder>,
+    reader: Reader,
     pending: VecDeque<StreamEvent>,
     scratch: Vec<StreamEvent>,
     /// Delivered after the events decoded before it.
@@ -124,6 +125,19 @@ pub(super) struct Decoding {
     /// A body item taken while gathering what had already arrived, delivered next.
     peeked: Option<Option<Result<Bytes, ProviderError>>>,
 }
+
+/// Who reads a stream's events.
+enum Reader {
+    /// The plugin's decoder, in this process or in a worker.
+    Plugin(Decoder),
+    /// The host, for a passed-through stream (see `native_stream`). The bytes read so
+    /// far are kept so that the plugin can read them all when it takes over.
+    Host { watch: Watch, read: Vec<u8> },
+}
+
+/// The most bytes of a stream the host reads itself, keeping them for a hand-over;
+/// past that the plugin takes over (so a long stream holds no more than this).
+const HOST_READ_BYTES: usize = 128 * 1024;
 
 /// The most bytes gathered into one decoder call: what arrived together goes to the
 /// plugin in one call (one hop to a plugin-call thread, not one per network read).
@@ -184,17 +198,25 @@ impl Sizes {
 }
 
 impl Decoding {
-    /// Starts decoding `response` with a fresh decoder of `provider`'s plugin.
+    /// Starts decoding `response`: by the host while `watch` reads it, by a fresh
+    /// decoder of `provider`'s plugin without one.
     pub(super) fn start(
         provider: Arc<ReadyProvider>,
         response: UpstreamResponse,
         limits: StreamLimits,
+        watch: Option<Watch>,
     ) -> Result<Decoding, ProviderError> {
-        let decoder = provider.plugin.stream_decoder()?;
+        let reader = match watch {
+            Some(watch) => Reader::Host {
+                watch,
+                read: Vec::new(),
+            },
+            None => Reader::Plugin(provider.plugin.stream_decoder()?),
+        };
         Ok(Decoding {
             provider,
             body: response.body,
-            decoder: Some(decoder),
+            reader,
             pending: VecDeque::new(),
             scratch: Vec::new(),
             failure: None,
@@ -327,12 +349,63 @@ impl Decoding {
     /// docs/architecture.md, "Containment"). In process isolation, one round trip to
     /// the worker that holds the decoder, with the call deadline.
     async fn decode(&mut self, bytes: Option<Bytes>) -> Result<bool, ProviderError> {
-        let Some(decoder) = self.decoder.as_mut() else {
-            return Err(ProviderError::plugin_fault(
-                "the stream decoder was lost to a call past its deadline",
-            ));
+        let from = match &mut self.reader {
+            Reader::Plugin(decoder) => {
+                return decoder.decode(bytes.as_deref(), &mut self.scratch).await
+            }
+            Reader::Host { watch, read } => match &bytes {
+                Some(piece) => {
+                    read.extend_from_slice(piece);
+                    match watch.feed(piece, &mut self.scratch) {
+                        Seen::Done => return Ok(true),
+                        Seen::More if read.len() <= HOST_READ_BYTES => return Ok(false),
+                        Seen::More => watch.event_start(),
+                        Seen::Unusual { at } => at,
+                    }
+                }
+                None if watch.whole() => return Ok(false),
+                None => watch.event_start(),
+            },
         };
-        decoder.decode(bytes.as_deref(), &mut self.scratch).await
+        let complete = self.hand_over(from).await?;
+        match bytes {
+            Some(_) => Ok(complete),
+            None if complete => Ok(false),
+            None => match &mut self.reader {
+                Reader::Plugin(decoder) => decoder.decode(None, &mut self.scratch).await,
+                Reader::Host { .. } => unreachable!("handed over"),
+            },
+        }
+    }
+
+    /// The plugin's decoder takes over from the host: it reads every byte so far, and
+    /// what it makes of those from `from` on is what counts (the host read the events
+    /// before, and gave what they said already). `Ok(true)` when it saw the
+    /// terminator.
+    async fn hand_over(&mut self, from: u64) -> Result<bool, ProviderError> {
+        let decoder = self.provider.plugin.stream_decoder()?;
+        let Reader::Host { read, .. } =
+            std::mem::replace(&mut self.reader, Reader::Plugin(decoder))
+        else {
+            return Ok(false);
+        };
+        let Reader::Plugin(decoder) = &mut self.reader else {
+            unreachable!("just set")
+        };
+        let (before, after) = read.split_at((from as usize).min(read.len()));
+        tracing::debug!(
+            provider = %self.provider.name,
+            at = from,
+            "the plugin's decoder reads the rest of a passed-through stream"
+        );
+        let mut already_given = Vec::new();
+        if !before.is_empty() && decoder.decode(Some(before), &mut already_given).await? {
+            return Ok(true);
+        }
+        match after.is_empty() {
+            true => Ok(false),
+            false => decoder.decode(Some(after), &mut self.scratch).await,
+        }
     }
 }
 
