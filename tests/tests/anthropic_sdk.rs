@@ -394,6 +394,70 @@ async fn a_whole_message_from_an_anthropic_upstream_is_relayed_as_it_came() {
 }
 
 #[tokio::test]
+async fn a_passed_through_stream_is_counted_whether_the_host_or_the_plugin_reads_it() {
+    // The host reads a plain Messages stream itself; the plugin's decoder takes over at an
+    // error event, and at an end the host cannot judge (the guide's tool-use example
+    // stops without the blank line after `message_stop`). The client gets Anthropic's
+    // bytes either way, and every token is counted.
+    let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
+    let cached = format!("{}\n", fixtures::BASIC_STREAM).replace(
+        "\"usage\": {\"input_tokens\": 25, \"output_tokens\": 1}",
+        &format!("\"usage\": {}", fixtures::CACHE_READ_USAGE),
+    );
+    assert!(cached.contains("1370"));
+    let started = &fixtures::BASIC_STREAM[..fixtures::BASIC_STREAM
+        .find("event: content_block_start")
+        .unwrap()];
+    let overloaded = format!("{started}{}\n", fixtures::OVERLOADED_EVENT);
+    fake.script([
+        Reply::sse(&[&cached], Duration::ZERO),
+        Reply::sse(&[&overloaded], Duration::ZERO),
+        Reply::sse(&[fixtures::TOOL_USE_STREAM], Duration::ZERO),
+    ]);
+    let entry = entry_in_front_of(
+        &fake,
+        "",
+        json!({"name": "anthropic", "library": plugin("anthropic_provider")}),
+    );
+    let config = scratch.config(json!({"providers": [entry], "retry": {"max_retries": 0}}));
+    let server = Server::start(&config).await;
+    let stream =
+        || async {
+            let response = reqwest::Client::new()
+            .post(format!("{}/v1/messages", server.url))
+            .json(&json!({"model": "anthropic/claude-sonnet-4-5", "max_tokens": 64, "stream": true,
+                          "messages": [{"role": "user", "content": "Hello"}]}))
+            .send()
+            .await
+            .unwrap();
+            assert_eq!(response.status(), 200);
+            response.text().await.unwrap()
+        };
+    assert_eq!(stream().await, cached, "relayed as Anthropic sent it");
+    let failed = stream().await;
+    assert!(failed.starts_with(&overloaded), "{failed}");
+    assert!(
+        failed[overloaded.len()..].contains("overloaded_error"),
+        "the plugin's verdict, in Anthropic's error event: {failed}"
+    );
+    assert_eq!(stream().await, fixtures::TOOL_USE_STREAM);
+
+    let usage: Value = reqwest::get(format!("{}/admin/usage", server.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let totals = &usage["totals"];
+    assert_eq!(totals["calls"], 3, "{usage}");
+    assert_eq!(totals["errors"], 1, "{usage}");
+    assert_eq!(totals["prompt_tokens"], 303 + 1370 + 472, "{usage}");
+    assert_eq!(totals["completion_tokens"], 15 + 89, "{usage}");
+    assert_eq!(totals["cached_prompt_tokens"], 1370, "{usage}");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn count_tokens_is_the_anthropic_upstreams_own_count_and_an_estimate_elsewhere() {
     let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
     // The count_tokens reference's example answer.

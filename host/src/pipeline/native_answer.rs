@@ -164,18 +164,29 @@ struct AnthropicUsage {
     cache_read_input_tokens: Option<u64>,
 }
 
+/// An Anthropic stop reason as the anthropic plugin maps it; without one, a turn that
+/// called tools finished to call them.
+pub(super) fn anthropic_finish_reason(
+    stop_reason: Option<&str>,
+    called_tools: bool,
+) -> FinishReason {
+    match stop_reason {
+        Some("end_turn" | "stop_sequence") => FinishReason::Stop,
+        Some("max_tokens" | "model_context_window_exceeded") => FinishReason::Length,
+        Some("tool_use") => FinishReason::ToolCalls,
+        Some("refusal") => FinishReason::ContentFilter,
+        Some(_) => FinishReason::Other,
+        None if called_tools => FinishReason::ToolCalls,
+        None => FinishReason::Stop,
+    }
+}
+
 fn anthropic_message(body: &[u8]) -> Option<ChatResponse> {
     let answer: AnthropicAnswer = serde_json::from_slice(body).ok()?;
     if answer.kind != "message" {
         return None;
     }
-    let finish = match answer.stop_reason.as_deref()? {
-        "end_turn" | "stop_sequence" => FinishReason::Stop,
-        "max_tokens" | "model_context_window_exceeded" => FinishReason::Length,
-        "tool_use" => FinishReason::ToolCalls,
-        "refusal" => FinishReason::ContentFilter,
-        _ => FinishReason::Other,
-    };
+    let finish = anthropic_finish_reason(Some(answer.stop_reason.as_deref()?), false);
     let usage = answer.usage;
     let read = usage.cache_read_input_tokens.unwrap_or(0);
     let written = usage.cache_creation_input_tokens.unwrap_or(0);

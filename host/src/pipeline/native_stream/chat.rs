@@ -1,62 +1,18 @@
-//! What the host reads itself from a stream in the client's own protocol (exact
-//! passthrough). Such a stream is relayed byte for byte, so the pipeline needs only
-//! what it counts and decides on: that an answer started (the attempt succeeded), its
-//! usage, its finish, and whether it ended whole. Reading them here instead of through
-//! the plugin's decoder saves, per chunk, a parse into JSON values, canonical events
-//! and their JSON across the plugin boundary and back (about 6 µs a chunk on the bench
-//! machine, a sixth of the host's CPU per passed-through stream).
-//!
-//! The plugin stays the authority on its provider's streams: only plain events are read
-//! here. At the first event the host does not read itself (an error, a usage figure it
-//! does not know, an `event:` line, anything that does not parse as a plain chunk), or a
-//! stream that ends without its terminator, the pipeline hands the stream to the
-//! plugin's decoder, which reads it from the start (see `upstream::Decoding`), so the
-//! plugin sees every byte in order and its verdict is the one that counts.
-//!
-//! Sans I/O: [`Watch::feed`] takes bytes split anywhere and says what it saw.
+//! OpenAI chat-completions streams: `data: {chunk}` ... `data: [DONE]`, read for the
+//! answer's start, usage and finish as the openai plugin's decoder reads them.
 
 use std::borrow::Cow;
 
 use provider_kit::openai::response::{finish_reason, with_tool_calls};
-use provider_sdk::{FinishReason, Protocol, StreamEvent, Usage};
+use provider_sdk::{FinishReason, StreamEvent, Usage};
 use serde::{de::IgnoredAny, Deserialize};
 
-use super::native_answer::OpenAiUsage;
-
-/// What a piece of the stream left the watcher with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Seen {
-    /// Read; the stream goes on.
-    More,
-    /// The stream's terminator: the answer is whole, and nothing after it is read.
-    Done,
-    /// An event the host does not read itself: the plugin's decoder reads the stream,
-    /// with what it makes of the bytes from `at` (counted from the stream's first byte)
-    /// on being what counts. The events before `at` were read here already.
-    Unusual {
-        /// Where the event the host does not read starts.
-        at: u64,
-    },
-}
-
-/// Reads a passed-through stream of one protocol; see the module docs.
-#[derive(Debug)]
-pub(super) struct Watch {
-    /// Bytes of the stream taken in so far.
-    taken: u64,
-    /// Where the event being read starts.
-    event_start: u64,
-    /// The start of a line that continues in the next piece.
-    line: Vec<u8>,
-    /// The current event's `data:` text, once it has one.
-    data: Vec<u8>,
-    has_data: bool,
-    chat: ChatState,
-}
+use super::Read;
+use crate::pipeline::native_answer::OpenAiUsage;
 
 /// What the chunks so far said, as the openai plugin's decoder keeps it.
 #[derive(Debug, Default)]
-struct ChatState {
+pub(super) struct Chat {
     started: bool,
     finished: bool,
     done: bool,
@@ -64,127 +20,28 @@ struct ChatState {
     last_usage: Option<Usage>,
 }
 
-impl Watch {
-    /// A watcher for streams in `protocol`, when the host reads that protocol's
-    /// streams itself (OpenAI chat completions).
-    pub(super) fn for_protocol(protocol: Protocol) -> Option<Watch> {
-        match protocol {
-            Protocol::OpenAiChat => Some(Watch {
-                taken: 0,
-                event_start: 0,
-                line: Vec::new(),
-                data: Vec::new(),
-                has_data: false,
-                chat: ChatState::default(),
-            }),
-            _ => None,
-        }
+impl Chat {
+    /// `[DONE]`, or a finish without it (some servers end so), as for the plugin.
+    pub(super) fn ended(&self) -> bool {
+        self.done || self.finished
     }
 
-    /// Takes in the next piece of the stream; the events read from it are appended to
-    /// `out`. After [`Seen::Done`] or [`Seen::Unusual`] nothing more is fed.
-    pub(super) fn feed(&mut self, bytes: &[u8], out: &mut Vec<StreamEvent>) -> Seen {
-        let mut rest = bytes;
-        while let Some(at) = rest.iter().position(|&b| b == b'\n') {
-            let line_end = self.taken + at as u64 + 1;
-            let seen = if self.line.is_empty() {
-                self.on_line(&rest[..at], line_end, out)
-            } else {
-                let mut line = std::mem::take(&mut self.line);
-                line.extend_from_slice(&rest[..at]);
-                let seen = self.on_line(&line, line_end, out);
-                line.clear();
-                self.line = line;
-                seen
-            };
-            self.taken = line_end;
-            rest = &rest[at + 1..];
-            if seen != Seen::More {
-                return seen;
-            }
-        }
-        self.line.extend_from_slice(rest);
-        self.taken += rest.len() as u64;
-        Seen::More
-    }
-
-    /// Whether the stream ended whole where it was fed up to: its terminator (or a
-    /// finish) arrived and no event was left half-read. A stream that did not is the
-    /// plugin's to judge.
-    pub(super) fn whole(&self) -> bool {
-        (self.chat.done || self.chat.finished) && self.line.is_empty() && !self.has_data
-    }
-
-    /// Where the event being read starts: the plugin reads from there when it takes
-    /// over at the end.
-    pub(super) fn event_start(&self) -> u64 {
-        self.event_start
-    }
-
-    /// One line, without its `\n`; `line_end` is where the next one starts.
-    fn on_line(&mut self, line: &[u8], line_end: u64, out: &mut Vec<StreamEvent>) -> Seen {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            // A blank line ends the event.
-            let seen = match std::mem::take(&mut self.has_data) {
-                true => {
-                    let data = std::mem::take(&mut self.data);
-                    let seen = self.on_data(&data, out);
-                    self.data = data;
-                    self.data.clear();
-                    seen
-                }
-                false => Seen::More,
-            };
-            if seen == Seen::More {
-                self.event_start = line_end;
-            }
-            return seen;
-        }
-        if line[0] == b':' {
-            return Seen::More; // a comment (keep-alive)
-        }
-        match line.strip_prefix(b"data:") {
-            // One `data:` line per event is what OpenAI sends; more are joined by the
-            // plugin's SSE parser.
-            Some(text) if !self.has_data => {
-                self.has_data = true;
-                self.data.extend_from_slice(text);
-                Seen::More
-            }
-            // `event:`, `id:`, `retry:`, a second `data:` line or anything else.
-            _ => self.unusual(),
-        }
-    }
-
-    fn unusual(&self) -> Seen {
-        Seen::Unusual {
-            at: self.event_start,
-        }
-    }
-
-    /// One event's data.
-    fn on_data(&mut self, data: &[u8], out: &mut Vec<StreamEvent>) -> Seen {
-        let data = data.trim_ascii();
-        if data.is_empty() {
-            return Seen::More;
-        }
+    /// One event's data, trimmed.
+    pub(super) fn on_data(&mut self, data: &[u8], out: &mut Vec<StreamEvent>) -> Read {
         if data == b"[DONE]" {
-            self.chat.done = true;
-            self.chat.finish(None, out);
-            return Seen::Done;
+            self.done = true;
+            self.finish(None, out);
+            return Read::Done;
         }
         match serde_json::from_slice::<Chunk<'_>>(data) {
             Ok(chunk) if chunk.is_plain() => {
-                self.chat.chunk(chunk, out);
-                Seen::More
+                self.chunk(chunk, out);
+                Read::More
             }
-            _ => self.unusual(),
+            _ => Read::Unusual,
         }
     }
-}
 
-impl ChatState {
     /// The events the openai plugin's decoder would give for `chunk` that the pipeline
     /// uses (`Start`, `Usage`, `Finish`; the text stays in the bytes), in its order.
     fn chunk(&mut self, chunk: Chunk<'_>, out: &mut Vec<StreamEvent>) {
@@ -300,7 +157,8 @@ impl Delta {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use provider_sdk::StreamDecoder;
+    use crate::pipeline::native_stream::{tests::watch as watch_in, Seen, Watch};
+    use provider_sdk::{Protocol, StreamDecoder};
 
     /// OpenAI's documented stream with `include_usage`: a role chunk, text, the finish,
     /// the usage-only chunk, `[DONE]`.
@@ -328,20 +186,8 @@ mod tests {
         events
     }
 
-    /// Feeds `stream` in pieces cut at `cuts`; what the watcher saw last, and its events.
     fn watch(stream: &str, cuts: &[usize]) -> (Seen, Vec<StreamEvent>, Watch) {
-        let mut watch = Watch::for_protocol(Protocol::OpenAiChat).unwrap();
-        let mut events = Vec::new();
-        let mut from = 0;
-        let mut seen = Seen::More;
-        for &to in cuts.iter().chain([&stream.len()]) {
-            seen = watch.feed(&stream.as_bytes()[from..to], &mut events);
-            from = to;
-            if seen != Seen::More {
-                break;
-            }
-        }
-        (seen, events, watch)
+        watch_in(Protocol::OpenAiChat, stream, cuts)
     }
 
     #[test]
