@@ -154,8 +154,8 @@ struct Sizes {
 impl Sizes {
     /// Takes in `bytes`; names the cap they break, if any. A line of only `\r` is blank.
     ///
-    /// Line by line rather than byte by byte: this runs over every byte of every stream,
-    /// and a branch per byte was ~1% of the host's CPU per stream.
+    /// Line by line with SIMD searches rather than byte by byte: this runs over every
+    /// byte of every stream (a branch per byte was ~1% of the host's CPU per stream).
     fn take(&mut self, bytes: &[u8], limits: &StreamLimits) -> Option<String> {
         self.total += bytes.len() as u64;
         if self.total > limits.max_stream_bytes {
@@ -166,12 +166,12 @@ impl Sizes {
         }
         let mut rest = bytes;
         loop {
-            let (text, ended) = match rest.iter().position(|&b| b == b'\n') {
+            let (text, ended) = match memchr::memchr(b'\n', rest) {
                 Some(at) => (&rest[..at], Some(at)),
                 None => (rest, None),
             };
             // `\r` counts for nothing: a line of only `\r` is blank.
-            let counted = text.len() - text.iter().filter(|&&b| b == b'\r').count();
+            let counted = text.len() - memchr::memchr_iter(b'\r', text).count();
             self.line += counted;
             self.event += counted;
             if self.line > limits.max_line_bytes {

@@ -41,7 +41,7 @@ pub fn streamed(
         .chain(stream::iter([None]))
         .filter_map(move |item| {
             let piece = match item {
-                Some(Ok(bytes)) => framer.push(&bytes).map(&mut events),
+                Some(Ok(bytes)) => framer.push(bytes).map(&mut events),
                 // A cut event is never shown: the error event follows whole events.
                 Some(Err(error)) => {
                     framer.discard();
@@ -66,7 +66,7 @@ pub fn without_events_containing(events: Bytes, needles: &[&[u8]]) -> Bytes {
     let found = |event: &[u8]| {
         needles
             .iter()
-            .any(|n| event.windows(n.len()).any(|w| w == *n))
+            .any(|n| memchr::memmem::find(event, n).is_some())
     };
     if !found(&events) {
         return events;
@@ -74,9 +74,7 @@ pub fn without_events_containing(events: Bytes, needles: &[&[u8]]) -> Bytes {
     let mut kept = BytesMut::with_capacity(events.len());
     let mut rest: &[u8] = &events;
     while !rest.is_empty() {
-        let end = rest
-            .windows(2)
-            .position(|w| w == b"\n\n")
+        let end = memchr::memmem::find(rest, b"\n\n")
             .map(|i| i + 2)
             .unwrap_or(rest.len());
         let (event, tail) = rest.split_at(end);
@@ -111,9 +109,18 @@ struct SseFramer {
 }
 
 impl SseFramer {
-    /// The complete events `bytes` finishes, if any.
-    fn push(&mut self, bytes: &[u8]) -> Option<Bytes> {
-        self.held.extend_from_slice(bytes);
+    /// The complete events `bytes` finishes, if any. A piece that holds whole events
+    /// only (the common case: upstreams write an event at a time) passes uncopied.
+    fn push(&mut self, bytes: Bytes) -> Option<Bytes> {
+        if self.held.is_empty() {
+            let Some(end) = last_boundary(&bytes) else {
+                self.held.extend_from_slice(&bytes);
+                return None;
+            };
+            self.held.extend_from_slice(&bytes[end..]);
+            return Some(bytes.slice(..end));
+        }
+        self.held.extend_from_slice(&bytes);
         let end = last_boundary(&self.held)?;
         Some(self.held.split_to(end).freeze())
     }
@@ -164,16 +171,24 @@ mod tests {
     #[test]
     fn only_whole_events_pass_and_a_cut_one_waits_for_its_end() {
         let mut framer = SseFramer::default();
+        let mut push = |piece: &'static [u8]| framer.push(Bytes::from_static(piece));
         assert_eq!(
-            framer.push(b"data: {\"a\":1}\n\ndata: {\"b\""),
+            push(b"data: {\"a\":1}\n\ndata: {\"b\""),
             Some(Bytes::from_static(b"data: {\"a\":1}\n\n"))
         );
-        assert_eq!(framer.push(b":2}"), None);
+        assert_eq!(push(b":2}"), None);
         assert_eq!(
-            framer.push(b"\r\n\r\n"),
+            push(b"\r\n\r\n"),
             Some(Bytes::from_static(b"data: {\"b\":2}\r\n\r\n"))
         );
-        assert_eq!(framer.push(b"data: [DONE]\n"), None);
+        let whole: &[u8] = b"data: {\"c\":3}\n\n";
+        let passed = push(whole).unwrap();
+        assert_eq!(
+            passed.as_ptr(),
+            whole.as_ptr(),
+            "whole events pass uncopied"
+        );
+        assert_eq!(push(b"data: [DONE]\n"), None);
         assert_eq!(framer.rest(), Some(Bytes::from_static(b"data: [DONE]\n")));
         assert_eq!(framer.rest(), None);
     }

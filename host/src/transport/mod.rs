@@ -10,11 +10,12 @@
 pub mod guard;
 pub mod rawlog;
 pub mod redact;
+mod timed;
 
 use std::{error::Error as _, pin::Pin, sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use futures_util::{stream, Stream, StreamExt};
+use futures_util::{stream, Stream, StreamExt, TryStreamExt};
 use provider_sdk::{AuthScheme, ErrorKind, HttpRequest, LocalResponse, Outbound, ProviderError};
 use std::time::Instant;
 
@@ -254,7 +255,9 @@ impl Transport {
             .iter()
             .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
             .collect();
-        let mut body = timed_body(response.bytes_stream(), self.timeouts.idle(), deadline);
+        let body = response.bytes_stream().map_err(transport_error);
+        let mut body: BodyStream =
+            Box::pin(timed::TimedBody::new(body, self.timeouts.idle(), deadline));
         if let (Some(log), Some(id)) = (&self.raw, exchange) {
             let mut record = log.record("response", &provider.name, id, &headers, &[], &redactor);
             record.status = Some(status);
@@ -299,36 +302,6 @@ fn transport_error(error: reqwest::Error) -> ProviderError {
         source = cause.source();
     }
     ProviderError::new(kind, message)
-}
-
-/// Wraps a body so a gap longer than `idle` between chunks, or reaching `deadline`,
-/// ends it with a timeout error.
-fn timed_body(
-    body: impl Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
-    idle: Duration,
-    deadline: Instant,
-) -> BodyStream {
-    let body = Box::pin(body);
-    Box::pin(stream::unfold(Some(body), move |state| async move {
-        let mut body = state?;
-        let wait = idle.min(deadline.saturating_duration_since(Instant::now()));
-        match tokio::time::timeout(wait, body.next()).await {
-            Ok(Some(Ok(bytes))) => Some((Ok(bytes), Some(body))),
-            Ok(Some(Err(e))) => Some((Err(transport_error(e)), None)),
-            Ok(None) => None,
-            Err(_) => {
-                let message = if Instant::now() >= deadline {
-                    "the request ran past its total timeout".to_owned()
-                } else {
-                    format!(
-                        "the upstream sent nothing for {:.1}s mid-response",
-                        idle.as_secs_f64()
-                    )
-                };
-                Some((Err(ProviderError::new(ErrorKind::Timeout, message)), None))
-            }
-        }
-    }))
 }
 
 fn replay(local: LocalResponse) -> UpstreamResponse {

@@ -93,7 +93,7 @@ impl Watch {
     /// `out`. After [`Seen::Done`] or [`Seen::Unusual`] nothing more is fed.
     pub(super) fn feed(&mut self, bytes: &[u8], out: &mut Vec<StreamEvent>) -> Seen {
         let mut rest = bytes;
-        while let Some(at) = rest.iter().position(|&b| b == b'\n') {
+        while let Some(at) = memchr::memchr(b'\n', rest) {
             let line_end = self.taken + at as u64 + 1;
             let seen = if self.line.is_empty() {
                 self.on_line(&rest[..at], line_end, out)
