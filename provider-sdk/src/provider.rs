@@ -69,6 +69,15 @@ pub trait Provider: Sized + Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Whether [`Provider::native_request`] answers the same for the same protocol,
+    /// model and stream flag for as long as this instance lives, nothing in it
+    /// depending on the request or the time (SDK 1.4). `true` lets the host ask once
+    /// per model and reuse the answer, which saves a JSON round trip across the plugin
+    /// boundary on every passed-through request. `false` (the default) asks every time.
+    fn native_requests_reusable(&self) -> bool {
+        false
+    }
+
     /// Translates a canonical embeddings request into what the host should send
     /// (SDK 1.2). The host only asks providers whose manifest declares
     /// `capabilities.embeddings`; the default refuses, for providers without embeddings.

@@ -88,3 +88,34 @@ async fn a_plugin_built_against_sdk_1_0_has_no_embeddings_and_is_never_sent_the_
     assert_eq!(answer["choices"][0]["message"]["content"], "still here");
     server.stop().await;
 }
+
+#[test]
+fn native_requests_are_reused_only_for_plugins_of_sdk_1_4_that_say_they_can_be() {
+    // SDK 1.4 added `Provider::native_requests_reusable`: the openai and anthropic
+    // plugins build theirs from the entry's settings alone and say so; the mock keeps
+    // the default (asked every time); a 1.0 plugin is never asked (it would not know
+    // the call) and is asked for each request as before.
+    let scratch = Scratch::new();
+    let config = scratch.config(json!({
+        "providers": [
+            {"name": "openai", "library": e2e::plugin("openai_provider"), "api_key_env": ""},
+            {"name": "anthropic", "library": e2e::plugin("anthropic_provider"), "api_key_env": ""},
+            {"name": "mock", "library": e2e::mock_plugin()},
+            {"name": "old", "library": sdk_1_0_plugin()}
+        ]
+    }));
+    let host = provider_host::Host::from_config_file(&config).unwrap();
+    let registry = host.registry();
+    let reuses = |name: &str| {
+        let status = registry.provider(name).unwrap();
+        let ready = status
+            .ready
+            .as_ref()
+            .unwrap_or_else(|| panic!("{name} serves: {}", status.state));
+        ready.plugin.reuses_native_requests()
+    };
+    assert!(reuses("openai"));
+    assert!(reuses("anthropic"));
+    assert!(!reuses("mock"));
+    assert!(!reuses("old"));
+}

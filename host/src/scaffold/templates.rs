@@ -96,7 +96,7 @@ provider-kit.workspace = true
             let path = |krate: &str| format!("{{ path = {:?} }}", root.join(krate));
             standalone(&path("provider-sdk"), &path("provider-kit"))
         }
-        Dependencies::Version => standalone("\"1.3\"", "\"1.0\""),
+        Dependencies::Version => standalone("\"1.4\"", "\"1.1\""),
     }
 }
 

@@ -141,6 +141,11 @@ impl<C: Compatible> Provider for OpenAiCompatible<C> {
         })
     }
 
+    /// Built from the entry's settings alone.
+    fn native_requests_reusable(&self) -> bool {
+        true
+    }
+
     fn build_embedding_request(
         &self,
         request: &EmbeddingRequest,

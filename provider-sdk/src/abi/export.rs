@@ -140,6 +140,9 @@ impl<P: Provider> Instance<P> {
                 let view = HttpResponse::new(response.status, &headers, response.body.as_bytes());
                 to_json(&self.provider.parse_embedding_response(&view)?)?
             }
+            extension::Call::NativeRequestsReusable => {
+                to_json(&self.provider.native_requests_reusable())?
+            }
         };
         Ok(FfiOutbound::Local(FfiLocalResponse {
             status: extension::ANSWER_STATUS,

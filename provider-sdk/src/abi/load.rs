@@ -355,6 +355,15 @@ impl PluginProvider {
         }
     }
 
+    /// `Provider::native_requests_reusable` (SDK 1.4); `false` for older plugins,
+    /// which are asked every time.
+    pub fn native_requests_reusable(&self) -> Result<bool, ProviderError> {
+        match self.extension(&extension::Call::NativeRequestsReusable)? {
+            Some(json) => parse_json(&json, "reusable native requests answer"),
+            None => Ok(false),
+        }
+    }
+
     /// Whether the plugin was built against an SDK with embeddings (1.2 or later);
     /// older plugins have none, whatever their manifest says.
     pub fn has_embeddings(&self) -> bool {

@@ -121,10 +121,15 @@ pub mod extension {
             /// The upstream's 2xx answer (its body as text: embeddings answers are JSON).
             response: EmbeddingAnswer,
         },
+        /// `Provider::native_requests_reusable` (SDK 1.4); answers `true` or `false`.
+        NativeRequestsReusable,
     }
 
     /// The SDK minor version (of 1.x) that introduced the embedding calls.
     pub const EMBEDDINGS_SINCE_MINOR: u64 = 2;
+
+    /// The SDK minor version (of 1.x) that introduced [`Call::NativeRequestsReusable`].
+    pub const REUSABLE_NATIVE_REQUESTS_SINCE_MINOR: u64 = 4;
 
     /// The JSON of a [`Call::BuildEmbeddingRequest`] around a request already encoded
     /// as JSON (what serde would write, without decoding the request again).
@@ -140,6 +145,7 @@ pub mod extension {
             Call::BuildEmbeddingRequest { .. } | Call::ParseEmbeddingResponse { .. } => {
                 EMBEDDINGS_SINCE_MINOR
             }
+            Call::NativeRequestsReusable => REUSABLE_NATIVE_REQUESTS_SINCE_MINOR,
         }
     }
 }

@@ -323,6 +323,11 @@ impl Provider for Anthropic {
         Ok(Some(native))
     }
 
+    /// Built from the entry's settings alone.
+    fn native_requests_reusable(&self) -> bool {
+        true
+    }
+
     /// `GET /v1/models` (docs.anthropic.com/en/api/models-list): cheap, and it checks
     /// the key and the version header.
     fn health_request(&self) -> Result<Option<Outbound>, ProviderError> {
