@@ -41,7 +41,7 @@ impl<S> TimedBody<S> {
             idle,
             deadline,
             last: now,
-            timer: Box::pin(tokio::time::sleep_until((now + idle).min(deadline))),
+            timer: Box::pin(tokio::time::sleep_until(due(now, idle, deadline))),
             ended: false,
         }
     }
@@ -58,6 +58,12 @@ impl<S> TimedBody<S> {
         };
         ProviderError::new(ErrorKind::Timeout, message)
     }
+}
+
+/// When a gap that started at `from` ends the body: `idle` later, or at `deadline`.
+fn due(from: Clock, idle: Duration, deadline: Clock) -> Clock {
+    from.checked_add(idle)
+        .map_or(deadline, |end| end.min(deadline))
 }
 
 impl<S, E> Stream for TimedBody<S>
@@ -90,7 +96,7 @@ where
         loop {
             ready!(this.timer.as_mut().poll(cx));
             let now = Clock::now();
-            let due = (this.last + this.idle).min(this.deadline);
+            let due = due(this.last, this.idle, this.deadline);
             if now >= due {
                 return Poll::Ready(Some(Err(this.timed_out(now))));
             }
