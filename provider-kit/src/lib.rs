@@ -32,6 +32,8 @@
 //! - [`fixtures`]: conformance fixtures (`json`, `sse`) and expected stream events.
 //! - [`request`]: the recurring request pieces (token limits, image and `data:` URLs,
 //!   optional fields, typed options).
+//! - [`anthropic`]: Anthropic's usage figures and stop reasons, read alike by the
+//!   anthropic plugin and by the host for passed-through messages.
 //!
 //! The kit is a companion crate rather than part of `provider-sdk` on purpose: the
 //! SDK is the ABI contract, versioned so that old plugins keep loading, while the kit
@@ -39,6 +41,7 @@
 
 #![warn(missing_docs)]
 
+pub mod anthropic;
 pub mod errors;
 pub mod fixtures;
 pub mod manifest;

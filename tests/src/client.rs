@@ -40,6 +40,17 @@ pub async fn json_body(response: reqwest::Response) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("a JSON body ({e}): {text}"))
 }
 
+/// What `server` counted so far: its `/admin/usage` summary (totals, and per provider,
+/// model and client).
+pub async fn usage(server: &Server) -> Value {
+    json_body(
+        reqwest::get(format!("{}/admin/usage", server.url))
+            .await
+            .expect("the host answers /admin/usage"),
+    )
+    .await
+}
+
 /// The whole answer to `request`: status 200 and a `chat.completion` body with one choice,
 /// the assistant's.
 pub async fn whole_answer(server: &Server, request: &Value) -> Value {

@@ -382,12 +382,7 @@ async fn a_whole_message_from_an_anthropic_upstream_is_relayed_as_it_came() {
         Some("some-future-beta-2099-01-01")
     );
     // The plugin read the same bytes for usage.
-    let usage: Value = reqwest::get(format!("{}/admin/usage", server.url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let usage = e2e::client::usage(&server).await;
     assert_eq!(usage["totals"]["prompt_tokens"], 2095, "{usage}");
     assert_eq!(usage["totals"]["completion_tokens"], 503, "{usage}");
     server.stop().await;
@@ -442,12 +437,7 @@ async fn a_passed_through_stream_is_counted_whether_the_host_or_the_plugin_reads
     );
     assert_eq!(stream().await, fixtures::TOOL_USE_STREAM);
 
-    let usage: Value = reqwest::get(format!("{}/admin/usage", server.url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let usage = e2e::client::usage(&server).await;
     let totals = &usage["totals"];
     assert_eq!(totals["calls"], 3, "{usage}");
     assert_eq!(totals["errors"], 1, "{usage}");

@@ -882,12 +882,7 @@ async fn a_passed_through_answer_is_counted_whether_the_host_or_the_plugin_reads
         "{error}"
     );
 
-    let usage: Value = reqwest::get(format!("{}/admin/usage", server.url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let usage = e2e::client::usage(&server).await;
     let totals = &usage["totals"];
     assert_eq!(totals["prompt_tokens"], 2006 + 16, "{usage}");
     assert_eq!(totals["completion_tokens"], 300 + 10, "{usage}");
@@ -937,12 +932,7 @@ async fn a_passed_through_stream_asks_for_usage_relays_the_chunks_and_counts_the
         );
     }
 
-    let usage: Value = reqwest::get(format!("{}/admin/usage", server.url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let usage = e2e::client::usage(&server).await;
     let figures: Value =
         serde_json::from_str(usage_chunk.trim().trim_start_matches("data: ")).unwrap();
     for field in ["prompt_tokens", "completion_tokens"] {
@@ -1024,12 +1014,7 @@ async fn a_passed_through_stream_is_read_by_the_host_and_by_the_plugin_where_the
     let long_body = body(send_chat(&server, &request).await).await;
     assert_eq!(long_body, long.concat());
 
-    let usage: Value = reqwest::get(format!("{}/admin/usage", server.url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let usage = e2e::client::usage(&server).await;
     let totals = &usage["totals"];
     assert_eq!(totals["calls"], 5, "{usage}");
     assert_eq!(totals["errors"], 2, "the error and the cut stream: {usage}");

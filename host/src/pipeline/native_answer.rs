@@ -10,7 +10,8 @@
 //! other answer (an `error` member, no choices or content, a usage field the host does
 //! not know, such as a provider's own cache counters) goes to the plugin as before.
 
-use provider_sdk::{AssistantMessage, ChatResponse, FinishReason, Protocol, Usage};
+use provider_kit::anthropic::{finish_reason, WireUsage};
+use provider_sdk::{AssistantMessage, ChatResponse, Protocol, Usage};
 use serde::{de::IgnoredAny, Deserialize};
 
 /// The answer's id, model, finish reason and usage (the message stays in the bytes),
@@ -148,37 +149,9 @@ struct AnthropicAnswer {
     #[serde(rename = "content")]
     _content: Vec<IgnoredAny>,
     stop_reason: Option<String>,
-    usage: AnthropicUsage,
-}
-
-/// Anthropic reports the input in three disjoint parts; other members (the cache
-/// write's split by lifetime, server tool counts, the service tier) are not tokens the
-/// canonical usage counts, and the anthropic plugin ignores them too.
-#[derive(Deserialize)]
-struct AnthropicUsage {
-    input_tokens: u64,
-    output_tokens: u64,
-    #[serde(default)]
-    cache_creation_input_tokens: Option<u64>,
-    #[serde(default)]
-    cache_read_input_tokens: Option<u64>,
-}
-
-/// An Anthropic stop reason as the anthropic plugin maps it; without one, a turn that
-/// called tools finished to call them.
-pub(super) fn anthropic_finish_reason(
-    stop_reason: Option<&str>,
-    called_tools: bool,
-) -> FinishReason {
-    match stop_reason {
-        Some("end_turn" | "stop_sequence") => FinishReason::Stop,
-        Some("max_tokens" | "model_context_window_exceeded") => FinishReason::Length,
-        Some("tool_use") => FinishReason::ToolCalls,
-        Some("refusal") => FinishReason::ContentFilter,
-        Some(_) => FinishReason::Other,
-        None if called_tools => FinishReason::ToolCalls,
-        None => FinishReason::Stop,
-    }
+    /// Read as the anthropic plugin reads it; other members (the cache write's split
+    /// by lifetime, server tool counts, the service tier) are not tokens.
+    usage: WireUsage,
 }
 
 fn anthropic_message(body: &[u8]) -> Option<ChatResponse> {
@@ -186,28 +159,23 @@ fn anthropic_message(body: &[u8]) -> Option<ChatResponse> {
     if answer.kind != "message" {
         return None;
     }
-    let finish = anthropic_finish_reason(Some(answer.stop_reason.as_deref()?), false);
-    let usage = answer.usage;
-    let read = usage.cache_read_input_tokens.unwrap_or(0);
-    let written = usage.cache_creation_input_tokens.unwrap_or(0);
+    let finish = finish_reason(Some(answer.stop_reason.as_deref()?), false);
+    // A message without both figures is the plugin's to explain.
+    answer.usage.input_tokens?;
+    answer.usage.output_tokens?;
     Some(ChatResponse {
         id: answer.id.filter(|id| !id.is_empty()),
         model: answer.model.unwrap_or_default(),
         message: AssistantMessage::default(),
         finish_reason: finish,
-        usage: Some(Usage {
-            prompt_tokens: usage.input_tokens + read + written,
-            completion_tokens: usage.output_tokens,
-            cached_prompt_tokens: read,
-            cache_write_tokens: written,
-            reasoning_tokens: 0,
-        }),
+        usage: Some(answer.usage.to_usage()),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use provider_sdk::FinishReason;
 
     #[test]
     fn an_openai_answer_gives_its_usage_and_finish_reason() {

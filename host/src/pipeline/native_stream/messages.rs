@@ -4,11 +4,11 @@
 
 use std::borrow::Cow;
 
-use provider_sdk::{StreamEvent, Usage};
+use provider_kit::anthropic::{finish_reason, WireUsage};
+use provider_sdk::StreamEvent;
 use serde::Deserialize;
 
 use super::Read;
-use crate::pipeline::native_answer::anthropic_finish_reason;
 
 /// What the events so far said, as the anthropic plugin's decoder keeps it.
 #[derive(Debug, Default)]
@@ -16,7 +16,7 @@ pub(super) struct Messages {
     /// `message_stop` arrived.
     done: bool,
     /// Usage so far: streamed figures are cumulative, the latest wins.
-    usage: StreamedUsage,
+    usage: WireUsage,
     stop_reason: Option<String>,
     tool_calls: u32,
 }
@@ -37,7 +37,7 @@ impl Messages {
                 let Some(message) = event.message else {
                     return Read::Unusual;
                 };
-                self.usage.update(message.usage);
+                self.usage.update(message.usage.unwrap_or_default());
                 out.push(StreamEvent::Start {
                     id: message.id.map(Cow::into_owned),
                     model: message.model.map(Cow::into_owned),
@@ -53,18 +53,15 @@ impl Messages {
                 if let Some(reason) = event.delta.and_then(|d| d.stop_reason) {
                     self.stop_reason = Some(reason.into_owned());
                 }
-                self.usage.update(event.usage);
+                self.usage.update(event.usage.unwrap_or_default());
             }
             "message_stop" => {
                 self.done = true;
                 out.push(StreamEvent::Usage {
-                    usage: self.usage.counted(),
+                    usage: self.usage.to_usage(),
                 });
                 out.push(StreamEvent::Finish {
-                    reason: anthropic_finish_reason(
-                        self.stop_reason.as_deref(),
-                        self.tool_calls > 0,
-                    ),
+                    reason: finish_reason(self.stop_reason.as_deref(), self.tool_calls > 0),
                 });
                 return Read::Done;
             }
@@ -92,7 +89,7 @@ struct Event<'a> {
     #[serde(default, borrow)]
     delta: Option<Delta<'a>>,
     #[serde(default)]
-    usage: Option<StreamedUsage>,
+    usage: Option<WireUsage>,
 }
 
 #[derive(Deserialize)]
@@ -102,7 +99,7 @@ struct Message<'a> {
     #[serde(default, borrow)]
     model: Option<Cow<'a, str>>,
     #[serde(default)]
-    usage: Option<StreamedUsage>,
+    usage: Option<WireUsage>,
 }
 
 #[derive(Deserialize)]
@@ -115,48 +112,6 @@ struct Block<'a> {
 struct Delta<'a> {
     #[serde(default, borrow)]
     stop_reason: Option<Cow<'a, str>>,
-}
-
-/// Anthropic's usage figures; other members (the cache write's split by lifetime,
-/// server tool counts, the service tier) are not tokens the canonical usage counts.
-#[derive(Debug, Default, Clone, Copy, Deserialize)]
-struct StreamedUsage {
-    #[serde(default)]
-    input_tokens: Option<u64>,
-    #[serde(default)]
-    output_tokens: Option<u64>,
-    #[serde(default)]
-    cache_creation_input_tokens: Option<u64>,
-    #[serde(default)]
-    cache_read_input_tokens: Option<u64>,
-}
-
-impl StreamedUsage {
-    /// Takes every figure `later` reports.
-    fn update(&mut self, later: Option<StreamedUsage>) {
-        let Some(later) = later else { return };
-        self.input_tokens = later.input_tokens.or(self.input_tokens);
-        self.output_tokens = later.output_tokens.or(self.output_tokens);
-        self.cache_creation_input_tokens = later
-            .cache_creation_input_tokens
-            .or(self.cache_creation_input_tokens);
-        self.cache_read_input_tokens = later
-            .cache_read_input_tokens
-            .or(self.cache_read_input_tokens);
-    }
-
-    /// The input is reported in three disjoint parts; the canonical prompt is all of it.
-    fn counted(self) -> Usage {
-        let read = self.cache_read_input_tokens.unwrap_or(0);
-        let written = self.cache_creation_input_tokens.unwrap_or(0);
-        Usage {
-            prompt_tokens: self.input_tokens.unwrap_or(0) + read + written,
-            completion_tokens: self.output_tokens.unwrap_or(0),
-            cached_prompt_tokens: read,
-            cache_write_tokens: written,
-            reasoning_tokens: 0,
-        }
-    }
 }
 
 /// The anthropic plugin's fixtures: Anthropic's documented streams, byte for byte.
