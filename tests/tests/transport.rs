@@ -390,10 +390,16 @@ async fn a_configured_proxy_is_used_and_guarded_like_an_upstream() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    let carried = proxy.received();
+    assert_eq!(carried.len(), 1, "the configured proxy carries the call");
     assert_eq!(
-        proxy.received().len(),
-        1,
-        "the configured proxy carries the call"
+        carried[0].target,
+        format!("{}/v1/chat/completions", upstream.url),
+        "a plain-http call reaches the proxy with its target in absolute form"
+    );
+    assert_eq!(
+        carried[0].header("authorization"),
+        Some("Bearer sk-proxy-secret")
     );
     assert_eq!(upstream.received().len(), 0);
 
@@ -406,6 +412,59 @@ async fn a_configured_proxy_is_used_and_guarded_like_an_upstream() {
         proxy.received().len(),
         1,
         "nothing more went through the proxy"
+    );
+}
+
+#[tokio::test]
+async fn a_proxy_with_credentials_gets_them_on_plain_calls_and_on_the_connect_of_https_ones() {
+    let (scratch, proxy) = (Scratch::new(), FakeUpstream::start().await);
+    proxy.script([
+        Reply::json(OPENAI_CHAT_COMPLETION),
+        // It refuses the tunnel (TLS with the target would need the target itself);
+        // the targets are a documentation address (TEST-NET-3) only the proxy sees.
+        Reply::status_json(403, r#"{"error": "no tunnels today"}"#),
+    ]);
+    let proxy_url = proxy
+        .url
+        .replacen("http://", "http://gateway:p%40ss%20word@", 1);
+    let config = |base_url: &str| {
+        let entry = json!({
+            "name": "openai", "library": plugin("openai_provider"), "base_url": base_url,
+            "api_key_env": "E2E_PROXY_KEY", "allow_private_network": true,
+        });
+        scratch
+            .config(json!({"providers": [entry], "retry": {"max_retries": 0}, "proxy": proxy_url}))
+    };
+    let key = || vec![("E2E_PROXY_KEY", "sk-proxy-secret".to_owned())];
+    // base64("gateway:p@ss word"): the URL's percent-encoding is undone first.
+    let credentials = "Basic Z2F0ZXdheTpwQHNzIHdvcmQ=";
+
+    let output = chat_once(config("http://203.0.113.7/v1"), key()).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let plain = &proxy.received()[0];
+    assert_eq!(plain.target, "http://203.0.113.7/v1/chat/completions");
+    assert_eq!(plain.header("proxy-authorization"), Some(credentials));
+    assert_eq!(plain.header("host"), Some("203.0.113.7"));
+
+    let output = chat_once(config("https://203.0.113.7/v1"), key()).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "the tunnel was refused: {stderr}");
+    let connect = &proxy.received()[1];
+    assert_eq!(connect.method, "CONNECT");
+    assert_eq!(connect.target, "203.0.113.7:443");
+    assert_eq!(connect.header("proxy-authorization"), Some(credentials));
+    assert_eq!(
+        connect.header("authorization"),
+        None,
+        "the API key travels only inside the tunnel, never to the proxy"
+    );
+    assert!(
+        !stderr.contains("sk-proxy-secret") && !stderr.contains("p@ss"),
+        "{stderr}"
     );
 }
 

@@ -89,7 +89,8 @@ pub struct Config {
     /// Timeouts and limits of the HTTP listener.
     #[serde(default)]
     pub server: ServerLimits,
-    /// The HTTP proxy every upstream call goes through (`http://host:port`). Without
+    /// The HTTP proxy every upstream call goes through (`http://host:port`, with
+    /// `user:password@` for basic authentication). Without
     /// it no proxy is used, whatever `HTTP_PROXY`/`HTTPS_PROXY` say: a proxy the
     /// environment slipped in would see every API key and bypass the address guard.
     #[serde(default)]
@@ -763,13 +764,22 @@ impl Config {
             ));
         }
         if let Some(proxy) = &self.proxy {
-            let scheme_ok = url::Url::parse(proxy)
-                .map(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-                .unwrap_or(false);
-            if !scheme_ok {
+            // Said without the URL itself: it may carry the proxy's password.
+            let problem = match url::Url::parse(proxy) {
+                Err(_) => Some("is not a URL"),
+                Ok(u) if u.scheme() == "https" => Some(
+                    "is an https:// URL: TLS to the proxy itself is not supported; name it \
+                     with http:// (calls to https targets still run TLS end to end through \
+                     the proxy's CONNECT tunnel)",
+                ),
+                Ok(u) if u.scheme() != "http" => Some("is not an http:// URL"),
+                Ok(u) if u.host().is_none() => Some("has no host"),
+                Ok(_) => None,
+            };
+            if let Some(problem) = problem {
                 return Err((
                     "proxy".to_owned(),
-                    format!("`{proxy}` is not an http:// or https:// URL with a host"),
+                    format!("the proxy URL {problem} (expected `http://host:port`)"),
                 ));
             }
         }
@@ -1091,6 +1101,30 @@ mod tests {
         );
         let bad_port = resolve_listen("localhost:http").unwrap_err();
         assert!(bad_port.contains("no port"), "{bad_port}");
+    }
+
+    #[test]
+    fn a_proxy_is_an_http_url_and_a_bad_one_is_refused_without_quoting_its_password() {
+        let proxy = |url: &str| parse(&format!(r#"{{"proxy": "{url}"}}"#));
+        let fine = proxy("http://gateway:s3cret@proxy.internal:3128").unwrap();
+        assert_eq!(
+            fine.proxy.as_deref(),
+            Some("http://gateway:s3cret@proxy.internal:3128")
+        );
+        for (url, says) in [
+            ("https://gateway:s3cret@proxy.internal", "TLS to the proxy"),
+            (
+                "socks5://gateway:s3cret@proxy.internal",
+                "not an http:// URL",
+            ),
+            ("gateway:s3cret", "not an http:// URL"),
+            ("http://", "not a URL"),
+        ] {
+            let refused = proxy(url).unwrap_err();
+            assert_eq!(refused.location, "proxy", "{url}");
+            assert!(refused.message.contains(says), "{url}: {}", refused.message);
+            assert!(!refused.message.contains("s3cret"), "{}", refused.message);
+        }
     }
 
     #[test]

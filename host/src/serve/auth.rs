@@ -161,38 +161,57 @@ async fn admit_admin(host: Arc<Host>, mut request: Request, next: Next) -> Respo
     }
 }
 
-/// Middleware: refuses requests without an accepted bearer key (the keys of the
-/// current snapshot, so a reload that changes them applies at once).
+/// Middleware: refuses requests without an accepted bearer key (see [`client_of`]).
 pub async fn require_key(
     State(host): State<Arc<Host>>,
     mut request: Request,
     next: Next,
 ) -> Response {
+    match client_of(&host, &request) {
+        Ok(client) => {
+            request.extensions_mut().insert(client);
+            next.run(request).await
+        }
+        Err(refused) => refused.into_response(),
+    }
+}
+
+/// Who `request` comes from, by the key it presents: a key of the current snapshot
+/// (so a reload that changes them applies at once), or `anonymous` when the server
+/// takes no keys.
+pub fn client_of(host: &Host, request: &Request) -> Result<ClientName, KeyRefused> {
     let snapshot = host.snapshot();
     let keys = &snapshot.client_keys;
     if !keys.enabled() {
-        request
-            .extensions_mut()
-            .insert(ClientName("anonymous".to_owned()));
-        return next.run(request).await;
+        return Ok(ClientName("anonymous".to_owned()));
     }
-    let name = presented_key(request.headers())
+    presented_key(request.headers())
         .as_deref()
         .and_then(|key| keys.accepts(key))
-        .map(str::to_owned);
-    match name {
-        Some(name) => {
-            request.extensions_mut().insert(ClientName(name));
-            next.run(request).await
-        }
-        None if request.uri().path().starts_with("/v1/messages") => {
+        .map(|name| ClientName(name.to_owned()))
+        .ok_or(KeyRefused {
+            anthropic: request.uri().path().starts_with("/v1/messages"),
+        })
+}
+
+/// A request without an accepted key: a 401 in the protocol of its route (Anthropic's
+/// error shape on `/v1/messages`, OpenAI's elsewhere).
+#[derive(Debug)]
+pub struct KeyRefused {
+    anthropic: bool,
+}
+
+impl IntoResponse for KeyRefused {
+    fn into_response(self) -> Response {
+        if self.anthropic {
             super::messages::AnthropicError::new(
                 axum::http::StatusCode::UNAUTHORIZED,
                 "missing or invalid API key: send `x-api-key: <key>` or `Authorization: Bearer <key>` with a key from the host's config",
             )
             .into_response()
+        } else {
+            ApiError::unauthorized().into_response()
         }
-        None => ApiError::unauthorized().into_response(),
     }
 }
 

@@ -113,58 +113,57 @@ impl BodyBudget {
     }
 }
 
-/// Middleware: a request over [`BUDGET_FREE_BYTES`] (by its `content-length`, or
-/// `max_request_bytes` when it sends none) waits for its share of the in-flight budget
-/// and holds it until its response is ready, so large requests are worked on a few at
-/// a time however many arrive; one that waits past `server.body_timeout` gets a 503.
-/// Health and admin routes are outside it.
-pub async fn budget(
-    axum::extract::State((host, budget)): axum::extract::State<(std::sync::Arc<Host>, BodyBudget)>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let config = host.config();
-    let bodiless = matches!(
-        *request.method(),
-        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::DELETE
-    );
-    let size = request
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-        .unwrap_or(if bodiless {
-            0
-        } else {
-            config.max_request_bytes
-        })
-        .min(config.max_request_bytes);
-    if size <= BUDGET_FREE_BYTES {
-        return next.run(request).await;
-    }
-    let kib = u32::try_from(size.div_ceil(1024)).unwrap_or(u32::MAX);
-    let wait = Duration::from_secs_f64(config.server.body_timeout);
-    let permit = match tokio::time::timeout(wait, budget.0.acquire_many_owned(kib)).await {
-        Ok(Ok(permit)) => permit,
-        _ => {
-            tracing::warn!(
-                bytes = size,
-                "request refused: large requests fill server.max_inflight_body_bytes"
-            );
-            return super::error::ApiError {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                kind: "server_error",
-                code: "server_busy",
-                message: format!(
-                    "too many large requests at once (server.max_inflight_body_bytes); this one ({size} bytes) waited {}s: retry later",
-                    config.server.body_timeout
-                ),
-                param: None,
-            }
-            .into_response();
+impl BodyBudget {
+    /// Reserves a request's share of the budget: a request over [`BUDGET_FREE_BYTES`]
+    /// (by its `content-length`, or `max_request_bytes` when it sends none) waits for
+    /// its share and holds it (the permit) until its response is ready, so large
+    /// requests are worked on a few at a time however many arrive; one that waits past
+    /// `server.body_timeout` gets a 503. Smaller ones pass at once, holding nothing.
+    pub async fn reserve(
+        &self,
+        host: &Host,
+        method: &axum::http::Method,
+        headers: &axum::http::HeaderMap,
+    ) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, axum::response::Response> {
+        use axum::response::IntoResponse;
+        let config = host.config();
+        let bodiless = matches!(
+            *method,
+            axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::DELETE
+        );
+        let size = headers
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+            .unwrap_or(if bodiless {
+                0
+            } else {
+                config.max_request_bytes
+            })
+            .min(config.max_request_bytes);
+        if size <= BUDGET_FREE_BYTES {
+            return Ok(None);
         }
-    };
-    let response = next.run(request).await;
-    drop(permit);
-    response
+        let kib = u32::try_from(size.div_ceil(1024)).unwrap_or(u32::MAX);
+        let wait = Duration::from_secs_f64(config.server.body_timeout);
+        match tokio::time::timeout(wait, self.0.clone().acquire_many_owned(kib)).await {
+            Ok(Ok(permit)) => Ok(Some(permit)),
+            _ => {
+                tracing::warn!(
+                    bytes = size,
+                    "request refused: large requests fill server.max_inflight_body_bytes"
+                );
+                Err(super::error::ApiError {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    kind: "server_error",
+                    code: "server_busy",
+                    message: format!(
+                        "too many large requests at once (server.max_inflight_body_bytes); this one ({size} bytes) waited {}s: retry later",
+                        config.server.body_timeout
+                    ),
+                    param: None,
+                }
+                .into_response())
+            }
+        }
+    }
 }

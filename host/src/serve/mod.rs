@@ -63,11 +63,7 @@ pub fn router(host: Arc<Host>) -> Router {
                 host.clone(),
                 body::BodyBudget::new(host.config().server.max_inflight_body_bytes),
             ),
-            body::budget,
-        ))
-        .layer(middleware::from_fn_with_state(
-            host.clone(),
-            auth::require_key,
+            admit,
         ));
     let admin_routes = Router::new()
         .route("/admin/providers", get(admin::providers))
@@ -106,6 +102,31 @@ pub fn router(host: Arc<Host>) -> Router {
         .method_not_allowed_fallback(wrong_method)
         .layer(middleware::from_fn(request_id))
         .with_state(host)
+}
+
+/// Admission to the API routes, in one layer (each layer costs a boxed future and a
+/// clone of the routes below it per request): the client's key, then its body's share
+/// of the in-flight budget ([`body::BodyBudget::reserve`]), held until the response.
+async fn admit(
+    State((host, budget)): State<(Arc<Host>, body::BodyBudget)>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let client = match auth::client_of(&host, &request) {
+        Ok(client) => client,
+        Err(refused) => return refused.into_response(),
+    };
+    request.extensions_mut().insert(client);
+    let held = match budget
+        .reserve(&host, request.method(), request.headers())
+        .await
+    {
+        Ok(held) => held,
+        Err(busy) => return busy,
+    };
+    let response = next.run(request).await;
+    drop(held);
+    response
 }
 
 /// The id of a request: the client's `x-request-id` when it is sane, else a new one.

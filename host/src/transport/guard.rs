@@ -7,10 +7,8 @@
 
 use std::{
     fmt,
-    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
 };
-
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 /// Which addresses a request may reach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,7 +128,7 @@ fn refusal_v6(v6: Ipv6Addr, policy: Policy) -> Option<&'static str> {
     }
 }
 
-/// The error the guarded resolver returns; recognised in reqwest's error chain.
+/// The error the guarded resolver returns; recognised in the HTTP client's error chain.
 #[derive(Debug)]
 pub struct Refused {
     /// The host name.
@@ -155,7 +153,7 @@ impl std::error::Error for Refused {}
 
 /// Checks a URL's host before a request is sent: a literal address always, and a name
 /// too when `resolve_names` (a proxy resolves it, so the guarded resolver never sees
-/// it). Names that go through [`GuardedResolver`] are checked there instead.
+/// it). Names the HTTP client resolves are checked by its resolver instead.
 pub async fn check(host: &str, policy: Policy, resolve_names: bool) -> Result<(), Refused> {
     let addrs: Vec<IpAddr> = match host.parse::<IpAddr>() {
         Ok(ip) => vec![ip],
@@ -176,35 +174,6 @@ pub async fn check(host: &str, policy: Policy, resolve_names: bool) -> Result<()
             why,
         }),
         None => Ok(()),
-    }
-}
-
-/// A DNS resolver that refuses names resolving to addresses the policy forbids.
-#[derive(Debug, Clone, Copy)]
-pub struct GuardedResolver {
-    /// The policy applied to every resolved address.
-    pub policy: Policy,
-}
-
-impl Resolve for GuardedResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let policy = self.policy;
-        Box::pin(async move {
-            let host = name.as_str().to_owned();
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            // Every address must pass: otherwise a name could mix a public and a private
-            // address and let the connector pick the private one.
-            if let Some((ip, why)) = addrs
-                .iter()
-                .find_map(|a| refusal(a.ip(), policy).map(|w| (a.ip(), w)))
-            {
-                return Err(
-                    Box::new(Refused { host, ip, why }) as Box<dyn std::error::Error + Send + Sync>
-                );
-            }
-            Ok(Box::new(addrs.into_iter()) as Addrs)
-        })
     }
 }
 
@@ -302,23 +271,5 @@ mod tests {
                 "{addr}"
             );
         }
-    }
-
-    #[tokio::test]
-    async fn names_are_checked_after_resolution() {
-        let resolver = GuardedResolver {
-            policy: Policy::PublicOnly,
-        };
-        let error = resolver
-            .resolve("localhost".parse().unwrap())
-            .await
-            .err()
-            .expect("localhost is loopback");
-        let refused = error.downcast_ref::<Refused>().expect("a guard refusal");
-        assert!(refused.ip.is_loopback());
-        let open = GuardedResolver {
-            policy: Policy::AllowPrivate,
-        };
-        assert!(open.resolve("localhost".parse().unwrap()).await.is_ok());
     }
 }

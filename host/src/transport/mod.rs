@@ -2,25 +2,32 @@
 //! and body as a stream of byte chunks.
 //!
 //! One pooled HTTP client serves every provider (two, in fact: one whose resolver
-//! refuses private addresses, one for entries that allow them). The API key is added
+//! refuses private addresses, one for entries that allow them; see [`client`]). The API key is added
 //! here, the only place it touches the wire. `Outbound::Local` answers are replayed
 //! chunk by chunk with the pauses the plugin asked for, so a local provider travels the
 //! same decode path as a remote one.
 
+mod client;
 pub mod guard;
 pub mod rawlog;
 pub mod redact;
 mod timed;
 
-use std::{error::Error as _, pin::Pin, sync::Arc, time::Duration};
+use std::{error::Error as StdError, pin::Pin, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use futures_util::{stream, Stream, StreamExt, TryStreamExt};
+use http_body_util::{BodyDataStream, Full};
+use hyper::{
+    header::{HeaderName, HeaderValue, AUTHORIZATION, PROXY_AUTHORIZATION},
+    Method, Request, Uri,
+};
 use provider_sdk::{AuthScheme, ErrorKind, HttpRequest, LocalResponse, Outbound, ProviderError};
 use std::time::Instant;
 
 use crate::{config::Timeouts, registry::ReadyProvider};
-use guard::{GuardedResolver, Policy, Refused};
+use client::HttpClient;
+use guard::{Policy, Refused};
 use rawlog::RawLog;
 use redact::Redactor;
 
@@ -46,11 +53,14 @@ pub struct UpstreamResponse {
 /// The host's HTTP side: pooled clients, timeouts and the address guard.
 #[derive(Clone)]
 pub struct Transport {
-    public_only: reqwest::Client,
-    allow_private: reqwest::Client,
+    public_only: HttpClient,
+    allow_private: HttpClient,
     timeouts: Timeouts,
     /// The configured proxy's URL; `None` means no proxy at all.
-    proxy: Option<reqwest::Url>,
+    proxy: Option<url::Url>,
+    /// The `proxy-authorization` of plain `http` calls through a proxy with credentials
+    /// (`https` calls send it on the `CONNECT` that opens their tunnel).
+    proxy_auth: Option<HeaderValue>,
     raw: Option<Arc<RawLog>>,
     urls: Arc<UrlCache>,
 }
@@ -58,57 +68,73 @@ pub struct Transport {
 /// The URLs plugins built, parsed: a plugin builds the same few URLs for every request,
 /// and parsing one (with its host name's IDNA mapping) was ~3% of the host's CPU per
 /// request in the profile, a lookup and a clone a fraction of that.
+/// Each is kept in both forms: the `url` crate's, which checks it (IDNA host names
+/// included) and edits its query, and the `Uri` the HTTP client takes.
 #[derive(Default)]
-struct UrlCache(std::sync::Mutex<std::collections::HashMap<String, reqwest::Url>>);
+struct UrlCache(std::sync::Mutex<std::collections::HashMap<String, (url::Url, Uri)>>);
 
 /// More distinct URLs than this and the cache starts over (plugins that put something
 /// per request in their URLs gain nothing from it, and memory stays bounded).
 const URL_CACHE_ENTRIES: usize = 256;
 
 impl UrlCache {
-    fn parse(&self, text: &str) -> Result<reqwest::Url, url::ParseError> {
+    fn parse(&self, text: &str) -> Result<(url::Url, Uri), String> {
         let lock = || self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(url) = lock().get(text) {
-            return Ok(url.clone());
+        if let Some(parsed) = lock().get(text) {
+            return Ok(parsed.clone());
         }
-        let url = reqwest::Url::parse(text)?;
+        let url = url::Url::parse(text).map_err(|e| e.to_string())?;
+        let uri = to_uri(&url)?;
         let mut urls = lock();
         if urls.len() >= URL_CACHE_ENTRIES {
             urls.clear();
         }
-        urls.insert(text.to_owned(), url.clone());
-        Ok(url)
+        urls.insert(text.to_owned(), (url.clone(), uri.clone()));
+        Ok((url, uri))
     }
+}
+
+/// The client's form of a checked URL (ASCII by then: host names in punycode, the rest
+/// percent-encoded).
+fn to_uri(url: &url::Url) -> Result<Uri, String> {
+    url.as_str()
+        .parse()
+        .map_err(|e: hyper::http::uri::InvalidUri| e.to_string())
 }
 
 impl Transport {
     /// Clients with the given timeouts, through `proxy` when the config names one and
     /// through none otherwise (the environment's `HTTP_PROXY` is ignored). A `proxy`
     /// that is not a URL was refused by config validation; here it means no proxy.
+    ///
+    /// Redirects are not followed (they would bypass the checks on the URL the plugin
+    /// built): a 3xx goes back to the plugin like any other status.
     pub fn new(timeouts: Timeouts, proxy: Option<&str>, raw: Option<Arc<RawLog>>) -> Transport {
-        let proxy = proxy.and_then(|p| reqwest::Url::parse(p).ok());
+        let proxy = proxy.and_then(|p| url::Url::parse(p).ok());
+        let proxy_auth = proxy.as_ref().and_then(basic_auth);
+        let proxy_uri = proxy.as_ref().and_then(|p| {
+            let mut bare = p.clone();
+            // Credentials travel in the header, never in the URI the connector sees.
+            let _ = bare.set_username("");
+            let _ = bare.set_password(None);
+            to_uri(&bare).ok()
+        });
+        let tls = client::tls_config().expect("rustls supports its own default protocol versions");
         let client = |policy| {
-            let builder = reqwest::Client::builder()
-                .connect_timeout(timeouts.connect())
-                .pool_idle_timeout(Duration::from_secs(90))
-                // The proxy's own name is resolved here too, so it is guarded as well.
-                .dns_resolver(Arc::new(GuardedResolver { policy }))
-                // Redirects would bypass the checks on the URL the plugin built.
-                .redirect(reqwest::redirect::Policy::none());
-            let builder = match proxy
-                .as_ref()
-                .and_then(|p| reqwest::Proxy::all(p.clone()).ok())
-            {
-                Some(configured) => builder.proxy(configured),
-                None => builder.no_proxy(),
-            };
-            builder.build().expect("the HTTP client builds")
+            client::build(
+                policy,
+                timeouts.connect(),
+                proxy_uri.clone(),
+                proxy_auth.clone(),
+                tls.clone(),
+            )
         };
         Transport {
             public_only: client(Policy::PublicOnly),
             allow_private: client(Policy::AllowPrivate),
             timeouts,
             proxy,
+            proxy_auth,
             raw,
             urls: Arc::default(),
         }
@@ -148,7 +174,7 @@ impl Transport {
         } else {
             Policy::PublicOnly
         };
-        let mut url = self.urls.parse(&http.url).map_err(|e| {
+        let (mut url, mut uri) = self.urls.parse(&http.url).map_err(|e| {
             ProviderError::plugin_fault(format!(
                 "the plugin built an invalid URL `{}`: {e}",
                 http.url
@@ -179,7 +205,7 @@ impl Transport {
                     ProviderError::new(ErrorKind::Connection, refused.to_string())
                 })?;
         }
-        let method = reqwest::Method::from_bytes(http.method.as_bytes()).map_err(|_| {
+        let method = Method::from_bytes(http.method.as_bytes()).map_err(|_| {
             ProviderError::plugin_fault(format!(
                 "the plugin built an invalid method `{}`",
                 http.method
@@ -188,6 +214,11 @@ impl Transport {
         if let (Some(key), AuthScheme::Query { name }) = (&provider.api_key, provider.plugin.auth())
         {
             url.query_pairs_mut().append_pair(name, key.expose());
+            uri = to_uri(&url).map_err(|_| {
+                ProviderError::plugin_fault(format!(
+                    "the query parameter `{name}` does not fit in the plugin's URL"
+                ))
+            })?;
         }
         let client = match policy {
             Policy::PublicOnly => &self.public_only,
@@ -219,23 +250,49 @@ impl Transport {
             log.emit(&record);
             id
         });
-        let mut request = client.request(method, url).body(http.body);
+        let plain_http = url.scheme() == "http";
+        let mut request = Request::new(Full::new(Bytes::from(http.body)));
+        *request.method_mut() = method;
+        *request.uri_mut() = uri;
+        let headers = request.headers_mut();
         for (name, value) in &http.headers {
-            request = request.header(name, value);
+            headers.append(header_name(name)?, header_value(name, value)?);
         }
         if let Some(key) = &provider.api_key {
-            request = match provider.plugin.auth() {
-                AuthScheme::Bearer => request.bearer_auth(key.expose()),
-                AuthScheme::Header { name } => request.header(name, key.expose()),
-                AuthScheme::Query { .. } | AuthScheme::None => request,
+            let secret = |text: &str| {
+                // Marked sensitive: HTTP/2's header compression leaves it out of its table.
+                let mut value = HeaderValue::from_str(text).map_err(|_| {
+                    ProviderError::new(
+                        ErrorKind::Authentication,
+                        format!(
+                            "the API key of {} holds characters a header cannot carry",
+                            provider.name
+                        ),
+                    )
+                })?;
+                value.set_sensitive(true);
+                Ok::<_, ProviderError>(value)
             };
+            match provider.plugin.auth() {
+                AuthScheme::Bearer => {
+                    let value = secret(&format!("Bearer {}", key.expose()))?;
+                    headers.insert(AUTHORIZATION, value);
+                }
+                AuthScheme::Header { name } => {
+                    headers.insert(header_name(name)?, secret(key.expose())?);
+                }
+                AuthScheme::Query { .. } | AuthScheme::None => {}
+            }
+        }
+        if let (Some(auth), true) = (&self.proxy_auth, plain_http) {
+            headers.insert(PROXY_AUTHORIZATION, auth.clone());
         }
         let deadline = (started + self.timeouts.total()).min(request_deadline);
         let first_byte = self
             .timeouts
             .first_byte()
             .min(deadline.saturating_duration_since(started));
-        let response = match tokio::time::timeout(first_byte, request.send()).await {
+        let response = match tokio::time::timeout(first_byte, client.request(request)).await {
             Err(_) => {
                 return Err(ProviderError::new(
                     ErrorKind::Timeout,
@@ -246,7 +303,7 @@ impl Transport {
                     ),
                 ))
             }
-            Ok(Err(e)) => return Err(transport_error(e)),
+            Ok(Err(e)) => return Err(transport_error(&e)),
             Ok(Ok(response)) => response,
         };
         let status = response.status().as_u16();
@@ -255,7 +312,7 @@ impl Transport {
             .iter()
             .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
             .collect();
-        let body = response.bytes_stream().map_err(transport_error);
+        let body = BodyDataStream::new(response.into_body()).map_err(|e| transport_error(&e));
         let mut body: BodyStream =
             Box::pin(timed::TimedBody::new(body, self.timeouts.idle(), deadline));
         if let (Some(log), Some(id)) = (&self.raw, exchange) {
@@ -279,28 +336,62 @@ pub fn redactor_for(provider: &ReadyProvider) -> Redactor {
     }
 }
 
-/// Maps a client error to a kind. The URL is stripped: it may carry a key in its query.
-fn transport_error(error: reqwest::Error) -> ProviderError {
+/// A header the plugin named, checked (the SDK's strings may hold anything).
+fn header_name(name: &str) -> Result<HeaderName, ProviderError> {
+    HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+        ProviderError::plugin_fault(format!("the plugin built an invalid header name `{name}`"))
+    })
+}
+
+/// A header value the plugin built; the value is not quoted back, it may be a secret.
+fn header_value(name: &str, value: &str) -> Result<HeaderValue, ProviderError> {
+    HeaderValue::from_str(value).map_err(|_| {
+        ProviderError::plugin_fault(format!(
+            "the plugin built a value of header `{name}` that a header cannot carry"
+        ))
+    })
+}
+
+/// `Basic` credentials for a proxy URL's `user:password@`, percent-decoded as the URL
+/// encodes them; `None` without a user name.
+fn basic_auth(proxy: &url::Url) -> Option<HeaderValue> {
+    use base64::Engine as _;
+    if proxy.username().is_empty() {
+        return None;
+    }
+    let decode = |text: &str| percent_encoding::percent_decode_str(text).collect::<Vec<u8>>();
+    let mut credentials = decode(proxy.username());
+    credentials.push(b':');
+    credentials.extend(decode(proxy.password().unwrap_or("")));
+    let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+    let mut value = HeaderValue::from_str(&format!("Basic {encoded}")).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+/// Maps a client error to a kind, with every cause in the message (none of which holds
+/// the URL, which may carry a key in its query). A refusal of the address guard is
+/// said as such; a connection that timed out is a timeout.
+fn transport_error(error: &(dyn StdError + 'static)) -> ProviderError {
+    let mut timed_out = false;
+    let mut message = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
         if let Some(refused) = cause.downcast_ref::<Refused>() {
             return ProviderError::new(ErrorKind::Connection, refused.to_string());
         }
-        source = cause.source();
-    }
-    let kind = if error.is_timeout() {
-        ErrorKind::Timeout
-    } else {
-        ErrorKind::Connection
-    };
-    let error = error.without_url();
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
+        timed_out |= cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut);
         message.push_str(": ");
         message.push_str(&cause.to_string());
         source = cause.source();
     }
+    let kind = if timed_out {
+        ErrorKind::Timeout
+    } else {
+        ErrorKind::Connection
+    };
     ProviderError::new(kind, message)
 }
 
