@@ -15,8 +15,8 @@ use std::{
 };
 
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    net::TcpListener,
 };
 
 /// What the fake does with one request.
@@ -153,6 +153,32 @@ impl FakeUpstream {
         FakeUpstream { url, state, task }
     }
 
+    /// Starts a fake that speaks HTTP/1.1 over TLS, as `localhost`, with a certificate
+    /// signed by the test CA ([`crate::tls::CA`]): `https://localhost:<port>`. A
+    /// handshake that fails is not a request and is not recorded.
+    pub async fn start_tls() -> FakeUpstream {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let port = listener.local_addr().expect("address").port();
+        let url = format!("https://localhost:{port}");
+        let acceptor =
+            tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(crate::tls::server_config()));
+        let state = Arc::new(State::default());
+        let shared = state.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let (acceptor, shared) = (acceptor.clone(), shared.clone());
+                tokio::spawn(async move {
+                    if let Ok(tls) = acceptor.accept(socket).await {
+                        serve(tls, shared).await;
+                    }
+                });
+            }
+        });
+        FakeUpstream { url, state, task }
+    }
+
     /// Queues replies, used in order, one per request.
     pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
         self.state.script.lock().unwrap().extend(replies);
@@ -228,7 +254,7 @@ impl Drop for FakeUpstream {
     }
 }
 
-async fn serve(mut socket: TcpStream, state: Arc<State>) {
+async fn serve(mut socket: impl AsyncRead + AsyncWrite + Unpin, state: Arc<State>) {
     let Some(request) = read_request(&mut socket).await else {
         return;
     };
@@ -319,7 +345,7 @@ async fn serve(mut socket: TcpStream, state: Arc<State>) {
     let _ = socket.shutdown().await;
 }
 
-async fn read_request(socket: &mut TcpStream) -> Option<Received> {
+async fn read_request(socket: &mut (impl AsyncRead + Unpin)) -> Option<Received> {
     let mut buffer = Vec::new();
     let mut chunk = [0u8; 8192];
     let head_end = loop {

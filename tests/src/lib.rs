@@ -15,6 +15,7 @@ pub mod fake;
 pub mod redis;
 pub mod sdk;
 pub mod series;
+pub mod tls;
 
 pub use tempfile::TempDir;
 

@@ -469,6 +469,69 @@ async fn a_proxy_with_credentials_gets_them_on_plain_calls_and_on_the_connect_of
 }
 
 #[tokio::test]
+async fn https_upstreams_are_verified_against_the_machines_ca_certificates() {
+    let (scratch, upstream) = (Scratch::new(), FakeUpstream::start_tls().await);
+    upstream.always(Reply::json(OPENAI_CHAT_COMPLETION));
+    let entry = json!({
+        "name": "openai", "library": plugin("openai_provider"),
+        "base_url": format!("{}/v1", upstream.url), "api_key_env": "E2E_TLS_KEY",
+        "allow_private_network": true,
+    });
+    let config = scratch.config(json!({"providers": [entry], "retry": {"max_retries": 0}}));
+    let certificates = scratch.dir.path().join("certificates");
+    std::fs::create_dir(&certificates).unwrap();
+    // Only the file named counts (the directory named is empty): the machine's own
+    // store is out of the picture.
+    let trusting = |name: &str, pem: &str| {
+        let file = certificates.join(name);
+        std::fs::write(&file, pem).unwrap();
+        vec![
+            ("E2E_TLS_KEY", "sk-tls-secret".to_owned()),
+            ("SSL_CERT_FILE", file.display().to_string()),
+            (
+                "SSL_CERT_DIR",
+                certificates.join("none").display().to_string(),
+            ),
+        ]
+    };
+    std::fs::create_dir(certificates.join("none")).unwrap();
+
+    let output = chat_once(config.clone(), trusting("test-ca.pem", e2e::tls::CA)).await;
+    assert!(
+        output.status.success(),
+        "the CA that signed the upstream's certificate is trusted: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let received = upstream.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(
+        received[0].header("authorization"),
+        Some("Bearer sk-tls-secret")
+    );
+
+    let output = chat_once(config.clone(), trusting("other-ca.pem", e2e::tls::OTHER_CA)).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("certificate") && stderr.contains("UnknownIssuer"),
+        "a certificate no trusted CA signed is refused, saying so: {stderr}"
+    );
+
+    let output = chat_once(config, trusting("empty.pem", "")).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("no CA certificates") && stderr.contains("SSL_CERT_FILE"),
+        "without any CA certificate the call fails, saying what to do: {stderr}"
+    );
+    assert_eq!(
+        upstream.received().len(),
+        1,
+        "no request went out over an unverified connection"
+    );
+}
+
+#[tokio::test]
 async fn a_stream_is_complete_at_done_even_when_the_upstream_keeps_the_connection_open() {
     let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
     let key = ("E2E_TRANSPORT_KEY_DONE", "sk-test-done");

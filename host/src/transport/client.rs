@@ -33,6 +33,11 @@ use hyper_util::{
     },
     rt::{TokioExecutor, TokioIo, TokioTimer},
 };
+use rustls::{
+    client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
+    pki_types::{CertificateDer, ServerName, UnixTime},
+    DigitallySignedStruct,
+};
 use tokio::net::TcpStream;
 use tower::Service;
 
@@ -73,15 +78,83 @@ pub fn build(
         .build(connector)
 }
 
-/// TLS as a browser would verify it: the platform's verifier (the system's roots and
-/// revocation where it has them), TLS 1.2 and 1.3, aws-lc-rs for the cryptography.
-pub fn tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
-    use rustls_platform_verifier::BuilderVerifierExt;
+/// TLS as a browser would verify it: the platform's verifier (the system's roots, or
+/// those `SSL_CERT_FILE`/`SSL_CERT_DIR` name), TLS 1.2 and 1.3, aws-lc-rs for the
+/// cryptography. A machine without any CA certificate (a bare container) still serves
+/// plain-HTTP upstreams: its HTTPS calls fail, each saying why.
+pub fn tls_config() -> rustls::ClientConfig {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_platform_verifier()?
-        .with_no_client_auth())
+    let verifier: Arc<dyn ServerCertVerifier> = match rustls_platform_verifier::Verifier::new(
+        provider.clone(),
+    ) {
+        Ok(verifier) => Arc::new(verifier),
+        Err(error) => {
+            tracing::warn!(%error, "no CA certificates to verify upstreams with: calls to https upstreams will fail (install the system's CA certificates or name a file of them in SSL_CERT_FILE)");
+            Arc::new(NoRoots {
+                why: error.to_string(),
+                schemes: provider
+                    .signature_verification_algorithms
+                    .supported_schemes(),
+            })
+        }
+    };
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("aws-lc-rs offers TLS 1.2 and 1.3")
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth()
+}
+
+/// The verifier of a machine without CA certificates: it trusts no server.
+#[derive(Debug)]
+struct NoRoots {
+    why: String,
+    schemes: Vec<rustls::SignatureScheme>,
+}
+
+impl NoRoots {
+    fn refusal(&self) -> rustls::Error {
+        rustls::Error::General(format!(
+            "no CA certificates to verify the upstream with ({}): install the system's CA certificates or name a file of them in SSL_CERT_FILE",
+            self.why
+        ))
+    }
+}
+
+impl ServerCertVerifier for NoRoots {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Err(self.refusal())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(self.refusal())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(self.refusal())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.schemes.clone()
+    }
 }
 
 /// A name resolver that refuses, after resolving, any name with an address the policy

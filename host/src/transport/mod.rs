@@ -119,7 +119,7 @@ impl Transport {
             let _ = bare.set_password(None);
             to_uri(&bare).ok()
         });
-        let tls = client::tls_config().expect("rustls supports its own default protocol versions");
+        let tls = client::tls_config();
         let client = |policy| {
             client::build(
                 policy,
