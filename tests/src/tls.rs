@@ -33,6 +33,11 @@ const LOCALHOST_KEY: &str = include_str!("tls/localhost.key");
 
 /// A server config for `localhost`, HTTP/1.1 offered by ALPN.
 pub fn server_config() -> rustls::ServerConfig {
+    server_config_for(&[b"http/1.1"])
+}
+
+/// A server config for `localhost` that offers `protocols` by ALPN, in that order.
+fn server_config_for(protocols: &[&[u8]]) -> rustls::ServerConfig {
     let chain = CertificateDer::pem_slice_iter(LOCALHOST_CERT.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .expect("the test certificate parses");
@@ -45,6 +50,37 @@ pub fn server_config() -> rustls::ServerConfig {
     .with_no_client_auth()
     .with_single_cert(chain, key)
     .expect("the test certificate and key match");
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = protocols.iter().map(|p| p.to_vec()).collect();
     config
+}
+
+/// An upstream that serves `router` over TLS as `localhost`, offering HTTP/2 first by
+/// ALPN (as the large providers' servers do) and HTTP/1.1 after it. Returns its
+/// `https://localhost:<port>`; it serves until the runtime ends.
+pub async fn serve_h2(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let port = listener.local_addr().expect("address").port();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(server_config_for(&[
+        b"h2",
+        b"http/1.1",
+    ])));
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let (acceptor, router) = (acceptor.clone(), router.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(socket).await else {
+                    return;
+                };
+                let service = hyper_util::service::TowerToHyperService::new(router);
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .await;
+            });
+        }
+    });
+    format!("https://localhost:{port}")
 }

@@ -532,6 +532,97 @@ async fn https_upstreams_are_verified_against_the_machines_ca_certificates() {
 }
 
 #[tokio::test]
+async fn an_upstream_that_offers_http2_is_spoken_to_in_http2_whole_and_streamed() {
+    // What the upstream saw of each request: its HTTP version and its credentials.
+    type Seen = Vec<(String, Option<String>)>;
+    let seen: std::sync::Arc<std::sync::Mutex<Seen>> = Default::default();
+    let record = seen.clone();
+    let router = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(move |request: axum::extract::Request| {
+            let record = record.clone();
+            async move {
+                let version = format!("{:?}", request.version());
+                let auth = request
+                    .headers()
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                record.lock().unwrap().push((version, auth));
+                let body = axum::body::to_bytes(request.into_body(), 1 << 20)
+                    .await
+                    .unwrap();
+                let asked: Value = serde_json::from_slice(&body).unwrap();
+                if asked["stream"] == true {
+                    let sse = [
+                        chunk("Hel"),
+                        chunk("lo"),
+                        FINISH.to_owned(),
+                        DONE.to_owned(),
+                    ];
+                    ([("content-type", "text/event-stream")], sse.concat())
+                } else {
+                    (
+                        [("content-type", "application/json")],
+                        OPENAI_CHAT_COMPLETION.to_owned(),
+                    )
+                }
+            }
+        }),
+    );
+    let upstream = e2e::tls::serve_h2(router).await;
+    let scratch = Scratch::new();
+    let entry = json!({
+        "name": "openai", "library": plugin("openai_provider"),
+        "base_url": format!("{upstream}/v1"), "api_key_env": "E2E_H2_KEY",
+        "allow_private_network": true,
+    });
+    let config = scratch.config(json!({"providers": [entry], "retry": {"max_retries": 0}}));
+    let ca = scratch.dir.path().join("test-ca.pem");
+    std::fs::write(&ca, e2e::tls::CA).unwrap();
+    let chat = |stream: bool| {
+        let (config, ca) = (config.clone(), ca.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut command = std::process::Command::new(e2e::host_binary());
+            command
+                .args(["--config".as_ref(), config.as_os_str()])
+                .args(["chat", "--model", "openai/gpt-4o-mini"]);
+            if !stream {
+                command.arg("--no-stream");
+            }
+            command
+                .arg("Hello!")
+                .env("E2E_H2_KEY", "sk-h2-secret")
+                .env("SSL_CERT_FILE", &ca)
+                .env("SSL_CERT_DIR", ca.with_extension("none"))
+                .env("NO_COLOR", "1")
+                .output()
+                .expect("the host runs")
+        })
+    };
+    let whole = chat(false).await.unwrap();
+    let (stdout, stderr) = e2e::texts(&whole);
+    assert!(whole.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("Hello! How can I assist you today?"),
+        "{stdout}"
+    );
+    let streamed = chat(true).await.unwrap();
+    let (stdout, stderr) = e2e::texts(&streamed);
+    assert!(streamed.status.success(), "{stderr}");
+    assert!(stdout.contains("Hello"), "{stdout}");
+    let seen = seen.lock().unwrap().clone();
+    let bearer = Some("Bearer sk-h2-secret".to_owned());
+    assert_eq!(
+        seen,
+        vec![
+            ("HTTP/2.0".to_owned(), bearer.clone()),
+            ("HTTP/2.0".to_owned(), bearer)
+        ]
+    );
+}
+
+#[tokio::test]
 async fn a_stream_is_complete_at_done_even_when_the_upstream_keeps_the_connection_open() {
     let (scratch, fake) = (Scratch::new(), FakeUpstream::start().await);
     let key = ("E2E_TRANSPORT_KEY_DONE", "sk-test-done");
