@@ -42,7 +42,7 @@ use serde_json::{Map, Value};
 /// assert_eq!(request.extra["top_k"], 40);
 /// assert_eq!(provider_sdk::serde_json::to_value(&request).unwrap(), wire);
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ChatRequest {
     /// The provider's model id.
     pub model: String,
@@ -120,6 +120,105 @@ impl ChatRequest {
             Message::User { content, .. } => Some(content.text()),
             _ => None,
         })
+    }
+}
+
+/// Read member by member: a derived `Deserialize` with `#[serde(flatten)] extra` would
+/// first copy the whole request into serde's buffer, every string of every message
+/// included, and then read it again from there (about half of what parsing a small
+/// request cost, on every request the host serves and every request a plugin reads).
+impl<'de> Deserialize<'de> for ChatRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ChatRequestVisitor)
+    }
+}
+
+struct ChatRequestVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ChatRequestVisitor {
+    type Value = ChatRequest;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a chat completion request (a JSON object)")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<ChatRequest, A::Error> {
+        use serde::de::Error;
+        let mut request = ChatRequest::default();
+        let (mut model, mut messages) = (None, None);
+        // One bit per field already read.
+        let mut seen = 0u32;
+        while let Some(key) = map.next_key::<MemberName<'de>>()? {
+            let key = key.0;
+            // Members of the request's own fields are read once (as a derived reader
+            // would: a second `model` is an error, not a silent override).
+            macro_rules! field {
+                ($bit:literal, $name:literal, $slot:expr) => {{
+                    if seen & (1 << $bit) != 0 {
+                        return Err(A::Error::duplicate_field($name));
+                    }
+                    seen |= 1 << $bit;
+                    $slot = map.next_value()?;
+                }};
+            }
+            match key.as_ref() {
+                "model" => field!(0, "model", model),
+                "messages" => field!(1, "messages", messages),
+                "tools" => field!(2, "tools", request.tools),
+                "tool_choice" => field!(3, "tool_choice", request.tool_choice),
+                "parallel_tool_calls" => {
+                    field!(4, "parallel_tool_calls", request.parallel_tool_calls)
+                }
+                "temperature" => field!(5, "temperature", request.temperature),
+                "top_p" => field!(6, "top_p", request.top_p),
+                "max_tokens" => field!(7, "max_tokens", request.max_tokens),
+                "max_completion_tokens" => {
+                    field!(8, "max_completion_tokens", request.max_completion_tokens)
+                }
+                "stop" => field!(9, "stop", request.stop),
+                "presence_penalty" => field!(10, "presence_penalty", request.presence_penalty),
+                "frequency_penalty" => field!(11, "frequency_penalty", request.frequency_penalty),
+                "seed" => field!(12, "seed", request.seed),
+                "n" => field!(13, "n", request.n),
+                "user" => field!(14, "user", request.user),
+                "response_format" => field!(15, "response_format", request.response_format),
+                "reasoning_effort" => field!(16, "reasoning_effort", request.reasoning_effort),
+                "stream" => field!(17, "stream", request.stream),
+                "stream_options" => field!(18, "stream_options", request.stream_options),
+                _ => {
+                    let value: Value = map.next_value()?;
+                    request.extra.insert(key.into_owned(), value);
+                }
+            }
+        }
+        request.model = model.ok_or_else(|| A::Error::missing_field("model"))?;
+        request.messages = messages.ok_or_else(|| A::Error::missing_field("messages"))?;
+        Ok(request)
+    }
+}
+
+/// A member's name, borrowed from the input when it holds no escapes.
+struct MemberName<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for MemberName<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl<'de> serde::de::Visitor<'de> for Name {
+            type Value = MemberName<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E>(self, name: &'de str) -> Result<MemberName<'de>, E> {
+                Ok(MemberName(std::borrow::Cow::Borrowed(name)))
+            }
+            fn visit_str<E>(self, name: &str) -> Result<MemberName<'de>, E> {
+                Ok(MemberName(std::borrow::Cow::Owned(name.to_owned())))
+            }
+            fn visit_string<E>(self, name: String) -> Result<MemberName<'de>, E> {
+                Ok(MemberName(std::borrow::Cow::Owned(name)))
+            }
+        }
+        deserializer.deserialize_str(Name)
     }
 }
 
@@ -242,13 +341,38 @@ impl Message {
 }
 
 /// Message content: a plain string or a list of typed parts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Content {
     /// Plain text.
     Text(String),
     /// Text and image parts.
     Parts(Vec<ContentPart>),
+}
+
+/// Read by what the JSON holds (a string or an array), without the copy into serde's
+/// buffer that a derived untagged enum makes of every message's text.
+impl<'de> Deserialize<'de> for Content {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Either;
+        impl<'de> serde::de::Visitor<'de> for Either {
+            type Value = Content;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or an array of content parts")
+            }
+            fn visit_str<E>(self, text: &str) -> Result<Content, E> {
+                Ok(Content::Text(text.to_owned()))
+            }
+            fn visit_string<E>(self, text: String) -> Result<Content, E> {
+                Ok(Content::Text(text))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Content, A::Error> {
+                Vec::<ContentPart>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+                    .map(Content::Parts)
+            }
+        }
+        deserializer.deserialize_any(Either)
+    }
 }
 
 impl Content {
@@ -581,6 +705,47 @@ mod tests {
         assert_eq!(request.extra["logit_bias"], json!({"50256": -100}));
         let back = serde_json::to_value(&request).unwrap();
         assert_eq!(back, wire, "a round trip must not lose or invent fields");
+    }
+
+    #[test]
+    fn a_request_read_from_text_is_the_request_read_from_a_value_and_its_faults_are_named() {
+        let text = r#"{"top_k": 40, "messages": [{"role": "user", "content": "hi"},
+            {"role": "user", "content": [{"type": "text", "text": "again"}]}],
+            "model": "m", "max_tokens": 8, "temperature": null, "na\u006De": "escaped"}"#;
+        let from_text: ChatRequest = serde_json::from_str(text).unwrap();
+        let value: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            from_text,
+            serde_json::from_value::<ChatRequest>(value).unwrap()
+        );
+        assert_eq!(from_text.model, "m");
+        assert_eq!(from_text.max_tokens, Some(8));
+        assert_eq!(from_text.temperature, None);
+        assert_eq!(from_text.extra["top_k"], 40);
+        assert_eq!(
+            from_text.extra["name"], "escaped",
+            "escaped member names are read"
+        );
+        assert!(matches!(
+            &from_text.messages[1],
+            Message::User { content: Content::Parts(parts), .. }
+                if parts == &[ContentPart::Text { text: "again".to_owned() }]
+        ));
+
+        let error = |text: &str| {
+            serde_json::from_str::<ChatRequest>(text)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(error(r#"{"model": "a", "model": "b", "messages": []}"#)
+            .contains("duplicate field `model`"));
+        assert!(error(r#"{"messages": []}"#).contains("missing field `model`"));
+        assert!(error(r#"{"model": "m"}"#).contains("missing field `messages`"));
+        assert!(
+            error(r#"{"model": "m", "messages": [{"role": "user", "content": 7}]}"#)
+                .contains("a string or an array of content parts")
+        );
+        assert!(error(r#"["model"]"#).contains("a chat completion request"));
     }
 
     #[test]
