@@ -3,8 +3,6 @@
 //! the plugin asks to set) change; every other byte of every other field goes as the
 //! client wrote it, unknown fields and beta features included.
 
-use std::borrow::Cow;
-
 use bytes::Bytes;
 use provider_sdk::{HttpRequest, NativeRequest, Protocol};
 use serde::de::{Deserializer as _, MapAccess, Visitor};
@@ -77,7 +75,7 @@ pub fn rewrite(
         if key == "model" {
             saw_model = true;
             member(&mut out, key, &encode(&Value::String(model.to_owned())));
-        } else if let Some(wanted) = set.get(key.as_ref()) {
+        } else if let Some(wanted) = set.get(key.as_str()) {
             member(&mut out, key, &encode(&merged(raw, wanted)));
         } else {
             // The client's bytes, copied once, straight into the new body.
@@ -108,41 +106,18 @@ fn merged(raw: &RawValue, wanted: &Value) -> Value {
     }
 }
 
-/// A member's name, borrowed from the body when it can be.
-struct Key<'de>(Cow<'de, str>);
-
-impl<'de> serde::Deserialize<'de> for Key<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Name;
-        impl<'de> Visitor<'de> for Name {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a member name")
-            }
-            fn visit_borrowed_str<E>(self, name: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(name)))
-            }
-            fn visit_str<E>(self, name: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(name.to_owned())))
-            }
-        }
-        deserializer.deserialize_str(Name)
-    }
-}
-
 /// The top-level members of a JSON object, values left unparsed.
-fn top_level(body: &[u8]) -> Result<Vec<(Cow<'_, str>, &RawValue)>, RewriteError> {
+fn top_level(body: &[u8]) -> Result<Vec<(String, &RawValue)>, RewriteError> {
     struct Members;
     impl<'de> Visitor<'de> for Members {
-        type Value = Vec<(Cow<'de, str>, &'de RawValue)>;
+        type Value = Vec<(String, &'de RawValue)>;
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("a JSON object")
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
             let mut members = Vec::new();
-            // Keys are borrowed from the body unless they hold escapes.
-            while let Some(key) = map.next_key::<Key<'de>>()? {
-                members.push((key.0, map.next_value::<&'de RawValue>()?));
+            while let Some((key, value)) = map.next_entry::<String, &'de RawValue>()? {
+                members.push((key, value));
             }
             Ok(members)
         }
