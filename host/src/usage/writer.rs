@@ -377,7 +377,13 @@ mod tests {
 
     #[test]
     fn the_writer_runs_below_the_request_paths_priority() {
-        let _writer = WriterHandle::spawn(None, UsageConfig::default(), Arc::default());
+        // Its own folder: the default path is relative and would land in the source tree.
+        let folder = tempfile::tempdir().unwrap();
+        let config = UsageConfig {
+            database: folder.path().join("usage.sqlite3"),
+            ..UsageConfig::default()
+        };
+        let _writer = WriterHandle::spawn(None, config, Arc::default());
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let nice = nice_of_threads_named("usage-ledger");
