@@ -296,22 +296,31 @@ async fn a_client_that_disconnects_mid_stream_cancels_the_upstream_request() {
     server.stop().await;
 }
 
-/// Runs `provider-host chat` once against `config`, with `env` added to its environment
-/// (a child's own environment: the test process's is left alone).
+/// Runs `provider-host chat --no-stream` once against `config`, with `env` added to its
+/// environment (a child's own environment: the test process's is left alone).
 async fn chat_once(
     config: std::path::PathBuf,
     env: Vec<(&'static str, String)>,
 ) -> std::process::Output {
+    chat_via_cli(config, env, false).await
+}
+
+/// [`chat_once`], asking for a stream when `stream`.
+async fn chat_via_cli(
+    config: std::path::PathBuf,
+    env: Vec<(&'static str, String)>,
+    stream: bool,
+) -> std::process::Output {
     tokio::task::spawn_blocking(move || {
-        std::process::Command::new(e2e::host_binary())
+        let mut command = std::process::Command::new(e2e::host_binary());
+        command
             .args(["--config".as_ref(), config.as_os_str()])
-            .args([
-                "chat",
-                "--no-stream",
-                "--model",
-                "openai/gpt-4o-mini",
-                "Hello!",
-            ])
+            .args(["chat", "--model", "openai/gpt-4o-mini"]);
+        if !stream {
+            command.arg("--no-stream");
+        }
+        command
+            .arg("Hello!")
             .envs(env)
             .env("NO_COLOR", "1")
             .output()
@@ -580,34 +589,24 @@ async fn an_upstream_that_offers_http2_is_spoken_to_in_http2_whole_and_streamed(
     let config = scratch.config(json!({"providers": [entry], "retry": {"max_retries": 0}}));
     let ca = scratch.dir.path().join("test-ca.pem");
     std::fs::write(&ca, e2e::tls::CA).unwrap();
-    let chat = |stream: bool| {
-        let (config, ca) = (config.clone(), ca.clone());
-        tokio::task::spawn_blocking(move || {
-            let mut command = std::process::Command::new(e2e::host_binary());
-            command
-                .args(["--config".as_ref(), config.as_os_str()])
-                .args(["chat", "--model", "openai/gpt-4o-mini"]);
-            if !stream {
-                command.arg("--no-stream");
-            }
-            command
-                .arg("Hello!")
-                .env("E2E_H2_KEY", "sk-h2-secret")
-                .env("SSL_CERT_FILE", &ca)
-                .env("SSL_CERT_DIR", ca.with_extension("none"))
-                .env("NO_COLOR", "1")
-                .output()
-                .expect("the host runs")
-        })
+    let env = || {
+        vec![
+            ("E2E_H2_KEY", "sk-h2-secret".to_owned()),
+            ("SSL_CERT_FILE", ca.display().to_string()),
+            (
+                "SSL_CERT_DIR",
+                ca.with_extension("none").display().to_string(),
+            ),
+        ]
     };
-    let whole = chat(false).await.unwrap();
+    let whole = chat_via_cli(config.clone(), env(), false).await;
     let (stdout, stderr) = e2e::texts(&whole);
     assert!(whole.status.success(), "{stderr}");
     assert!(
         stdout.contains("Hello! How can I assist you today?"),
         "{stdout}"
     );
-    let streamed = chat(true).await.unwrap();
+    let streamed = chat_via_cli(config, env(), true).await;
     let (stdout, stderr) = e2e::texts(&streamed);
     assert!(streamed.status.success(), "{stderr}");
     assert!(stdout.contains("Hello"), "{stdout}");

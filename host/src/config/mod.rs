@@ -90,9 +90,9 @@ pub struct Config {
     #[serde(default)]
     pub server: ServerLimits,
     /// The HTTP proxy every upstream call goes through (`http://host:port`, with
-    /// `user:password@` for basic authentication). Without
-    /// it no proxy is used, whatever `HTTP_PROXY`/`HTTPS_PROXY` say: a proxy the
-    /// environment slipped in would see every API key and bypass the address guard.
+    /// `user:password@` for basic authentication). Without it no proxy is used,
+    /// whatever `HTTP_PROXY`/`HTTPS_PROXY` say: a proxy the environment slipped in would
+    /// see every API key and bypass the address guard.
     #[serde(default)]
     pub proxy: Option<String>,
     /// The whole request's deadline in seconds, retries and fallbacks included.

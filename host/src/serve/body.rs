@@ -111,9 +111,7 @@ impl BodyBudget {
         let kib = (bytes / 1024).clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
         BodyBudget(std::sync::Arc::new(tokio::sync::Semaphore::new(kib)))
     }
-}
 
-impl BodyBudget {
     /// Reserves a request's share of the budget: a request over [`BUDGET_FREE_BYTES`]
     /// (by its `content-length`, or `max_request_bytes` when it sends none) waits for
     /// its share and holds it (the permit) until its response is ready, so large
@@ -124,8 +122,7 @@ impl BodyBudget {
         host: &Host,
         method: &axum::http::Method,
         headers: &axum::http::HeaderMap,
-    ) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, axum::response::Response> {
-        use axum::response::IntoResponse;
+    ) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, BudgetFull> {
         let config = host.config();
         let bodiless = matches!(
             *method,
@@ -152,18 +149,37 @@ impl BodyBudget {
                     bytes = size,
                     "request refused: large requests fill server.max_inflight_body_bytes"
                 );
-                Err(super::error::ApiError {
-                    status: StatusCode::SERVICE_UNAVAILABLE,
-                    kind: "server_error",
-                    code: "server_busy",
-                    message: format!(
-                        "too many large requests at once (server.max_inflight_body_bytes); this one ({size} bytes) waited {}s: retry later",
-                        config.server.body_timeout
-                    ),
-                    param: None,
-                }
-                .into_response())
+                Err(BudgetFull {
+                    bytes: size,
+                    waited: config.server.body_timeout,
+                })
             }
         }
+    }
+}
+
+/// A large request that waited past `server.body_timeout` for its share of the
+/// in-flight budget: a 503 telling the client to retry.
+#[derive(Debug)]
+pub struct BudgetFull {
+    /// The request's size as counted against the budget.
+    pub bytes: usize,
+    /// How long it waited, in seconds.
+    pub waited: f64,
+}
+
+impl axum::response::IntoResponse for BudgetFull {
+    fn into_response(self) -> axum::response::Response {
+        super::error::ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            kind: "server_error",
+            code: "server_busy",
+            message: format!(
+                "too many large requests at once (server.max_inflight_body_bytes); this one ({} bytes) waited {}s: retry later",
+                self.bytes, self.waited
+            ),
+            param: None,
+        }
+        .into_response()
     }
 }

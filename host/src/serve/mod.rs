@@ -122,7 +122,7 @@ async fn admit(
         .await
     {
         Ok(held) => held,
-        Err(busy) => return busy,
+        Err(full) => return full.into_response(),
     };
     let response = next.run(request).await;
     drop(held);

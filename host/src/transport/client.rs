@@ -180,6 +180,8 @@ impl Service<Name> for GuardedResolver {
             let host = name.as_str().to_owned();
             let addrs: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            // Every address must pass: otherwise a name could mix a public and a private
+            // address and let the connector pick the private one.
             if let Some((ip, why)) = addrs
                 .iter()
                 .find_map(|a| refusal(a.ip(), policy).map(|why| (a.ip(), why)))

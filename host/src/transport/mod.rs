@@ -2,8 +2,8 @@
 //! and body as a stream of byte chunks.
 //!
 //! One pooled HTTP client serves every provider (two, in fact: one whose resolver
-//! refuses private addresses, one for entries that allow them; see [`client`]). The API key is added
-//! here, the only place it touches the wire. `Outbound::Local` answers are replayed
+//! refuses private addresses, one for entries that allow them; see [`client`]). The
+//! API key is added here, the only place it touches the wire. `Outbound::Local` answers are replayed
 //! chunk by chunk with the pauses the plugin asked for, so a local provider travels the
 //! same decode path as a remote one.
 
@@ -68,38 +68,64 @@ pub struct Transport {
 /// The URLs plugins built, parsed: a plugin builds the same few URLs for every request,
 /// and parsing one (with its host name's IDNA mapping) was ~3% of the host's CPU per
 /// request in the profile, a lookup and a clone a fraction of that.
-/// Each is kept in both forms: the `url` crate's, which checks it (IDNA host names
-/// included) and edits its query, and the `Uri` the HTTP client takes.
 #[derive(Default)]
-struct UrlCache(std::sync::Mutex<std::collections::HashMap<String, (url::Url, Uri)>>);
+struct UrlCache(std::sync::Mutex<std::collections::HashMap<String, Arc<ParsedUrl>>>);
+
+/// A URL in both forms: the `url` crate's, which checks it (IDNA host names included)
+/// and edits its query, and the `Uri` the HTTP client takes. Shared, so a request
+/// takes it from the cache without copying.
+struct ParsedUrl {
+    url: url::Url,
+    uri: Uri,
+}
+
+/// Why a URL a plugin built cannot be sent.
+#[derive(Debug, thiserror::Error)]
+enum BadUrl {
+    #[error(transparent)]
+    Url(#[from] url::ParseError),
+    #[error(transparent)]
+    Uri(#[from] hyper::http::uri::InvalidUri),
+}
 
 /// More distinct URLs than this and the cache starts over (plugins that put something
 /// per request in their URLs gain nothing from it, and memory stays bounded).
 const URL_CACHE_ENTRIES: usize = 256;
 
 impl UrlCache {
-    fn parse(&self, text: &str) -> Result<(url::Url, Uri), String> {
+    fn parse(&self, text: &str) -> Result<Arc<ParsedUrl>, BadUrl> {
         let lock = || self.0.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(parsed) = lock().get(text) {
             return Ok(parsed.clone());
         }
-        let url = url::Url::parse(text).map_err(|e| e.to_string())?;
+        let url = url::Url::parse(text)?;
         let uri = to_uri(&url)?;
+        let parsed = Arc::new(ParsedUrl { url, uri });
         let mut urls = lock();
         if urls.len() >= URL_CACHE_ENTRIES {
             urls.clear();
         }
-        urls.insert(text.to_owned(), (url.clone(), uri.clone()));
-        Ok((url, uri))
+        urls.insert(text.to_owned(), parsed.clone());
+        Ok(parsed)
     }
+}
+
+/// `url` with the key appended to its query as `name` (percent-encoded), in both forms.
+fn with_query_key(
+    url: &url::Url,
+    name: &str,
+    key: &str,
+) -> Result<(url::Url, Uri), hyper::http::uri::InvalidUri> {
+    let mut url = url.clone();
+    url.query_pairs_mut().append_pair(name, key);
+    let uri = to_uri(&url)?;
+    Ok((url, uri))
 }
 
 /// The client's form of a checked URL (ASCII by then: host names in punycode, the rest
 /// percent-encoded).
-fn to_uri(url: &url::Url) -> Result<Uri, String> {
-    url.as_str()
-        .parse()
-        .map_err(|e: hyper::http::uri::InvalidUri| e.to_string())
+fn to_uri(url: &url::Url) -> Result<Uri, hyper::http::uri::InvalidUri> {
+    url.as_str().parse()
 }
 
 impl Transport {
@@ -174,13 +200,13 @@ impl Transport {
         } else {
             Policy::PublicOnly
         };
-        let (mut url, mut uri) = self.urls.parse(&http.url).map_err(|e| {
+        let parsed = self.urls.parse(&http.url).map_err(|e| {
             ProviderError::plugin_fault(format!(
                 "the plugin built an invalid URL `{}`: {e}",
                 http.url
             ))
         })?;
-        if !matches!(url.scheme(), "http" | "https") {
+        if !matches!(parsed.url.scheme(), "http" | "https") {
             return Err(ProviderError::plugin_fault(format!(
                 "the plugin built a non-HTTP URL `{}`",
                 http.url
@@ -189,7 +215,7 @@ impl Transport {
         // Literal IPs never reach the resolver: check them here. Through a proxy the
         // proxy resolves the target, so the host resolves and checks it first, and
         // checks a literal proxy address as it would the target's.
-        if let Some(host) = url.host_str() {
+        if let Some(host) = parsed.url.host_str() {
             let host = host.trim_start_matches('[').trim_end_matches(']');
             guard::check(host, policy, self.proxy.is_some())
                 .await
@@ -211,21 +237,26 @@ impl Transport {
                 http.method
             ))
         })?;
-        if let (Some(key), AuthScheme::Query { name }) = (&provider.api_key, provider.plugin.auth())
-        {
-            url.query_pairs_mut().append_pair(name, key.expose());
-            uri = to_uri(&url).map_err(|_| {
-                ProviderError::plugin_fault(format!(
-                    "the query parameter `{name}` does not fit in the plugin's URL"
-                ))
-            })?;
-        }
+        // The cached URL as it is, or a copy of it with the key in its query.
+        let (url, uri) = match (&provider.api_key, provider.plugin.auth()) {
+            (Some(key), AuthScheme::Query { name }) => {
+                let (url, uri) = with_query_key(&parsed.url, name, key.expose()).map_err(|_| {
+                    ProviderError::plugin_fault(format!(
+                        "the query parameter `{name}` does not fit in the plugin's URL"
+                    ))
+                })?;
+                (std::borrow::Cow::Owned(url), uri)
+            }
+            _ => (std::borrow::Cow::Borrowed(&parsed.url), parsed.uri.clone()),
+        };
         let client = match policy {
             Policy::PublicOnly => &self.public_only,
             Policy::AllowPrivate => &self.allow_private,
         };
-        let redactor = redactor_for(provider);
+        // The raw log's record of the request, and what it must hide of the response's
+        // (built only when the log is on: the key's encodings cost a few allocations).
         let exchange = self.raw.as_ref().map(|log| {
+            let redactor = redactor_for(provider);
             let id = RawLog::exchange();
             let mut headers = http.headers.clone();
             match (provider.plugin.auth(), &provider.api_key) {
@@ -248,7 +279,7 @@ impl Transport {
             record.method = Some(http.method.clone());
             record.url = Some(redactor.redact(url.as_str()));
             log.emit(&record);
-            id
+            (id, redactor)
         });
         let plain_http = url.scheme() == "http";
         let mut request = Request::new(Full::new(Bytes::from(http.body)));
@@ -315,7 +346,7 @@ impl Transport {
         let body = BodyDataStream::new(response.into_body()).map_err(|e| transport_error(&e));
         let mut body: BodyStream =
             Box::pin(timed::TimedBody::new(body, self.timeouts.idle(), deadline));
-        if let (Some(log), Some(id)) = (&self.raw, exchange) {
+        if let (Some(log), Some((id, redactor))) = (&self.raw, exchange) {
             let mut record = log.record("response", &provider.name, id, &headers, &[], &redactor);
             record.status = Some(status);
             body = Box::pin(rawlog::Teed::new(body, log.clone(), record, redactor));
@@ -428,4 +459,31 @@ pub async fn read_capped(
         out.extend_from_slice(&chunk);
     }
     Ok((out, false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_query_key_is_appended_encoded_to_a_copy_and_the_cached_url_keeps_none() {
+        let cache = UrlCache::default();
+        let text = "https://generativelanguage.example/v1beta/models/m:generate?alt=sse";
+        let parsed = cache.parse(text).unwrap();
+        let (url, uri) = with_query_key(&parsed.url, "key", "sk/a b&c").unwrap();
+        assert_eq!(url.query(), Some("alt=sse&key=sk%2Fa+b%26c"));
+        assert_eq!(uri.query(), url.query());
+        assert_eq!(uri.path(), "/v1beta/models/m:generate");
+        let again = cache.parse(text).unwrap();
+        assert!(
+            Arc::ptr_eq(&parsed, &again),
+            "the second request reuses the parse"
+        );
+        assert_eq!(
+            again.uri.query(),
+            Some("alt=sse"),
+            "the key is never cached"
+        );
+        assert!(matches!(cache.parse("not a url"), Err(BadUrl::Url(_))));
+    }
 }
